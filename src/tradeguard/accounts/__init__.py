@@ -1,0 +1,1 @@
+"""Accounts, who may see them, and the guard configuration each one carries."""

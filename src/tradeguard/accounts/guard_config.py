@@ -1,0 +1,68 @@
+"""An account's guard thresholds and switches, with the rules that keep them coherent."""
+
+from __future__ import annotations
+
+from datetime import time
+from decimal import Decimal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Percent = Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False)]
+
+
+class GuardConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    drawdown_warning_pct: Percent = Decimal("15")
+    drawdown_critical_pct: Percent = Decimal("20")
+    min_equity: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal("100")
+    daily_loss_limit_pct: Percent | None = None
+    daily_loss_anchor: Literal["balance", "equity"] = "balance"
+    daily_reset_time: str = Field(default="00:00", description="HH:MM in daily_reset_tz")
+    daily_reset_tz: str = "UTC"
+    critical_confirmations: Annotated[int, Field(ge=1, le=100)] = 1
+    auto_close_drawdown: bool = True
+    auto_close_market: bool = True
+    gap_warning_pct: Percent = Decimal("5")
+    gap_critical_pct: Percent = Decimal("10")
+    spread_warning_pct: Percent = Decimal("0.5")
+    spread_critical_pct: Percent = Decimal("1")
+    stale_after_seconds: Annotated[int, Field(ge=5, le=86_400)] = 60
+    grace_seconds: Annotated[int, Field(ge=0, le=3_600)] = 30
+    match_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
+    entry_slippage_pips: Annotated[Decimal, Field(ge=0, le=10_000, allow_inf_nan=False)] = Decimal("2")
+
+    @field_validator("daily_reset_time")
+    @classmethod
+    def _is_clock_time(cls, value: str) -> str:
+        try:
+            parsed = time.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError("must be a time of day as HH:MM") from exc
+        return parsed.strftime("%H:%M")
+
+    @field_validator("daily_reset_tz")
+    @classmethod
+    def _is_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _warning_below_critical(self) -> GuardConfig:
+        pairs = (
+            ("drawdown_warning_pct", "drawdown_critical_pct"),
+            ("gap_warning_pct", "gap_critical_pct"),
+            ("spread_warning_pct", "spread_critical_pct"),
+        )
+        for warning, critical in pairs:
+            if getattr(self, warning) >= getattr(self, critical):
+                raise ValueError(f"{warning} must be below {critical}")
+        return self
+
+
+GUARD_CONFIG_FIELDS = tuple(GuardConfig.model_fields)

@@ -1,0 +1,109 @@
+"""Creating and finding accounts, with the rule that a user only ever reaches their own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradeguard.accounts.guard_config import GUARD_CONFIG_FIELDS, GuardConfig
+from tradeguard.auth.tokens import Principal
+from tradeguard.errors import InvalidInput, NotFound
+from tradeguard.store.models import Account, AccountState
+
+
+def initial_state(account_id: int) -> AccountState:
+    return AccountState(
+        account_id=account_id,
+        status="idle",
+        total_syncs=0,
+        open_positions_count=0,
+        matched_positions=0,
+        divergences_detected=0,
+        drawdown_level="normal",
+        consecutive_critical=0,
+        market_levels="{}",
+        trading_allowed=True,
+    )
+
+
+async def create_account(
+    session: AsyncSession,
+    owner: Principal,
+    *,
+    name: str,
+    broker: str | None,
+    login: str | None,
+    currency: str,
+    now: datetime,
+) -> Account:
+    account = Account(
+        owner_id=owner.user_id,
+        name=name,
+        broker=broker,
+        login=login,
+        currency=currency,
+        created_at=now,
+        **GuardConfig().model_dump(),
+    )
+    session.add(account)
+    await session.flush()
+    session.add(initial_state(account.id))
+    await session.flush()
+    return account
+
+
+async def list_accounts(
+    session: AsyncSession, principal: Principal, *, limit: int, after_id: int | None
+) -> list[Account]:
+    query = select(Account).order_by(Account.id).limit(limit)
+    if not principal.sees_every_account:
+        query = query.where(Account.owner_id == principal.user_id)
+    if after_id is not None:
+        query = query.where(Account.id > after_id)
+    return list((await session.scalars(query)).all())
+
+
+async def account_ids_of(session: AsyncSession, user_id: int) -> list[int]:
+    rows = await session.scalars(select(Account.id).where(Account.owner_id == user_id).order_by(Account.id))
+    return list(rows.all())
+
+
+async def count_accounts(session: AsyncSession, user_id: int) -> int:
+    return await session.scalar(select(func.count()).select_from(Account).where(Account.owner_id == user_id))
+
+
+async def get_visible_account(session: AsyncSession, principal: Principal, account_id: int) -> Account:
+    account = await session.get(Account, account_id)
+    if account is None or not may_see(principal, account.owner_id):
+        raise NotFound(f"account {account_id} not found")
+    return account
+
+
+def may_see(principal: Principal, owner_id: int) -> bool:
+    return principal.sees_every_account or owner_id == principal.user_id
+
+
+def guard_config_of(account: Account) -> GuardConfig:
+    return GuardConfig.model_validate({name: getattr(account, name) for name in GUARD_CONFIG_FIELDS})
+
+
+def apply_guard_config(account: Account, changes: dict) -> GuardConfig:
+    """Merge a partial update into the stored configuration and validate the whole before storing any of it."""
+    merged = guard_config_of(account).model_dump() | changes
+    try:
+        config = GuardConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise InvalidInput(_first_error(exc)) from exc
+    for name, value in config.model_dump().items():
+        setattr(account, name, value)
+    return config
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

@@ -1,0 +1,1 @@
+"""The HTTP surface: thin routers, auth dependencies, response schemas, error mapping."""

@@ -1,0 +1,1 @@
+"""Routers: parse, authorise, call one service function, return."""

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from tradeguard.accounts.service import (
+    apply_guard_config,
+    create_account,
+    get_visible_account,
+    guard_config_of,
+    list_accounts,
+)
+from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep
+from tradeguard.api.responses import model_response
+from tradeguard.api.schemas import AccountCreate, AccountList, AccountOut, GuardConfigOut, GuardConfigUpdate
+from tradeguard.cache import invalidate_account, invalidate_user
+from tradeguard.store.models import Account
+
+router = APIRouter(prefix="/accounts", tags=["accounts"])
+
+
+def _account_out(account: Account) -> AccountOut:
+    return AccountOut.model_validate(account, from_attributes=True)
+
+
+@router.post("", response_model=AccountOut, status_code=201)
+async def create(body: AccountCreate, principal: PrincipalDep, session: SessionDep, services: ServicesDep):
+    account = await create_account(
+        session,
+        principal,
+        name=body.name,
+        broker=body.broker,
+        login=body.login,
+        currency=body.currency,
+        now=datetime.now(UTC),
+    )
+    await session.commit()
+    await invalidate_user(services.cache, principal.user_id)
+    return model_response(_account_out(account), 201)
+
+
+@router.get("", response_model=AccountList)
+async def index(
+    principal: PrincipalDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[int | None, Query(ge=0, description="next_cursor of the previous page")] = None,
+):
+    accounts = await list_accounts(session, principal, limit=limit, after_id=cursor)
+    next_cursor = accounts[-1].id if len(accounts) == limit else None
+    return model_response(AccountList(accounts=[_account_out(a) for a in accounts], next_cursor=next_cursor))
+
+
+@router.get("/{account_id}/guard-config", response_model=GuardConfigOut)
+async def read_guard_config(account_id: int, principal: PrincipalDep, session: SessionDep):
+    account = await get_visible_account(session, principal, account_id)
+    return model_response(GuardConfigOut(account_id=account.id, **guard_config_of(account).model_dump()))
+
+
+@router.put("/{account_id}/guard-config", response_model=GuardConfigOut)
+async def update_guard_config(
+    account_id: int,
+    body: GuardConfigUpdate,
+    principal: PrincipalDep,
+    session: SessionDep,
+    services: ServicesDep,
+):
+    account = await get_visible_account(session, principal, account_id)
+    config = apply_guard_config(account, body.model_dump(exclude_unset=True))
+    await session.commit()
+    await invalidate_account(services.cache, account.id, account.owner_id)
+    return model_response(GuardConfigOut(account_id=account.id, **config.model_dump()))

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.responses import Response
+
+from tradeguard import __version__
+from tradeguard.api.deps import ServicesDep
+from tradeguard.api.responses import model_response
+from tradeguard.api.schemas import ComponentCheck, Health
+
+router = APIRouter()
+
+
+@router.get("/api/v1/trading/health", response_model=Health, tags=["health"])
+async def health(services: ServicesDep):
+    """Public: no token. The database down makes the service unhealthy (503); the cache down only degraded."""
+    database = await _check_database(services)
+    cache_up = await services.cache.healthy()
+    cache = ComponentCheck(status="ok" if cache_up else "down", backend=services.cache.backend)
+    if database.status == "down":
+        status, code = "unhealthy", 503
+    else:
+        status, code = ("healthy" if cache_up else "degraded"), 200
+    body = Health(
+        status=status,
+        timestamp=datetime.now(UTC),
+        version=__version__,
+        checks={"database": database, "cache": cache},
+    )
+    return model_response(body, code)
+
+
+async def _check_database(services: ServicesDep) -> ComponentCheck:
+    backend = services.engine.dialect.name
+    started = time.perf_counter()
+    try:
+        async with services.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means the database is not usable
+        return ComponentCheck(status="down", backend=backend, detail=type(exc).__name__)
+    return ComponentCheck(
+        status="ok", backend=backend, latency_ms=round((time.perf_counter() - started) * 1000, 3)
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics():
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

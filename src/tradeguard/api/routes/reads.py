@@ -1,0 +1,108 @@
+"""The cached read endpoints: reconciliation, positions, guards, alerts, equity."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from tradeguard.api.deps import PrincipalDep, ReadsDep
+from tradeguard.api.responses import JSONBytes
+from tradeguard.api.schemas import (
+    AlertPage,
+    EquitySeries,
+    GuardStatus,
+    OpenPositions,
+    PositionOut,
+    ReconciliationLogPage,
+    ReconciliationStatus,
+)
+
+router = APIRouter(tags=["reads"])
+
+AccountId = Annotated[
+    int | None,
+    Query(ge=1, description="One account; without it, all the caller's own accounts together."),
+]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[int | None, Query(ge=1, description="next_cursor of the previous page")]
+NOT_FOUND = {404: {"description": "no such resource visible to the caller"}}
+
+
+@router.get("/reconciliation/status", response_model=ReconciliationStatus, responses=NOT_FOUND)
+async def reconciliation_status(principal: PrincipalDep, reads: ReadsDep, account_id: AccountId = None):
+    return JSONBytes(await reads.reconciliation_status(principal, account_id))
+
+
+@router.get("/reconciliation/logs", response_model=ReconciliationLogPage, responses=NOT_FOUND)
+async def reconciliation_logs(
+    principal: PrincipalDep,
+    reads: ReadsDep,
+    account_id: AccountId = None,
+    event_type: Annotated[str | None, Query(max_length=32)] = None,
+    reason: Annotated[str | None, Query(max_length=64)] = None,
+    symbol: Annotated[str | None, Query(max_length=32)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+):
+    body = await reads.reconciliation_logs(
+        principal,
+        account_id,
+        limit=limit,
+        cursor=cursor,
+        event_type=event_type,
+        reason=reason,
+        symbol=symbol,
+        since=since,
+        until=until,
+    )
+    return JSONBytes(body)
+
+
+@router.get("/positions/open", response_model=OpenPositions, responses=NOT_FOUND)
+async def open_positions(
+    principal: PrincipalDep,
+    reads: ReadsDep,
+    account_id: AccountId = None,
+    symbol: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+):
+    return JSONBytes(await reads.open_positions(principal, account_id, symbol))
+
+
+@router.get("/positions/{position_id}", response_model=PositionOut, responses=NOT_FOUND)
+async def position(position_id: int, principal: PrincipalDep, reads: ReadsDep):
+    return JSONBytes(await reads.position(principal, position_id))
+
+
+@router.get("/guards/status", response_model=GuardStatus, responses=NOT_FOUND)
+async def guard_status(principal: PrincipalDep, reads: ReadsDep, account_id: AccountId = None):
+    return JSONBytes(await reads.guard_status(principal, account_id))
+
+
+@router.get("/alerts", response_model=AlertPage, responses=NOT_FOUND)
+async def alerts(
+    principal: PrincipalDep,
+    reads: ReadsDep,
+    account_id: AccountId = None,
+    level: Literal["info", "warning", "critical"] | None = None,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+):
+    body = await reads.alerts(principal, account_id, limit=limit, cursor=cursor, level=level, kind=kind)
+    return JSONBytes(body)
+
+
+@router.get("/accounts/{account_id}/equity", response_model=EquitySeries, responses=NOT_FOUND)
+async def equity(
+    account_id: int,
+    principal: PrincipalDep,
+    reads: ReadsDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+):
+    return JSONBytes(await reads.equity(principal, account_id, since=since, until=until, limit=limit))

@@ -1,0 +1,225 @@
+"""Request and response bodies of the public API (v1), with the older platform's field names."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, create_model
+
+from tradeguard.accounts.guard_config import GuardConfig
+
+# Exact inside; a JSON number at the edge, printed with the stored decimal digits.
+Number = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+
+SyncStatus = Literal["healthy", "warning", "idle", "error"]
+GuardLevelName = Literal["normal", "warning", "critical"]
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class Me(BaseModel):
+    id: int
+    email: str
+    role: str
+    created_at: datetime
+
+
+class AccountCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=120)
+    broker: str | None = Field(default=None, max_length=120)
+    login: str | None = Field(default=None, max_length=64)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3,6}$")
+
+
+class AccountOut(BaseModel):
+    id: int
+    owner_id: int
+    name: str
+    broker: str | None
+    login: str | None
+    currency: str
+    created_at: datetime
+
+
+class AccountList(BaseModel):
+    accounts: list[AccountOut]
+    next_cursor: int | None
+
+
+class GuardConfigOut(GuardConfig):
+    model_config = ConfigDict(extra="ignore")
+
+    account_id: int
+
+
+GuardConfigUpdate = create_model(
+    "GuardConfigUpdate",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="A partial update: fields left out keep their value; the merged whole is validated.",
+    **{
+        name: (Optional[Annotated[field.annotation, *field.metadata, Field()]], None)  # noqa: UP007, UP045
+        for name, field in GuardConfig.model_fields.items()
+    },
+)
+
+
+class ReconciliationEventOut(BaseModel):
+    id: int
+    account_id: int
+    created_at: datetime
+    event_type: str
+    reason: str | None
+    symbol: str | None
+    ticket: str | None
+    trade_id: str | None
+    message: str
+    details: dict
+
+
+class ReconciliationStatus(BaseModel):
+    user_id: int
+    account_id: int | None
+    status: SyncStatus
+    last_sync_at: datetime | None
+    total_syncs: int
+    last_sync_duration_ms: Number | None
+    open_positions_count: int
+    matched_positions: int
+    divergences_detected: int
+    recent_events: list[ReconciliationEventOut]
+    error_message: str | None
+
+
+class ReconciliationLogPage(BaseModel):
+    user_id: int
+    account_id: int | None
+    events: list[ReconciliationEventOut]
+    next_cursor: int | None
+
+
+class PositionOut(BaseModel):
+    position_id: int
+    account_id: int
+    ticket: str
+    symbol: str
+    direction: Literal["buy", "sell"]
+    volume: Number
+    entry_price: Number
+    entry_time: datetime
+    current_price: Number
+    unrealized_pnl: Number
+    unrealized_pnl_pct: Number
+    take_profit: Number | None
+    stop_loss: Number | None
+    status: Literal["open"]
+    matched_with_bot: bool
+    divergence: str | None
+    last_updated_at: datetime
+
+
+class OpenPositions(BaseModel):
+    user_id: int
+    account_id: int | None
+    total_positions: int
+    total_unrealized_pnl: Number
+    total_unrealized_pnl_pct: Number
+    positions: list[PositionOut]
+    last_updated_at: datetime | None
+
+
+class DrawdownGuardOut(BaseModel):
+    account_id: int | None
+    current_equity: Number | None
+    current_balance: Number | None
+    peak_equity: Number | None
+    current_drawdown_pct: Number
+    alert_type: GuardLevelName
+    alert_threshold_pct: Number
+    warning_threshold_pct: Number
+    critical_threshold_pct: Number
+    min_equity: Number
+    auto_close: bool
+    should_close_all: bool
+    trading_allowed: bool
+    halted_at: datetime | None
+    halt_reason: str | None
+
+
+class MarketGuardAlert(BaseModel):
+    account_id: int
+    symbol: str
+    alert_type: GuardLevelName
+    gap_pct: Number | None
+    spread_pct: Number | None
+    should_close_positions: bool
+
+
+class GuardStatus(BaseModel):
+    user_id: int
+    account_id: int | None
+    system_status: GuardLevelName
+    trading_allowed: bool
+    drawdown_guard: DrawdownGuardOut
+    market_guard_alerts: list[MarketGuardAlert]
+    any_positions_should_close: bool
+    last_evaluated_at: datetime | None
+
+
+class AlertOut(BaseModel):
+    id: int
+    account_id: int
+    created_at: datetime
+    kind: str
+    level: str
+    symbol: str | None
+    message: str
+    details: dict
+
+
+class AlertPage(BaseModel):
+    user_id: int
+    account_id: int | None
+    alerts: list[AlertOut]
+    next_cursor: int | None
+
+
+class EquityPoint(BaseModel):
+    taken_at: datetime
+    balance: Number
+    equity: Number
+    peak_equity: Number
+    drawdown_pct: Number
+
+
+class EquitySeries(BaseModel):
+    account_id: int
+    warning_threshold_pct: Number
+    critical_threshold_pct: Number
+    points: list[EquityPoint]
+
+
+class ComponentCheck(BaseModel):
+    status: Literal["ok", "down"]
+    backend: str
+    latency_ms: float | None = None
+    detail: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    timestamp: datetime
+    service: Literal["trading-api"] = "trading-api"
+    version: str
+    checks: dict[str, ComponentCheck]
+
+
+class ErrorBody(BaseModel):
+    detail: str

@@ -1,0 +1,1 @@
+"""Who is calling: password hashing, JWT access tokens and users."""

@@ -1,0 +1,22 @@
+"""The read-model cache: serialized responses per (account, view, parameters), invalidated per account.
+
+Every write path calls `ResponseCache.invalidate` through `invalidate_account` in this package;
+nothing else drops entries, and nothing on the hot path lists keys.
+"""
+
+from tradeguard.cache.base import CacheLookup, ResponseCache, account_scope, user_scope
+from tradeguard.cache.memory import MemoryCache
+from tradeguard.cache.read_through import invalidate_account, invalidate_user, read_through
+from tradeguard.cache.redis import RedisCache
+
+__all__ = [
+    "CacheLookup",
+    "MemoryCache",
+    "RedisCache",
+    "ResponseCache",
+    "account_scope",
+    "invalidate_account",
+    "invalidate_user",
+    "read_through",
+    "user_scope",
+]

@@ -1,0 +1,207 @@
+"""Market guard: per symbol, price gaps between consecutive quotes and wide spreads.
+
+The shell keeps one `SymbolMarketState` per symbol of an account (keyed by the
+symbol exactly as the bridge quotes it, which is also how its positions name it),
+passes them in with a snapshot's quotes and persists `decision.next_state`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from types import MappingProxyType
+
+from tradeguard.domain.guards.levels import GuardLevel, InvalidGuardSettings, worst
+from tradeguard.domain.model import Quote
+
+_HUNDRED = Decimal(100)
+_PCT_PLACES = Decimal("0.0001")
+
+
+class ImpossibleQuote(ValueError):
+    """A quote no market can produce; ingest validation should have rejected it already."""
+
+    def __init__(self, symbol: str, problem: str) -> None:
+        super().__init__(f"impossible quote for {symbol}: {problem}")
+        self.symbol = symbol
+
+
+class MarketReason(enum.StrEnum):
+    GAP_WARNING = "gap_warning"
+    GAP_CRITICAL = "gap_critical"
+    SPREAD_WARNING = "spread_warning"
+    SPREAD_CRITICAL = "spread_critical"
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSettings:
+    """Thresholds in percent. A gap warns at >= gap_warning_pct; a spread warns only when
+    strictly wider than spread_warning_pct; both are critical at >= their critical value."""
+
+    gap_warning_pct: Decimal = Decimal(5)
+    gap_critical_pct: Decimal = Decimal(10)
+    spread_warning_pct: Decimal = Decimal("0.5")
+    spread_critical_pct: Decimal = Decimal(1)
+    auto_close: bool = True
+
+    def __post_init__(self) -> None:
+        for name in (
+            "gap_warning_pct",
+            "gap_critical_pct",
+            "spread_warning_pct",
+            "spread_critical_pct",
+        ):
+            if isinstance(getattr(self, name), float):
+                raise InvalidGuardSettings(f"{name} must be a Decimal, not a float")
+        if not 0 < self.gap_warning_pct < self.gap_critical_pct:
+            raise InvalidGuardSettings(
+                "gap thresholds must satisfy 0 < gap_warning_pct < gap_critical_pct, "
+                f"got {self.gap_warning_pct} and {self.gap_critical_pct}"
+            )
+        if not 0 < self.spread_warning_pct < self.spread_critical_pct:
+            raise InvalidGuardSettings(
+                "spread thresholds must satisfy 0 < spread_warning_pct < spread_critical_pct, "
+                f"got {self.spread_warning_pct} and {self.spread_critical_pct}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolMarketState:
+    """What the shell persists per symbol: the last mid price and the level last reported."""
+
+    mid: Decimal
+    level: GuardLevel = GuardLevel.NORMAL
+
+    def __post_init__(self) -> None:
+        if self.mid <= 0:
+            raise ValueError(f"a persisted mid price must be positive, got {self.mid}")
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolCondition:
+    """The verdict on one symbol's quote. `gap_pct` is None on the symbol's first quote."""
+
+    symbol: str
+    mid: Decimal
+    gap_pct: Decimal | None
+    spread_pct: Decimal
+    level: GuardLevel
+    previous_level: GuardLevel
+    reasons: tuple[MarketReason, ...]
+    message: str
+
+    @property
+    def level_changed(self) -> bool:
+        return self.level is not self.previous_level
+
+    @property
+    def should_alert(self) -> bool:
+        return self.level_changed
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDecision:
+    """The market guard's verdict on one snapshot's quotes.
+
+    `conditions` has one entry per quoted symbol, in quote order. `next_state` holds
+    every symbol ever seen, those not quoted this time unchanged.
+    `symbols_to_close` lists every CRITICAL symbol while auto-close is on, on every
+    snapshot it stays critical; the shell keeps one live close command per position.
+    """
+
+    conditions: tuple[SymbolCondition, ...]
+    symbols_to_close: tuple[str, ...]
+    next_state: Mapping[str, SymbolMarketState]
+
+    @property
+    def level(self) -> GuardLevel:
+        return worst(condition.level for condition in self.conditions)
+
+    @property
+    def alerts(self) -> tuple[SymbolCondition, ...]:
+        return tuple(condition for condition in self.conditions if condition.should_alert)
+
+
+def evaluate_market(
+    quotes: Sequence[Quote],
+    previous: Mapping[str, SymbolMarketState],
+    settings: MarketSettings,
+) -> MarketDecision:
+    """Judge a snapshot's quotes against each symbol's previous mid price and level.
+
+    gap % = |mid − previous mid| / previous mid × 100, with mid = (bid + ask) / 2;
+    spread % = (ask − bid) / bid × 100; both rounded to 4 places before comparing, so
+    the number shown never contradicts the level. Raises ImpossibleQuote for ask < bid,
+    a non-positive price, or a symbol quoted twice in one snapshot.
+    """
+    seen: set[str] = set()
+    conditions = []
+    next_state = dict(previous)
+    for quote in quotes:
+        _check_possible(quote)
+        if quote.symbol in seen:
+            raise ImpossibleQuote(quote.symbol, "quoted more than once in one snapshot")
+        seen.add(quote.symbol)
+        condition = _evaluate_quote(quote, previous.get(quote.symbol), settings)
+        conditions.append(condition)
+        next_state[quote.symbol] = SymbolMarketState(mid=condition.mid, level=condition.level)
+    symbols_to_close = ()
+    if settings.auto_close:
+        symbols_to_close = tuple(
+            condition.symbol for condition in conditions if condition.level is GuardLevel.CRITICAL
+        )
+    return MarketDecision(
+        conditions=tuple(conditions),
+        symbols_to_close=symbols_to_close,
+        next_state=MappingProxyType(next_state),
+    )
+
+
+def _check_possible(quote: Quote) -> None:
+    if quote.bid <= 0 or quote.ask <= 0:
+        raise ImpossibleQuote(quote.symbol, f"non-positive price (bid {quote.bid}, ask {quote.ask})")
+    if quote.ask < quote.bid:
+        raise ImpossibleQuote(quote.symbol, f"ask {quote.ask} below bid {quote.bid}")
+
+
+def _evaluate_quote(
+    quote: Quote, previous: SymbolMarketState | None, settings: MarketSettings
+) -> SymbolCondition:
+    mid = (quote.bid + quote.ask) / 2
+    spread = _pct(quote.ask - quote.bid, quote.bid)
+    gap = None if previous is None else _pct(abs(mid - previous.mid), previous.mid)
+
+    found: list[tuple[MarketReason, GuardLevel, str]] = []
+    if gap is not None:
+        reference = f"gap {gap:.2f}% from previous mid {previous.mid}"
+        if gap >= settings.gap_critical_pct:
+            found.append((MarketReason.GAP_CRITICAL, GuardLevel.CRITICAL, reference))
+        elif gap >= settings.gap_warning_pct:
+            found.append((MarketReason.GAP_WARNING, GuardLevel.WARNING, reference))
+    if spread >= settings.spread_critical_pct:
+        found.append((MarketReason.SPREAD_CRITICAL, GuardLevel.CRITICAL, f"spread {spread:.2f}%"))
+    elif spread > settings.spread_warning_pct:
+        found.append((MarketReason.SPREAD_WARNING, GuardLevel.WARNING, f"spread {spread:.2f}%"))
+
+    level = worst(level for _, level, _ in found)
+    previous_level = GuardLevel.NORMAL if previous is None else previous.level
+    head = f"{quote.symbol} market {level.value}"
+    if level is not previous_level:
+        head += f" (was {previous_level.value})"
+    details = [detail for _, _, detail in found] or [f"mid {mid}, spread {spread:.2f}%"]
+    return SymbolCondition(
+        symbol=quote.symbol,
+        mid=mid,
+        gap_pct=gap,
+        spread_pct=spread,
+        level=level,
+        previous_level=previous_level,
+        reasons=tuple(reason for reason, _, _ in found),
+        message=f"{head}: " + "; ".join(details),
+    )
+
+
+def _pct(part: Decimal, whole: Decimal) -> Decimal:
+    return (part / whole * _HUNDRED).quantize(_PCT_PLACES)

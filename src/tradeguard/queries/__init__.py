@@ -1,0 +1,1 @@
+"""Read models: the queries behind every read endpoint, served through the cache."""

@@ -1,0 +1,196 @@
+"""Serves every read: authorises the account, answers from the cache, builds from the database on a miss.
+
+Without `account_id` a read covers all the caller's own accounts (an admin's too: the accounts they
+own, not the whole platform's) and is cached under the caller's scope; with one, it is cached under
+that account's scope. Both scopes are dropped by `invalidate_account` on every write to the account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from urllib.parse import urlencode
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tradeguard.accounts.service import account_ids_of, may_see
+from tradeguard.api.schemas import (
+    AlertPage,
+    EquitySeries,
+    GuardStatus,
+    OpenPositions,
+    ReconciliationLogPage,
+    ReconciliationStatus,
+)
+from tradeguard.auth.tokens import Principal
+from tradeguard.cache import ResponseCache, account_scope, read_through, user_scope
+from tradeguard.errors import NotFound
+from tradeguard.queries.guards import guard_status_fields
+from tradeguard.queries.history import alerts_page, equity_points
+from tradeguard.queries.positions import find_position, open_positions_fields, position_out
+from tradeguard.queries.reconciliation import log_events, status_fields
+from tradeguard.store.models import Account
+
+Build = Callable[[AsyncSession, list[int]], Awaitable[BaseModel]]
+
+_MAX_REMEMBERED_OWNERS = 200_000
+
+
+class ReadService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], cache: ResponseCache) -> None:
+        self._sessions = sessions
+        self._cache = cache
+        # An account never changes owner, so who owns it can be remembered for the life of the process.
+        self._owners: dict[int, int] = {}
+
+    async def owner_of(self, account_id: int) -> int | None:
+        owner = self._owners.get(account_id)
+        if owner is None:
+            async with self._sessions() as session:
+                owner = await session.scalar(select(Account.owner_id).where(Account.id == account_id))
+            if owner is not None:
+                if len(self._owners) >= _MAX_REMEMBERED_OWNERS:
+                    self._owners.clear()
+                self._owners[account_id] = owner
+        return owner
+
+    async def authorize(self, principal: Principal, account_id: int) -> None:
+        owner = await self.owner_of(account_id)
+        if owner is None or not may_see(principal, owner):
+            raise NotFound(f"account {account_id} not found")
+
+    async def _cached(
+        self, principal: Principal, account_id: int | None, view: str, params: dict, build: Build
+    ) -> bytes:
+        if account_id is not None:
+            await self.authorize(principal, account_id)
+            scope = account_scope(account_id)
+        else:
+            scope = user_scope(principal.user_id)
+        present = {name: _param_text(value) for name, value in params.items() if value is not None}
+        field = f"{view}:{principal.user_id}?{urlencode(sorted(present.items()))}"
+
+        async def build_body() -> bytes:
+            async with self._sessions() as session:
+                if account_id is not None:
+                    account_ids = [account_id]
+                else:
+                    account_ids = await account_ids_of(session, principal.user_id)
+                model = await build(session, account_ids)
+            return model.__pydantic_serializer__.to_json(model)
+
+        return await read_through(self._cache, scope, view, field, build_body)
+
+    async def reconciliation_status(self, principal: Principal, account_id: int | None) -> bytes:
+        async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
+            fields = await status_fields(session, account_ids)
+            return ReconciliationStatus(user_id=principal.user_id, account_id=account_id, **fields)
+
+        return await self._cached(principal, account_id, "reconciliation_status", {}, build)
+
+    async def reconciliation_logs(
+        self,
+        principal: Principal,
+        account_id: int | None,
+        *,
+        limit: int,
+        cursor: int | None,
+        event_type: str | None,
+        reason: str | None,
+        symbol: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> bytes:
+        filters = {
+            "event_type": event_type,
+            "reason": reason,
+            "symbol": symbol,
+            "since": since,
+            "until": until,
+        }
+
+        async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
+            events = await log_events(session, account_ids, limit=limit, before_id=cursor, **filters)
+            return ReconciliationLogPage(
+                user_id=principal.user_id,
+                account_id=account_id,
+                events=events,
+                next_cursor=events[-1].id if len(events) == limit else None,
+            )
+
+        params = {"limit": limit, "cursor": cursor, **filters}
+        return await self._cached(principal, account_id, "reconciliation_logs", params, build)
+
+    async def open_positions(self, principal: Principal, account_id: int | None, symbol: str | None) -> bytes:
+        async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
+            fields = await open_positions_fields(session, account_ids, symbol)
+            return OpenPositions(user_id=principal.user_id, account_id=account_id, **fields)
+
+        return await self._cached(principal, account_id, "open_positions", {"symbol": symbol}, build)
+
+    async def position(self, principal: Principal, position_id: int) -> bytes:
+        async with self._sessions() as session:
+            row = await find_position(session, position_id)
+        if row is None or not may_see(principal, await self.owner_of(row.account_id)):
+            raise NotFound(f"position {position_id} not found")
+        model = position_out(row)
+        return model.__pydantic_serializer__.to_json(model)
+
+    async def guard_status(self, principal: Principal, account_id: int | None) -> bytes:
+        async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
+            fields = await guard_status_fields(session, account_ids)
+            return GuardStatus(user_id=principal.user_id, account_id=account_id, **fields)
+
+        return await self._cached(principal, account_id, "guard_status", {}, build)
+
+    async def alerts(
+        self,
+        principal: Principal,
+        account_id: int | None,
+        *,
+        limit: int,
+        cursor: int | None,
+        level: str | None,
+        kind: str | None,
+    ) -> bytes:
+        async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
+            alerts = await alerts_page(
+                session, account_ids, limit=limit, before_id=cursor, level=level, kind=kind
+            )
+            return AlertPage(
+                user_id=principal.user_id,
+                account_id=account_id,
+                alerts=alerts,
+                next_cursor=alerts[-1].id if len(alerts) == limit else None,
+            )
+
+        params = {"limit": limit, "cursor": cursor, "level": level, "kind": kind}
+        return await self._cached(principal, account_id, "alerts", params, build)
+
+    async def equity(
+        self,
+        principal: Principal,
+        account_id: int,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> bytes:
+        async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
+            account = await session.get(Account, account_id)
+            points = await equity_points(session, account_id, since=since, until=until, limit=limit)
+            return EquitySeries(
+                account_id=account_id,
+                warning_threshold_pct=account.drawdown_warning_pct,
+                critical_threshold_pct=account.drawdown_critical_pct,
+                points=points,
+            )
+
+        params = {"since": since, "until": until, "limit": limit}
+        return await self._cached(principal, account_id, "equity", params, build)
+
+
+def _param_text(value) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)

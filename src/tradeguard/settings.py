@@ -1,0 +1,56 @@
+"""Settings from `TRADEGUARD_*` environment variables; with none set, tradeguard runs embedded."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRADEGUARD_", extra="ignore")
+
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy async URL; empty means a SQLite file under data_dir.",
+    )
+    redis_url: str = Field(default="", description="Redis URL; empty means the in-process cache.")
+    data_dir: Path = DEFAULT_DATA_DIR
+    jwt_secret: str = Field(default="", description="HS256 key; empty means one kept in data_dir.")
+    jwt_expires_seconds: int = Field(default=3600, gt=0)
+    cache_ttl_seconds: float = Field(default=5.0, gt=0)
+    cache_max_entries: int = Field(default=100_000, gt=0)
+    redis_timeout_seconds: float = Field(default=0.25, gt=0)
+    redis_retry_seconds: float = Field(default=1.0, gt=0)
+    db_pool_size: int = Field(default=10, gt=0)
+    db_max_overflow: int = Field(default=20, ge=0)
+    auto_migrate: bool = Field(default=True, description="Upgrade the schema when serving starts.")
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'tradeguard.db'}"
+
+    def resolved_jwt_secret(self) -> str:
+        """An embedded install keeps a generated key on disk so tokens survive a restart."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        key_file = self.data_dir / "jwt.key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        key_file.write_text(key)
+        key_file.chmod(0o600)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
