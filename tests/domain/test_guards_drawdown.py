@@ -20,6 +20,7 @@ from tradeguard.domain.guards import (
     evaluate_drawdown,
     rearm,
     trading_day_start,
+    worst,
 )
 
 D = Decimal
@@ -42,6 +43,13 @@ def evaluate(state, equity, *, balance=None, now=NOW, settings=DEFAULTS):
 def at_peak() -> DrawdownState:
     """An account first seen with 10,000 of equity: the high-water mark."""
     return evaluate(None, "10000").next_state
+
+
+def test_levels_order_by_severity_not_alphabetically():
+    assert GuardLevel.NORMAL < GuardLevel.WARNING < GuardLevel.CRITICAL
+    assert worst([GuardLevel.WARNING, GuardLevel.CRITICAL, GuardLevel.NORMAL]) is GuardLevel.CRITICAL
+    assert worst([]) is GuardLevel.NORMAL
+    assert GuardLevel.CRITICAL == "critical"
 
 
 def test_first_snapshot_sets_the_peak_and_is_normal_without_alert():

@@ -130,7 +130,7 @@ sides = st.sampled_from(Side)
 volumes = st.sampled_from([Decimal(v) for v in ("0.01", "0.05", "0.10", "0.50", "1.00")])
 pip_offsets = st.integers(-4, 4)
 open_times = st.sampled_from([seconds_ago(age) for age in (10, 40, 90, 140, 400, 800)])
-known_tickets = st.none() | st.integers(0, 9).map(lambda number: f"P{number:03d}")
+known_tickets = st.none() | st.integers(0, 5).map(lambda number: f"P{number:03d}")
 
 
 @st.composite
@@ -172,9 +172,11 @@ def mirrored_accounts(draw: st.DrawFn) -> tuple[list[ExpectedTrade], list[Broker
 
 
 @st.composite
-def positions(draw: st.DrawFn, ticket_prefix: str = "P", max_size: int = 8) -> list[BrokerPosition]:
+def positions(
+    draw: st.DrawFn, ticket_prefix: str = "P", min_size: int = 0, max_size: int = 8
+) -> list[BrokerPosition]:
     built = []
-    for index in range(draw(st.integers(0, max_size))):
+    for index in range(draw(st.integers(min_size, max_size))):
         symbol = draw(symbols)
         pip = pip_size(symbol)
         built.append(
@@ -195,11 +197,28 @@ def positions(draw: st.DrawFn, ticket_prefix: str = "P", max_size: int = 8) -> l
 
 @st.composite
 def accounts(draw: st.DrawFn) -> tuple[list[ExpectedTrade], list[BrokerPosition], PreviousSnapshot]:
-    """Arbitrary trades and positions (some agreeing, most not), and a previous snapshot
-    holding some of today's positions and some that have since closed."""
-    expected = draw(trades())
-    held = draw(positions())
-    closed_since = draw(positions(ticket_prefix="C", max_size=3))
+    """Trades and positions copied, now and then with another volume, from a few shared
+    templates, so that they often agree and often tie; a few unrelated positions; and a
+    previous snapshot holding some of today's positions and some that have since closed."""
+    templates = draw(trades().filter(bool))[:3]
+    expected = []
+    for index in range(draw(st.integers(0, 6))):
+        template = draw(st.sampled_from(templates))
+        expected.append(
+            replace(
+                template,
+                trade_id=f"T{index:03d}",
+                ticket=draw(known_tickets),
+                volume=draw(st.just(template.volume) | volumes),
+            )
+        )
+    held = []
+    for index in range(draw(st.integers(0, 6))):
+        copied = mirror(draw(st.sampled_from(templates)), f"P{index:03d}")
+        held.append(replace(copied, volume=draw(st.just(copied.volume) | volumes)))
+    held += draw(positions(ticket_prefix="Q", max_size=2))
+
+    closed_since = draw(positions(ticket_prefix="C", max_size=2))
     previously_held = draw(st.lists(st.sampled_from(held), unique_by=lambda p: p.ticket)) if held else []
     previous_tickets = [position.ticket for position in previously_held + closed_since]
     trade_ids = [trade.trade_id for trade in expected]
@@ -274,7 +293,7 @@ def test_a_broker_that_did_exactly_what_was_asked_gives_only_clean_matches(accou
     assert result.status is (ReconciliationStatus.HEALTHY if expected else ReconciliationStatus.IDLE)
 
 
-@given(mirrored_accounts(), positions(ticket_prefix="X", max_size=1).filter(bool))
+@given(mirrored_accounts(), positions(ticket_prefix="X", min_size=1, max_size=1))
 def test_one_extra_broker_position_is_exactly_one_unexpected_on_broker(account, extra):
     expected, held = account
     result = run(expected, held + extra)
@@ -485,6 +504,16 @@ def test_the_closest_volume_wins_then_the_closest_entry_price():
     result = run([trade], [far_volume, close_volume_far_price, close_volume_close_price])
 
     assert result.trade_id_by_ticket() == {"3": "T1"}
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_two_trades_naming_one_ticket_leave_it_to_the_lowest_trade_id_in_any_order(order):
+    claimants = [make_trade("T1", ticket="7"), make_trade("T2", ticket="7")][::order]
+
+    result = run(claimants, [make_position("7")])
+
+    assert result.trade_id_by_ticket() == {"7": "T1"}
+    assert [trade.trade_id for trade in result.missing] == ["T2"]
 
 
 def test_matching_is_one_to_one():

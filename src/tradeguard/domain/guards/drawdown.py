@@ -17,14 +17,14 @@ from tradeguard.domain.guards.levels import GuardLevel, InvalidGuardSettings, wo
 from tradeguard.domain.pnl import drawdown_pct
 
 
-class DailyLossAnchor(enum.StrEnum):
+class DailyLossAnchor(str, enum.Enum):
     """What the daily loss is measured from, as prop-trading firms define it."""
 
     BALANCE = "balance"
     EQUITY = "equity"
 
 
-class DrawdownReason(enum.StrEnum):
+class DrawdownReason(str, enum.Enum):
     DRAWDOWN_WARNING = "drawdown_warning"
     DRAWDOWN_CRITICAL = "drawdown_critical"
     EQUITY_BELOW_MINIMUM = "equity_below_minimum"
@@ -147,8 +147,10 @@ class DrawdownDecision:
 
 
 def trading_day_start(now: datetime, reset_time: time, tz_name: str) -> datetime:
-    """The UTC instant the trading day containing `now` began: the latest `reset_time` in `tz_name`
-    at or before `now`."""
+    """The UTC instant the trading day containing `now` began.
+
+    That is the latest `reset_time`, read as a wall-clock time in `tz_name`, at or before `now`.
+    """
     zone = ZoneInfo(tz_name)
     now_utc = _require_aware(now).astimezone(UTC)
     local_date = now_utc.astimezone(zone).date()
@@ -265,7 +267,7 @@ def _breaches(
     drawdown: Decimal,
     daily_loss: Decimal | None,
 ) -> list[tuple[DrawdownReason, GuardLevel, str]]:
-    found = []
+    found: list[tuple[DrawdownReason, GuardLevel, str]] = []
     if drawdown >= settings.critical_pct:
         found.append(
             (

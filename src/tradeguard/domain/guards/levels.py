@@ -11,7 +11,7 @@ class InvalidGuardSettings(ValueError):
     """Thresholds an owner configured that cannot work together, e.g. warning above critical."""
 
 
-class GuardLevel(enum.StrEnum):
+class GuardLevel(str, enum.Enum):
     """Ordered by severity, not alphabetically: NORMAL < WARNING < CRITICAL.
 
     The str mixin keeps the values readable in JSON and the database; the comparison

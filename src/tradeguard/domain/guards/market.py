@@ -28,7 +28,7 @@ class ImpossibleQuote(ValueError):
         self.symbol = symbol
 
 
-class MarketReason(enum.StrEnum):
+class MarketReason(str, enum.Enum):
     GAP_WARNING = "gap_warning"
     GAP_CRITICAL = "gap_critical"
     SPREAD_WARNING = "spread_warning"
@@ -137,7 +137,7 @@ def evaluate_market(
     a non-positive price, or a symbol quoted twice in one snapshot.
     """
     seen: set[str] = set()
-    conditions = []
+    conditions: list[SymbolCondition] = []
     next_state = dict(previous)
     for quote in quotes:
         _check_possible(quote)
@@ -147,7 +147,7 @@ def evaluate_market(
         condition = _evaluate_quote(quote, previous.get(quote.symbol), settings)
         conditions.append(condition)
         next_state[quote.symbol] = SymbolMarketState(mid=condition.mid, level=condition.level)
-    symbols_to_close = ()
+    symbols_to_close: tuple[str, ...] = ()
     if settings.auto_close:
         symbols_to_close = tuple(
             condition.symbol for condition in conditions if condition.level is GuardLevel.CRITICAL
@@ -171,10 +171,10 @@ def _evaluate_quote(
 ) -> SymbolCondition:
     mid = (quote.bid + quote.ask) / 2
     spread = _pct(quote.ask - quote.bid, quote.bid)
-    gap = None if previous is None else _pct(abs(mid - previous.mid), previous.mid)
-
+    gap = None
     found: list[tuple[MarketReason, GuardLevel, str]] = []
-    if gap is not None:
+    if previous is not None:
+        gap = _pct(abs(mid - previous.mid), previous.mid)
         reference = f"gap {gap:.2f}% from previous mid {previous.mid}"
         if gap >= settings.gap_critical_pct:
             found.append((MarketReason.GAP_CRITICAL, GuardLevel.CRITICAL, reference))

@@ -1,0 +1,182 @@
+"""Fixtures: the same tests run on SQLite and PostgreSQL, with the in-process cache and real Redis.
+
+PostgreSQL and Redis variants are skipped with a reason when the servers are absent, except under
+CI=true, where their absence fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradeguard.app import create_app
+from tradeguard.settings import Settings
+
+POSTGRES_HOST = os.environ.get("TRADEGUARD_TEST_PG_HOST", "127.0.0.1")
+POSTGRES_PORT = int(os.environ.get("TRADEGUARD_TEST_PG_PORT", "5432"))
+POSTGRES_ADMIN_DB = os.environ.get("TRADEGUARD_TEST_PG_DB", "test")
+POSTGRES_USER = os.environ.get("TRADEGUARD_TEST_PG_USER", "postgres")
+REDIS_URL = os.environ.get("TRADEGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{message}; CI=true requires it")
+    pytest.skip(f"{message}; set CI=true to make this a failure")
+
+
+async def _admin_connection() -> asyncpg.Connection:
+    return await asyncpg.connect(
+        host=POSTGRES_HOST, port=POSTGRES_PORT, user=POSTGRES_USER, database=POSTGRES_ADMIN_DB
+    )
+
+
+async def create_postgres_database() -> str:
+    """A throwaway database per test session, so runs never see each other's rows."""
+    name = f"tradeguard_test_{uuid.uuid4().hex[:12]}"
+    connection = await _admin_connection()
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return name
+
+
+async def drop_postgres_database(name: str) -> None:
+    connection = await _admin_connection()
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def postgres_url(name: str) -> str:
+    return f"postgresql+asyncpg://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+
+
+@pytest.fixture(scope="session")
+def postgres_user_for_tests() -> str:
+    return POSTGRES_USER
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def database_url(request, tmp_path_factory) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'tradeguard.db'}"
+        return
+    require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
+    name = await create_postgres_database()
+    try:
+        yield postgres_url(name)
+    finally:
+        await drop_postgres_database(name)
+
+
+@pytest.fixture(scope="session", params=["memory", "redis"])
+async def redis_url(request) -> AsyncIterator[str]:
+    if request.param == "memory":
+        yield ""
+        return
+    require_service("Redis", "127.0.0.1", int(REDIS_URL.split(":")[2].split("/")[0]))
+    client = aioredis.Redis.from_url(REDIS_URL)
+    await client.flushdb()
+    await client.aclose()
+    yield REDIS_URL
+
+
+def make_settings(tmp_dir: Path, database_url: str, redis_url: str = "", **overrides) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        data_dir=tmp_dir,
+        jwt_secret="test-secret-" + "x" * 32,
+        **overrides,
+    )
+
+
+@dataclass
+class Api:
+    """An app with its lifespan running and an HTTP client talking to it in-process."""
+
+    app: object
+    http: httpx.AsyncClient
+
+    @property
+    def services(self):
+        return self.app.state.services
+
+    def session(self) -> AsyncSession:
+        return self.services.sessions()
+
+
+async def start_api(settings: Settings) -> tuple[Api, object]:
+    app = create_app(settings)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tradeguard.test")
+    return Api(app=app, http=http), lifespan
+
+
+async def stop_api(api: Api, lifespan) -> None:
+    await api.http.aclose()
+    await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+async def api(database_url: str, redis_url: str, tmp_path_factory) -> AsyncIterator[Api]:
+    """One running service per (database, cache) pair; tests keep apart by creating their own users."""
+    settings = make_settings(tmp_path_factory.mktemp("data"), database_url, redis_url)
+    running, lifespan = await start_api(settings)
+    try:
+        yield running
+    finally:
+        await stop_api(running, lifespan)
+
+
+@pytest.fixture(scope="session")
+async def sqlite_api(tmp_path_factory) -> AsyncIterator[Api]:
+    """For tests whose subject is not the storage backend."""
+    data = tmp_path_factory.mktemp("sqlite-only")
+    settings = make_settings(data, f"sqlite+aiosqlite:///{data / 'tradeguard.db'}")
+    running, lifespan = await start_api(settings)
+    try:
+        yield running
+    finally:
+        await stop_api(running, lifespan)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not _reachable("127.0.0.1", port):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"nothing listening on port {port}")
+        await asyncio.sleep(0.05)
