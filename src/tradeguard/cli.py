@@ -74,7 +74,7 @@ def migrate_command(
             await engine.dispose()
 
     asyncio.run(run())
-    console.print(f"[green]database at {'down to' if down else ''} {revision}[/green]")
+    console.print(f"[green]database {'downgraded' if down else 'migrated'} to {revision}[/green]")
 
 
 @users_app.command("create")
