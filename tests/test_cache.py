@@ -24,6 +24,7 @@ from tests.conftest import (
 )
 from tests.support import sign_up, write_state
 from tradeguard.cache import MemoryCache, RedisCache
+from tradeguard.redis_client import fail_fast_redis
 
 STATUS = "/api/v1/reconciliation/status"
 
@@ -44,11 +45,9 @@ async def cache_with_clock(request) -> AsyncIterator[tuple[object, FakeClock]]:
         return
     require_service("Redis", "127.0.0.1", 6379)
     namespace = f"tg:test:{os.getpid()}:{id(clock)}:"
-    cache = RedisCache(
-        REDIS_URL, ttl_seconds=5, timeout_seconds=1, retry_seconds=1, namespace=namespace, wall_clock=clock
-    )
-    yield cache, clock
-    await cache.close()
+    client = fail_fast_redis(REDIS_URL, timeout_seconds=1)
+    yield RedisCache(client, ttl_seconds=5, retry_seconds=1, namespace=namespace, wall_clock=clock), clock
+    await client.aclose()
 
 
 async def test_a_put_after_a_miss_is_served_until_the_scope_is_invalidated(cache_with_clock):

@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from tradeguard import __version__
 from tradeguard.api.errors import install_error_handlers
 from tradeguard.api.metrics_middleware import RequestMetrics
-from tradeguard.api.routes import accounts, auth, health, reads
-from tradeguard.api.services import Services
+from tradeguard.api.openapi import install_openapi
+from tradeguard.api.routes import accounts, auth, devices, health, ingest, reads, trades
+from tradeguard.services import Services
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
 
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = Services.open(settings)
         if settings.auto_migrate:
             await migrate.upgrade(services.engine)
+        await services.load_instruments()
         app.state.services = services
         log.info(
             "tradeguard serving: database %s, cache %s", services.engine.dialect.name, services.cache.backend
@@ -42,7 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (auth.router, accounts.router, reads.router):
+    install_openapi(app)
+    for router in (auth.router, accounts.router, devices.router, trades.router, ingest.router, reads.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(health.router)
     app.add_middleware(RequestMetrics)

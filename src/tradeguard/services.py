@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tradeguard.cache import MemoryCache, RedisCache, ResponseCache
+from tradeguard.domain.instruments import InstrumentTable
+from tradeguard.ingest.devices import DeviceSecrets
+from tradeguard.ingest.nonces import DatabaseNonces, NonceStore, RedisNonces
 from tradeguard.queries.service import ReadService
+from tradeguard.redis_client import fail_fast_redis
 from tradeguard.settings import Settings
 from tradeguard.store.db import create_engine, session_factory
+from tradeguard.store.instruments import load_instrument_table
 
 
 @dataclass
@@ -18,34 +27,59 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     cache: ResponseCache
+    nonces: NonceStore
     reads: ReadService
+    device_secrets: DeviceSecrets
     jwt_secret: str
+    redis: Redis | None = None
+    write_lock: asyncio.Lock | None = None
+    instruments: InstrumentTable = field(default_factory=lambda: InstrumentTable({}))
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
         engine = create_engine(settings)
         sessions = session_factory(engine)
-        cache = build_cache(settings)
+        redis = (
+            fail_fast_redis(settings.redis_url, settings.redis_timeout_seconds)
+            if settings.redis_url
+            else None
+        )
+        if redis is not None:
+            cache: ResponseCache = RedisCache(
+                redis, ttl_seconds=settings.cache_ttl_seconds, retry_seconds=settings.redis_retry_seconds
+            )
+            nonces: NonceStore = RedisNonces(redis)
+        else:
+            cache = MemoryCache(
+                ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries
+            )
+            nonces = DatabaseNonces()
         return cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
             cache=cache,
+            nonces=nonces,
             reads=ReadService(sessions, cache),
+            device_secrets=DeviceSecrets(settings.resolved_secret_key()),
             jwt_secret=settings.resolved_jwt_secret(),
+            redis=redis,
+            # SQLite has one writer at a time, and a transaction that read before another's commit
+            # cannot write at all; the embedded mode is one process, so one lock orders its writers.
+            write_lock=asyncio.Lock() if engine.dialect.name == "sqlite" else None,
         )
+
+    @contextlib.asynccontextmanager
+    async def write_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for a read-then-write unit of work; uncommitted work is rolled back on exit."""
+        async with self.write_lock or contextlib.nullcontext(), self.sessions() as session:
+            yield session
+
+    async def load_instruments(self) -> None:
+        async with self.sessions() as session:
+            self.instruments = await load_instrument_table(session)
 
     async def close(self) -> None:
-        await self.cache.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.engine.dispose()
-
-
-def build_cache(settings: Settings) -> ResponseCache:
-    if settings.redis_url:
-        return RedisCache(
-            settings.redis_url,
-            ttl_seconds=settings.cache_ttl_seconds,
-            timeout_seconds=settings.redis_timeout_seconds,
-            retry_seconds=settings.redis_retry_seconds,
-        )
-    return MemoryCache(ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries)

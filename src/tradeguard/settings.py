@@ -6,6 +6,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -22,6 +23,10 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="", description="Redis URL; empty means the in-process cache.")
     data_dir: Path = DEFAULT_DATA_DIR
     jwt_secret: str = Field(default="", description="HS256 key; empty means one kept in data_dir.")
+    secret_key: str = Field(
+        default="",
+        description="Fernet key that encrypts device secrets at rest; empty means one kept in data_dir.",
+    )
     jwt_expires_seconds: int = Field(default=3600, gt=0)
     cache_ttl_seconds: float = Field(default=5.0, gt=0)
     cache_max_entries: int = Field(default=100_000, gt=0)
@@ -38,14 +43,18 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{self.data_dir / 'tradeguard.db'}"
 
     def resolved_jwt_secret(self) -> str:
-        """An embedded install keeps a generated key on disk so tokens survive a restart."""
-        if self.jwt_secret:
-            return self.jwt_secret
-        key_file = self.data_dir / "jwt.key"
+        return self.jwt_secret or self._kept_key("jwt.key", lambda: secrets.token_urlsafe(48))
+
+    def resolved_secret_key(self) -> str:
+        return self.secret_key or self._kept_key("secret.key", lambda: Fernet.generate_key().decode())
+
+    def _kept_key(self, file_name: str, generate) -> str:
+        """An embedded install keeps generated keys on disk, so tokens and device secrets survive a restart."""
+        key_file = self.data_dir / file_name
         if key_file.exists():
             return key_file.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
+        key = generate()
         key_file.write_text(key)
         key_file.chmod(0o600)
         return key

@@ -24,7 +24,9 @@ def initial_state(account_id: int) -> AccountState:
         divergences_detected=0,
         drawdown_level="normal",
         consecutive_critical=0,
+        open_divergences="[]",
         market_levels="{}",
+        feed_stale=False,
         trading_allowed=True,
     )
 

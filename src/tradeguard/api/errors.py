@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from tradeguard.api.responses import JSONBytes, json_response
 from tradeguard.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TradeguardError
@@ -18,17 +19,27 @@ async def _tradeguard_error(_request: Request, exc: TradeguardError) -> JSONByte
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONBytes:
+    return _unprocessable(exc.errors())
+
+
+async def _body_validation_error(_request: Request, exc: ValidationError) -> JSONBytes:
+    """Bodies parsed in code (to verify a signature first, or to keep decimals exact) are reported like
+    FastAPI's own, their locations under `body`."""
+    return _unprocessable([{**error, "loc": ("body", *error["loc"])} for error in exc.errors()])
+
+
+def _unprocessable(errors: list[dict]) -> JSONBytes:
     problems = []
-    for error in exc.errors():
+    for error in errors:
         where = ".".join(str(part) for part in error["loc"])
-        problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
-    return json_response({"detail": "; ".join(problems), "errors": _plain(exc.errors())}, 422)
-
-
-def _plain(errors: list[dict]) -> list[dict]:
-    return [{"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]} for error in errors]
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    plain = [{"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]} for error in errors]
+    return json_response({"detail": "; ".join(problems), "errors": plain}, 422)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TradeguardError, _tradeguard_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # Bodies that must be verified before they are parsed (signed bridge requests) are validated in code.
+    app.add_exception_handler(ValidationError, _body_validation_error)

@@ -223,3 +223,55 @@ class Health(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+class DeviceCreated(BaseModel):
+    device_id: str
+    account_id: int
+    secret: str = Field(
+        description="Shown this once; store it in the bridge. tradeguard cannot show it again."
+    )
+    created_at: datetime
+
+
+class DeviceOut(BaseModel):
+    device_id: str
+    account_id: int
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class DivergenceOut(BaseModel):
+    reasons: list[str]
+    trade_id: str | None
+    ticket: str | None
+    symbol: str
+    message: str
+
+
+class CommandOut(BaseModel):
+    command_id: str
+    account_id: int
+    ticket: str
+    symbol: str
+    volume: Number
+    cause: str
+    state: str
+    attempts: int
+    created_at: datetime
+
+
+class SyncSummary(BaseModel):
+    applied: bool = Field(description="false when the snapshot was not newer than the last one applied")
+    account_id: int
+    status: SyncStatus
+    total_syncs: int
+    open_positions_count: int
+    matched_positions: int
+    divergences_detected: int
+    pending_trades: int
+    divergences: list[DivergenceOut]
+    closed_on_broker: list[str] = Field(
+        description="tickets that left the broker since the previous snapshot"
+    )
+    commands: list[CommandOut]

@@ -53,7 +53,3 @@ class MemoryCache:
 
     async def healthy(self) -> bool:
         return True
-
-    async def close(self) -> None:
-        self._scopes.clear()
-        self._entries = 0

@@ -13,8 +13,6 @@ import uuid
 from collections.abc import Iterable
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from tradeguard.cache.base import CacheLookup
@@ -41,21 +39,15 @@ class RedisCache:
 
     def __init__(
         self,
-        url: str,
+        client: Redis,
         *,
         ttl_seconds: float,
-        timeout_seconds: float,
         retry_seconds: float,
         namespace: str = "tg:c:",
         clock=time.monotonic,
         wall_clock=time.time,
     ) -> None:
-        self._client = Redis.from_url(
-            url,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry=Retry(NoBackoff(), 0),
-        )
+        self._client = client
         self._put_script = self._client.register_script(_PUT_IF_EPOCH_UNCHANGED)
         self._ttl_ms = int(ttl_seconds * 1000)
         self._retry_seconds = retry_seconds
@@ -108,9 +100,6 @@ class RedisCache:
             return bool(await self._client.ping())
         except (RedisError, OSError):
             return False
-
-    async def close(self) -> None:
-        await self._client.aclose()
 
     def _fresh_payload(self, stored: bytes | None) -> bytes | None:
         if stored is None:

@@ -47,13 +47,14 @@ class Instrument:
 
 
 def normalize_symbol(symbol: str) -> str:
-    """Broker symbols carry suffixes (EURUSD.m, eurusd, EURUSD-ECN); the table keys on the bare name."""
+    """Symbols are compared and stored upper-case, without surrounding blanks."""
     return symbol.strip().upper()
 
 
-def _base_symbol(symbol: str) -> str:
+def symbol_root(symbol: str) -> str:
+    """The instrument behind a broker's symbol: EURUSD.m, EURUSD-ECN and eurusd are all EURUSD."""
     letters = []
-    for char in symbol:
+    for char in normalize_symbol(symbol):
         if char.isalnum():
             letters.append(char)
         else:
@@ -70,7 +71,7 @@ def default_instrument(symbol: str) -> Instrument:
     overridden per deployment.
     """
     name = normalize_symbol(symbol)
-    base = _base_symbol(name)
+    base = symbol_root(name)
     if base.startswith("XAU"):
         return Instrument(name, Decimal("0.01"), Decimal("100"))
     if base.startswith("XAG"):
@@ -91,7 +92,7 @@ class InstrumentTable:
 
     def get(self, symbol: str) -> Instrument:
         name = normalize_symbol(symbol)
-        found = self.overrides.get(name) or self.overrides.get(_base_symbol(name))
+        found = self.overrides.get(name) or self.overrides.get(symbol_root(name))
         if found is not None:
             return found
         return default_instrument(name)

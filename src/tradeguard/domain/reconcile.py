@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 
-from tradeguard.domain.instruments import Instrument, InstrumentTable, normalize_symbol
+from tradeguard.domain.instruments import Instrument, InstrumentTable, normalize_symbol, symbol_root
 from tradeguard.domain.model import BrokerPosition, ExpectedTrade, Side
 
 _PIPS_SHOWN = Decimal("0.1")
@@ -328,7 +328,7 @@ def _closed_on_broker(
 
 
 def _same_symbol_and_side(trade: ExpectedTrade, position: BrokerPosition) -> bool:
-    return trade.side is position.side and normalize_symbol(trade.symbol) == normalize_symbol(position.symbol)
+    return trade.side is position.side and symbol_root(trade.symbol) == symbol_root(position.symbol)
 
 
 def _pair_up(

@@ -107,7 +107,11 @@ class AccountState(Base):
     consecutive_critical: Mapped[int] = mapped_column(Integer)
     day_anchor_value: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     day_anchor_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    open_divergences: Mapped[str] = mapped_column(
+        Text, doc="JSON: the divergences of the last sync, to log changes only"
+    )
     market_levels: Mapped[str] = mapped_column(Text, doc="JSON: symbol → {mid, level, gap_pct, spread_pct}")
+    feed_stale: Mapped[bool] = mapped_column(Boolean)
     trading_allowed: Mapped[bool] = mapped_column(Boolean)
     halted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     halt_reason: Mapped[str | None] = mapped_column(Text)
@@ -279,5 +283,23 @@ class CloseCommand(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
     result: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertDelivery(Base):
+    """One alert to one notifier: retried in the background with back-off, never on the ingest path."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index("ix_alert_deliveries_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    notifier: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -12,7 +12,7 @@ from tradeguard.accounts.service import (
     guard_config_of,
     list_accounts,
 )
-from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep
+from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
 from tradeguard.api.responses import model_response
 from tradeguard.api.schemas import AccountCreate, AccountList, AccountOut, GuardConfigOut, GuardConfigUpdate
 from tradeguard.cache import invalidate_account, invalidate_user
@@ -26,7 +26,9 @@ def _account_out(account: Account) -> AccountOut:
 
 
 @router.post("", response_model=AccountOut, status_code=201)
-async def create(body: AccountCreate, principal: PrincipalDep, session: SessionDep, services: ServicesDep):
+async def create(
+    body: AccountCreate, principal: PrincipalDep, session: WriteSessionDep, services: ServicesDep
+):
     account = await create_account(
         session,
         principal,
@@ -64,7 +66,7 @@ async def update_guard_config(
     account_id: int,
     body: GuardConfigUpdate,
     principal: PrincipalDep,
-    session: SessionDep,
+    session: WriteSessionDep,
     services: ServicesDep,
 ):
     account = await get_visible_account(session, principal, account_id)

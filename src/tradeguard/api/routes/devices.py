@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Response
+
+from tradeguard.accounts.service import get_visible_account
+from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
+from tradeguard.api.responses import json_response, model_response
+from tradeguard.api.schemas import DeviceCreated, DeviceOut
+from tradeguard.ingest.devices import create_device, list_devices, revoke_device
+
+router = APIRouter(prefix="/accounts", tags=["devices"])
+
+
+@router.post("/{account_id}/devices", response_model=DeviceCreated, status_code=201)
+async def create(account_id: int, principal: PrincipalDep, session: WriteSessionDep, services: ServicesDep):
+    """Register a bridge for the account. The secret is in this response only."""
+    account = await get_visible_account(session, principal, account_id)
+    device, secret = await create_device(session, account, services.device_secrets, datetime.now(UTC))
+    await session.commit()
+    created = DeviceCreated(
+        device_id=device.device_id, account_id=account.id, secret=secret, created_at=device.created_at
+    )
+    return model_response(created, 201)
+
+
+@router.get("/{account_id}/devices", response_model=list[DeviceOut])
+async def index(account_id: int, principal: PrincipalDep, session: SessionDep):
+    account = await get_visible_account(session, principal, account_id)
+    devices = await list_devices(session, account)
+    return json_response(
+        [DeviceOut.model_validate(d, from_attributes=True).model_dump(mode="json") for d in devices]
+    )
+
+
+@router.delete("/{account_id}/devices/{device_id}", status_code=204)
+async def revoke(account_id: int, device_id: str, principal: PrincipalDep, session: WriteSessionDep):
+    """Revoke a bridge: its signatures are refused from the next request on."""
+    account = await get_visible_account(session, principal, account_id)
+    await revoke_device(session, account, device_id, datetime.now(UTC))
+    await session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,80 @@
+"""Expected trades: the platform tells an account which trades it sent, and which it closed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from tradeguard.accounts.service import get_visible_account
+from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
+from tradeguard.api.openapi import exact_json_body, raw_json_body
+from tradeguard.api.responses import model_response
+from tradeguard.api.schemas import ErrorBody
+from tradeguard.api.trade_schemas import TradeIn, TradeOut, TradePage, TradeStatus
+from tradeguard.cache import invalidate_account
+from tradeguard.ingest.trades import close_expected_trade, list_expected_trades, record_expected_trade
+from tradeguard.store.models import ExpectedTrade
+
+router = APIRouter(prefix="/accounts", tags=["trades"])
+ExactTradeIn = exact_json_body(TradeIn)
+
+NOT_FOUND = {404: {"model": ErrorBody, "description": "no such account or trade visible to the caller"}}
+
+
+def _trade_out(trade: ExpectedTrade) -> TradeOut:
+    return TradeOut.model_validate(trade, from_attributes=True)
+
+
+@router.post(
+    "/{account_id}/trades",
+    response_model=TradeOut,
+    status_code=201,
+    responses={
+        200: {"model": TradeOut, "description": "this trade_id was already recorded with the same body"},
+        409: {"model": ErrorBody, "description": "this trade_id was already recorded with a different body"},
+        **NOT_FOUND,
+    },
+    openapi_extra=raw_json_body(TradeIn),
+)
+async def record(
+    account_id: int,
+    body: ExactTradeIn,
+    principal: PrincipalDep,
+    session: WriteSessionDep,
+    services: ServicesDep,
+):
+    account = await get_visible_account(session, principal, account_id)
+    trade, created = await record_expected_trade(session, account, body, now=datetime.now(UTC))
+    await session.commit()
+    await invalidate_account(services.cache, account.id, account.owner_id)
+    return model_response(_trade_out(trade), 201 if created else 200)
+
+
+@router.post("/{account_id}/trades/{trade_id}/close", response_model=TradeOut, responses=NOT_FOUND)
+async def close(
+    account_id: int, trade_id: str, principal: PrincipalDep, session: WriteSessionDep, services: ServicesDep
+):
+    account = await get_visible_account(session, principal, account_id)
+    trade = await close_expected_trade(session, account, trade_id, now=datetime.now(UTC))
+    await session.commit()
+    await invalidate_account(services.cache, account.id, account.owner_id)
+    return model_response(_trade_out(trade))
+
+
+@router.get("/{account_id}/trades", response_model=TradePage, responses=NOT_FOUND)
+async def index(
+    account_id: int,
+    principal: PrincipalDep,
+    session: SessionDep,
+    status: TradeStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[int | None, Query(ge=1, description="next_cursor of the previous page")] = None,
+):
+    account = await get_visible_account(session, principal, account_id)
+    trades = await list_expected_trades(session, account, status=status, limit=limit, before_id=cursor)
+    next_cursor = trades[-1].id if len(trades) == limit else None
+    return model_response(
+        TradePage(account_id=account.id, trades=[_trade_out(t) for t in trades], next_cursor=next_cursor)
+    )

@@ -1,0 +1,100 @@
+"""Request and response bodies of the expected-trade endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+
+from tradeguard.api.schemas import Number
+from tradeguard.domain.instruments import normalize_symbol
+from tradeguard.domain.model import Side
+
+TradeStatus = Literal["open", "closed"]
+
+# Bounded to what the NUMERIC(28, 10) columns hold, so PostgreSQL never rounds or overflows
+# a value and the trade read back is the trade that was sent.
+PositiveDecimal = Annotated[Decimal, Field(gt=0, lt=Decimal("1e18"), decimal_places=10, allow_inf_nan=False)]
+Reference = Annotated[str | None, Field(min_length=1, max_length=64)]
+
+
+class TradeIn(BaseModel):
+    """A trade the platform sent to the account, as reconciliation will expect to find it on the broker.
+
+    `symbol` is any broker symbol of letters, digits and `._-`, stored upper-cased
+    (`normalize_symbol`). No instrument list gates it: every such symbol is known or
+    learnable, since a symbol without a per-deployment override gets the conventional pip
+    and contract size of `domain.instruments.default_instrument` (FX, JPY pairs, metals,
+    crypto, anything else 1.0).
+
+    Prices and volumes are exact decimals, as JSON numbers or numeric strings.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    trade_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    symbol: Annotated[
+        str,
+        Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$"),
+        AfterValidator(normalize_symbol),
+    ]
+    side: Side
+    volume: PositiveDecimal
+    entry_price: PositiveDecimal
+    stop_loss: PositiveDecimal | None = None
+    take_profit: PositiveDecimal | None = None
+    ticket: Reference = None
+    signal_id: Reference = None
+    approval_id: Reference = None
+    opened_at: AwareDatetime | None = Field(
+        default=None, description="With a time zone; at most 5 minutes ahead of the server's clock."
+    )
+
+    @field_validator("stop_loss", "take_profit")
+    @classmethod
+    def _protects_the_right_side_of_entry(cls, level: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        side, entry = info.data.get("side"), info.data.get("entry_price")
+        # Missing from data when invalid themselves; their own error already names them.
+        if level is None or side is None or entry is None:
+            return level
+        below_entry = (info.field_name == "stop_loss") == (side is Side.BUY)
+        if below_entry and not level < entry:
+            raise ValueError(f"must be below entry_price {entry} for a {side.value}")
+        if not below_entry and not level > entry:
+            raise ValueError(f"must be above entry_price {entry} for a {side.value}")
+        return level
+
+
+class TradeOut(BaseModel):
+    id: int
+    account_id: int
+    trade_id: str
+    symbol: str
+    side: Literal["buy", "sell"]
+    volume: Number
+    entry_price: Number
+    stop_loss: Number | None
+    take_profit: Number | None
+    ticket: str | None
+    signal_id: str | None
+    approval_id: str | None
+    opened_at: datetime | None
+    received_at: datetime
+    status: TradeStatus
+    closed_at: datetime | None
+
+
+class TradePage(BaseModel):
+    account_id: int
+    trades: list[TradeOut]
+    next_cursor: int | None

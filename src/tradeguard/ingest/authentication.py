@@ -1,0 +1,65 @@
+"""Checking a bridge's signed request: headers, clock window, device, HMAC, nonce. Every failure is 401."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradeguard.errors import NotAuthenticated
+from tradeguard.ingest.devices import DeviceIdentity, DeviceSecrets, active_device
+from tradeguard.ingest.nonces import NonceStore
+from tradeguard.ingest.signature import sign, signature_matches, timestamp_within_window
+
+_NONCE = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    method: str
+    path: str
+    """The path with its ?query when there is one, as signed."""
+    device_id: str | None
+    timestamp: str | None
+    nonce: str | None
+    signature: str | None
+    body: bytes
+
+
+async def verify_device(
+    session: AsyncSession,
+    signed: SignedRequest,
+    *,
+    device_secrets: DeviceSecrets,
+    nonces: NonceStore,
+    now: datetime,
+) -> DeviceIdentity:
+    """The device behind a correctly signed, fresh, never-seen request.
+
+    The nonce is claimed last, so a forged request cannot use up a real bridge's nonces.
+    """
+    if not (signed.device_id and signed.timestamp and signed.nonce and signed.signature):
+        raise NotAuthenticated("missing device signature headers")
+    if not signed.timestamp.isdigit() or not timestamp_within_window(int(signed.timestamp), now.timestamp()):
+        raise NotAuthenticated("timestamp missing or more than 300 s from the server's clock")
+    if not _NONCE.match(signed.nonce):
+        raise NotAuthenticated("nonce must be 8-128 characters of letters, digits and ._:-")
+    found = await active_device(session, signed.device_id)
+    if found is None:
+        raise NotAuthenticated("unknown or revoked device")
+    device, owner_id = found
+    expected = sign(
+        device_secrets.open(device.secret_ciphertext),
+        signed.method,
+        signed.path,
+        signed.timestamp,
+        signed.nonce,
+        signed.body,
+    )
+    if not signature_matches(expected, signed.signature):
+        raise NotAuthenticated("bad signature")
+    if not await nonces.claim(session, device.device_id, signed.nonce, now):
+        raise NotAuthenticated("nonce already used")
+    return DeviceIdentity(device_id=device.device_id, account_id=device.account_id, owner_id=owner_id)

@@ -1,0 +1,89 @@
+"""Bridge devices: created with a secret shown once, stored encrypted, revocable.
+
+The server must recompute each request's HMAC, so it needs the secret itself, not a hash of it:
+secrets are encrypted at rest with Fernet (AES-128-CBC + HMAC-SHA256) under the server's
+`TRADEGUARD_SECRET_KEY`. A database dump alone does not reveal them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradeguard.errors import NotFound
+from tradeguard.store.models import Account, Device
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    """A device whose signature checked out, and the account it speaks for."""
+
+    device_id: str
+    account_id: int
+    owner_id: int
+
+
+class DeviceSecrets:
+    """Encrypts new secrets and decrypts stored ones, remembering the plaintext per ciphertext."""
+
+    def __init__(self, key: str) -> None:
+        self._fernet = Fernet(key.encode())
+        self._plaintext_by_ciphertext: dict[str, str] = {}
+
+    def seal(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def open(self, ciphertext: str) -> str:
+        plaintext = self._plaintext_by_ciphertext.get(ciphertext)
+        if plaintext is None:
+            plaintext = self._fernet.decrypt(ciphertext.encode()).decode()
+            self._plaintext_by_ciphertext[ciphertext] = plaintext
+        return plaintext
+
+
+async def create_device(
+    session: AsyncSession, account: Account, device_secrets: DeviceSecrets, now: datetime
+) -> tuple[Device, str]:
+    secret = secrets.token_urlsafe(32)
+    device = Device(
+        account_id=account.id,
+        device_id=f"dev_{secrets.token_hex(8)}",
+        secret_ciphertext=device_secrets.seal(secret),
+        created_at=now,
+    )
+    session.add(device)
+    await session.flush()
+    return device, secret
+
+
+async def list_devices(session: AsyncSession, account: Account) -> list[Device]:
+    query = select(Device).where(Device.account_id == account.id).order_by(Device.id)
+    return list((await session.scalars(query)).all())
+
+
+async def revoke_device(session: AsyncSession, account: Account, device_id: str, now: datetime) -> Device:
+    device = await session.scalar(
+        select(Device).where(Device.account_id == account.id, Device.device_id == device_id)
+    )
+    if device is None:
+        raise NotFound(f"device {device_id} not found")
+    if device.revoked_at is None:
+        device.revoked_at = now
+    return device
+
+
+async def active_device(session: AsyncSession, device_id: str) -> tuple[Device, int] | None:
+    """The device and its account's owner, unless unknown or revoked."""
+    row = (
+        await session.execute(
+            select(Device, Account.owner_id)
+            .join(Account, Account.id == Device.account_id)
+            .where(Device.device_id == device_id, Device.revoked_at.is_(None))
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])

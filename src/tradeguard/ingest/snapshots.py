@@ -1,0 +1,346 @@
+"""The ingest step: a validated snapshot becomes rows, in one transaction.
+
+load state (locked) → reconcile → persist positions, snapshot, log changes, counters → commit →
+invalidate the account's cache. Nothing here decides anything: `domain.reconcile` does.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradeguard.domain import model as domain
+from tradeguard.domain.instruments import InstrumentTable
+from tradeguard.domain.pnl import drawdown_pct
+from tradeguard.domain.reconcile import PreviousSnapshot, ReconcileSettings, Reconciliation, reconcile
+from tradeguard.ingest.devices import DeviceIdentity
+from tradeguard.ingest.validation import SnapshotIn
+from tradeguard.store.models import (
+    LIVE_COMMAND_STATES,
+    Account,
+    AccountSnapshot,
+    AccountState,
+    BrokerPosition,
+    CloseCommand,
+    ExpectedTrade,
+    ReconciliationEvent,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    applied: bool
+    account_id: int
+    state: AccountState
+    reconciliation: Reconciliation | None
+    commands: list[CloseCommand]
+
+
+async def apply_snapshot(
+    session: AsyncSession,
+    device: DeviceIdentity,
+    snapshot: SnapshotIn,
+    *,
+    received_at: datetime,
+    started: float,
+    instruments: InstrumentTable,
+) -> IngestOutcome:
+    """Apply the snapshot inside the session's transaction; the caller commits and invalidates.
+
+    A snapshot not newer than the last one applied is acknowledged and changes nothing: bridges
+    retry, and networks reorder.
+    """
+    state = await session.scalar(
+        select(AccountState).where(AccountState.account_id == device.account_id).with_for_update()
+    )
+    if state.last_snapshot_taken_at is not None and snapshot.taken_at <= state.last_snapshot_taken_at:
+        return IngestOutcome(
+            False, device.account_id, state, None, await live_commands(session, device.account_id)
+        )
+
+    account = await session.get(Account, device.account_id)
+    stored_positions = {
+        row.ticket: row
+        for row in (
+            await session.scalars(select(BrokerPosition).where(BrokerPosition.account_id == account.id))
+        ).all()
+    }
+    open_trades = list(
+        (
+            await session.scalars(
+                select(ExpectedTrade).where(
+                    ExpectedTrade.account_id == account.id, ExpectedTrade.status == "open"
+                )
+            )
+        ).all()
+    )
+    positions = [position.to_domain() for position in snapshot.positions]
+    result = reconcile(
+        [expected_trade_of(row) for row in open_trades],
+        positions,
+        instruments=instruments,
+        now=min(snapshot.taken_at, received_at),
+        settings=reconcile_settings_of(account),
+        previous=PreviousSnapshot(
+            positions=tuple(broker_position_of(row) for row in stored_positions.values()),
+            trade_id_by_ticket={
+                row.ticket: row.matched_trade_id for row in stored_positions.values() if row.matched_trade_id
+            },
+        ),
+    )
+
+    await _store_positions(session, account.id, positions, stored_positions, result, snapshot.taken_at)
+    _close_expected_trades(open_trades, result, snapshot.taken_at)
+    _log_changes(session, account.id, state, stored_positions, result, received_at)
+    _record_equity(session, account.id, state, snapshot, received_at)
+
+    state.status = result.status.value
+    state.error_message = None
+    state.total_syncs += 1
+    state.last_sync_at = received_at
+    state.last_snapshot_taken_at = snapshot.taken_at
+    state.open_positions_count = result.open_positions_count
+    state.matched_positions = result.matched_positions
+    state.divergences_detected = result.divergences_detected
+    state.open_divergences = _divergence_rows_json(result)
+    state.feed_stale = False
+    await session.flush()
+    state.last_sync_duration_ms = round(_elapsed_ms(started), 3)
+    return IngestOutcome(True, account.id, state, result, await live_commands(session, account.id))
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def expected_trade_of(row: ExpectedTrade) -> domain.ExpectedTrade:
+    return domain.ExpectedTrade(
+        trade_id=row.trade_id,
+        symbol=row.symbol,
+        side=domain.Side(row.side),
+        volume=row.volume,
+        entry_price=row.entry_price,
+        received_at=row.received_at,
+        opened_at=row.opened_at,
+        stop_loss=row.stop_loss,
+        take_profit=row.take_profit,
+        ticket=row.ticket,
+    )
+
+
+def broker_position_of(row: BrokerPosition) -> domain.BrokerPosition:
+    return domain.BrokerPosition(
+        ticket=row.ticket,
+        symbol=row.symbol,
+        side=domain.Side(row.side),
+        volume=row.volume,
+        open_price=row.open_price,
+        current_price=row.current_price,
+        opened_at=row.opened_at,
+        profit=row.profit,
+        stop_loss=row.stop_loss,
+        take_profit=row.take_profit,
+        swap=row.swap,
+        commission=row.commission,
+    )
+
+
+def reconcile_settings_of(account: Account) -> ReconcileSettings:
+    return ReconcileSettings(
+        grace_seconds=account.grace_seconds,
+        match_window_seconds=account.match_window_seconds,
+        entry_slippage_pips=account.entry_slippage_pips,
+    )
+
+
+def _position_findings(result: Reconciliation) -> dict[str, tuple[str | None, str | None]]:
+    """ticket → (matched trade id, divergence reasons) for every position the broker holds."""
+    findings: dict[str, tuple[str | None, str | None]] = {}
+    for pair in result.matches:
+        reasons = ",".join(reason.value for reason in pair.reasons) or None
+        findings[pair.position.ticket] = (pair.trade.trade_id, reasons)
+    for position in result.unexpected:
+        findings[position.ticket] = (None, "unexpected_on_broker")
+    return findings
+
+
+async def _store_positions(
+    session: AsyncSession,
+    account_id: int,
+    positions: list[domain.BrokerPosition],
+    stored: dict[str, BrokerPosition],
+    result: Reconciliation,
+    taken_at: datetime,
+) -> None:
+    findings = _position_findings(result)
+    held = {position.ticket for position in positions}
+    gone = [row.id for ticket, row in stored.items() if ticket not in held]
+    if gone:
+        await session.execute(delete(BrokerPosition).where(BrokerPosition.id.in_(gone)))
+    for position in positions:
+        matched_trade_id, divergence = findings.get(position.ticket, (None, None))
+        fields = {
+            "symbol": position.symbol,
+            "side": position.side.value,
+            "volume": position.volume,
+            "open_price": position.open_price,
+            "current_price": position.current_price,
+            "stop_loss": position.stop_loss,
+            "take_profit": position.take_profit,
+            "profit": position.profit,
+            "swap": position.swap,
+            "commission": position.commission,
+            "opened_at": position.opened_at,
+            "last_updated_at": taken_at,
+            "matched_trade_id": matched_trade_id,
+            "divergence": divergence,
+        }
+        row = stored.get(position.ticket)
+        if row is None:
+            session.add(BrokerPosition(account_id=account_id, ticket=position.ticket, **fields))
+        else:
+            for name, value in fields.items():
+                setattr(row, name, value)
+
+
+def _close_expected_trades(
+    open_trades: list[ExpectedTrade], result: Reconciliation, taken_at: datetime
+) -> None:
+    """A matched position that left the broker (SL, TP, stop-out, manual close) closes its trade."""
+    closed_trade_ids = {closed.trade_id for closed in result.closed if closed.trade_id}
+    for trade in open_trades:
+        if trade.trade_id in closed_trade_ids:
+            trade.status = "closed"
+            trade.closed_at = taken_at
+
+
+def _divergence_rows(result: Reconciliation) -> list[dict]:
+    return [
+        {
+            "trade_id": divergence.trade_id,
+            "ticket": divergence.ticket,
+            "reason": reason.value,
+            "symbol": divergence.symbol,
+            "message": divergence.message,
+        }
+        for divergence in result.divergences
+        for reason in divergence.reasons
+    ]
+
+
+def _divergence_rows_json(result: Reconciliation) -> str:
+    return orjson.dumps(_divergence_rows(result)).decode()
+
+
+def _row_key(row: dict) -> tuple:
+    return row["trade_id"], row["ticket"], row["reason"]
+
+
+def _log_changes(
+    session: AsyncSession,
+    account_id: int,
+    state: AccountState,
+    stored: dict[str, BrokerPosition],
+    result: Reconciliation,
+    at: datetime,
+) -> None:
+    """Append only what changed since the previous sync: new matches, new or resolved divergences, closes."""
+    events: list[ReconciliationEvent] = []
+
+    def log(event_type: str, message: str, **fields) -> None:
+        details = fields.pop("details", {})
+        events.append(
+            ReconciliationEvent(
+                account_id=account_id,
+                created_at=at,
+                event_type=event_type,
+                message=message,
+                details=orjson.dumps(details, default=str).decode(),
+                **{"reason": None, "symbol": None, "ticket": None, "trade_id": None, **fields},
+            )
+        )
+
+    previously_matched = {
+        (row.matched_trade_id, row.ticket) for row in stored.values() if row.matched_trade_id
+    }
+    for pair in result.matches:
+        if (pair.trade.trade_id, pair.position.ticket) not in previously_matched:
+            log(
+                "matched",
+                f"trade {pair.trade.trade_id} matched broker ticket {pair.position.ticket}",
+                symbol=pair.position.symbol,
+                ticket=pair.position.ticket,
+                trade_id=pair.trade.trade_id,
+            )
+
+    before = {_row_key(row): row for row in orjson.loads(state.open_divergences)}
+    now = {_row_key(row): row for row in _divergence_rows(result)}
+    for key, row in now.items():
+        if key not in before:
+            log("divergence", row["message"], **_event_fields(row))
+    closed_tickets = {closed.ticket for closed in result.closed}
+    for key, row in before.items():
+        if key not in now and row["ticket"] not in closed_tickets:
+            log("resolved", f"resolved: {row['message']}", **_event_fields(row))
+
+    for closed in result.closed:
+        log(
+            "closed_on_broker",
+            f"{closed.symbol} {closed.side.value} {closed.volume} (ticket {closed.ticket}) closed on the broker, "
+            f"P&L {closed.net_profit}",
+            symbol=closed.symbol,
+            ticket=closed.ticket,
+            trade_id=closed.trade_id,
+            details={
+                "net_profit": closed.net_profit,
+                "last_price": closed.last_price,
+                "volume": closed.volume,
+            },
+        )
+    session.add_all(events)
+
+
+def _event_fields(row: dict) -> dict:
+    return {
+        "reason": row["reason"],
+        "symbol": row["symbol"],
+        "ticket": row["ticket"],
+        "trade_id": row["trade_id"],
+    }
+
+
+def _record_equity(
+    session: AsyncSession, account_id: int, state: AccountState, snapshot: SnapshotIn, received_at: datetime
+) -> None:
+    peak = max(state.peak_equity or snapshot.equity, snapshot.equity)
+    state.balance = snapshot.balance
+    state.equity = snapshot.equity
+    state.margin = snapshot.margin
+    state.peak_equity = peak
+    state.drawdown_pct = drawdown_pct(peak, snapshot.equity)
+    session.add(
+        AccountSnapshot(
+            account_id=account_id,
+            taken_at=snapshot.taken_at,
+            received_at=received_at,
+            balance=snapshot.balance,
+            equity=snapshot.equity,
+            margin=snapshot.margin,
+            peak_equity=peak,
+            drawdown_pct=state.drawdown_pct,
+        )
+    )
+
+
+async def live_commands(session: AsyncSession, account_id: int) -> list[CloseCommand]:
+    query = (
+        select(CloseCommand)
+        .where(CloseCommand.account_id == account_id, CloseCommand.state.in_(LIVE_COMMAND_STATES))
+        .order_by(CloseCommand.created_at, CloseCommand.id)
+    )
+    return list((await session.scalars(query)).all())

@@ -1,0 +1,130 @@
+"""The snapshot a bridge sends, validated whole before anything is stored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from tradeguard.domain.instruments import normalize_symbol
+from tradeguard.domain.model import BrokerPosition, Quote, Side
+
+MAX_POSITIONS = 1000
+MAX_QUOTES = 500
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must carry a time zone (e.g. 2026-11-25T12:00:00Z) or be unix seconds")
+    return value
+
+
+def _zero_means_none(value):
+    # MetaTrader reports "no stop loss / take profit" as 0.0.
+    return None if value in (0, "0", 0.0) else value
+
+
+Amount = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=28, decimal_places=10)]
+Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=28, decimal_places=10)]
+OptionalLevel = Annotated[Positive | None, BeforeValidator(_zero_means_none)]
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+Symbol = Annotated[
+    str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._#\-]+$"), AfterValidator(normalize_symbol)
+]
+Ticket = Annotated[
+    str,
+    BeforeValidator(lambda value: str(value) if isinstance(value, int) else value),
+    Field(min_length=1, max_length=64),
+]
+
+
+class PositionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticket: Ticket
+    symbol: Symbol
+    side: Literal["buy", "sell"]
+    volume: Positive
+    open_price: Positive
+    current_price: Positive
+    stop_loss: OptionalLevel = None
+    take_profit: OptionalLevel = None
+    profit: Amount
+    swap: Amount = Decimal(0)
+    commission: Amount = Decimal(0)
+    opened_at: AwareDatetime
+
+    def to_domain(self) -> BrokerPosition:
+        return BrokerPosition(
+            ticket=self.ticket,
+            symbol=self.symbol,
+            side=Side(self.side),
+            volume=self.volume,
+            open_price=self.open_price,
+            current_price=self.current_price,
+            opened_at=self.opened_at,
+            profit=self.profit,
+            stop_loss=self.stop_loss,
+            take_profit=self.take_profit,
+            swap=self.swap,
+            commission=self.commission,
+        )
+
+
+class QuoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: Symbol
+    bid: Positive
+    ask: Positive
+
+    @model_validator(mode="after")
+    def _ask_not_below_bid(self) -> QuoteIn:
+        if self.ask < self.bid:
+            raise ValueError(f"{self.symbol}: ask {self.ask} is below bid {self.bid}")
+        return self
+
+    def to_domain(self) -> Quote:
+        return Quote(symbol=self.symbol, bid=self.bid, ask=self.ask)
+
+
+class SnapshotIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    taken_at: AwareDatetime
+    balance: Amount
+    equity: Amount
+    margin: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=28, decimal_places=10)] | None = (
+        None
+    )
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3,6}$")] | None = None
+    positions: Annotated[list[PositionIn], Field(max_length=MAX_POSITIONS)] = []
+    quotes: Annotated[list[QuoteIn], Field(max_length=MAX_QUOTES)] = []
+
+    @model_validator(mode="after")
+    def _unique_tickets_and_symbols(self) -> SnapshotIn:
+        seen: set[str] = set()
+        for index, position in enumerate(self.positions):
+            if position.ticket in seen:
+                raise ValueError(f"positions.{index}.ticket: ticket {position.ticket} appears twice")
+            seen.add(position.ticket)
+        quoted: set[str] = set()
+        for index, quote in enumerate(self.quotes):
+            if quote.symbol in quoted:
+                raise ValueError(f"quotes.{index}.symbol: {quote.symbol} is quoted twice")
+            quoted.add(quote.symbol)
+        return self
+
+
+class AcknowledgementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["executed", "failed", "unknown"] = Field(
+        description="executed: the broker closed it; failed: the broker refused; "
+        "unknown: the outcome was lost (the next snapshot decides)"
+    )
+    detail: Annotated[str, Field(max_length=500)] | None = None
+    close_price: Positive | None = None
+    profit: Amount | None = None
