@@ -113,7 +113,7 @@ def make_settings(tmp_dir: Path, database_url: str, redis_url: str = "", **overr
         redis_url=redis_url,
         data_dir=tmp_dir,
         jwt_secret="test-secret-" + "x" * 32,
-        **overrides,
+        **{"run_worker_in_api": False, **overrides},
     )
 
 

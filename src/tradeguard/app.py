@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from contextlib import asynccontextmanager
 
@@ -15,6 +17,7 @@ from tradeguard.api.routes import accounts, auth, devices, health, ingest, reads
 from tradeguard.services import Services
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
+from tradeguard.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +32,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await migrate.upgrade(services.engine)
         await services.load_instruments()
         app.state.services = services
+        background = asyncio.create_task(Worker(services).run()) if settings.run_worker_in_api else None
         log.info(
             "tradeguard serving: database %s, cache %s", services.engine.dialect.name, services.cache.backend
         )
         try:
             yield
         finally:
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
             await services.close()
 
     app = FastAPI(

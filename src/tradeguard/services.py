@@ -6,14 +6,17 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from tradeguard.actions.guarding import GuardPolicy
 from tradeguard.cache import MemoryCache, RedisCache, ResponseCache
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.ingest.devices import DeviceSecrets
 from tradeguard.ingest.nonces import DatabaseNonces, NonceStore, RedisNonces
+from tradeguard.ingest.snapshots import IngestPolicy
 from tradeguard.queries.service import ReadService
 from tradeguard.redis_client import fail_fast_redis
 from tradeguard.settings import Settings
@@ -34,6 +37,7 @@ class Services:
     redis: Redis | None = None
     write_lock: asyncio.Lock | None = None
     instruments: InstrumentTable = field(default_factory=lambda: InstrumentTable({}))
+    alerts_raised: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -74,6 +78,19 @@ class Services:
         """A session for a read-then-write unit of work; uncommitted work is rolled back on exit."""
         async with self.write_lock or contextlib.nullcontext(), self.sessions() as session:
             yield session
+
+    def ingest_policy(self) -> IngestPolicy:
+        return IngestPolicy(
+            guards=GuardPolicy(
+                notifiers=self.settings.notifier_names(),
+                command_max_attempts=self.settings.command_max_attempts,
+            ),
+            command_timeout=timedelta(seconds=self.settings.command_timeout_seconds),
+        )
+
+    def notify_alerts_raised(self) -> None:
+        """Wake this process's alert delivery after a commit that may have stored alerts."""
+        self.alerts_raised.set()
 
     async def load_instruments(self) -> None:
         async with self.sessions() as session:

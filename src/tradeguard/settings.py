@@ -34,6 +34,27 @@ class Settings(BaseSettings):
     redis_retry_seconds: float = Field(default=1.0, gt=0)
     db_pool_size: int = Field(default=10, gt=0)
     db_max_overflow: int = Field(default=20, ge=0)
+    command_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A sent close command not acknowledged by then expires and is retried.",
+    )
+    command_max_attempts: int = Field(default=3, ge=1, le=20)
+    sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    run_worker_in_api: bool = Field(
+        default=True,
+        description="Run the sweep and alert delivery inside the API process; production runs `tradeguard worker`.",
+    )
+    webhook_url: str = Field(default="", description="Alerts are POSTed here, signed with webhook_secret.")
+    webhook_secret: str = ""
+    telegram_bot_token: str = ""
+    telegram_chat_id: str = ""
+    telegram_base_url: str = "https://api.telegram.org"
+    notify_max_attempts: int = Field(default=6, ge=1, le=50)
+    notify_backoff_seconds: float = Field(
+        default=1.0, gt=0, description="First retry delay; doubles each time."
+    )
+    notify_timeout_seconds: float = Field(default=5.0, gt=0)
     auto_migrate: bool = Field(default=True, description="Upgrade the schema when serving starts.")
     log_level: str = "INFO"
 
@@ -41,6 +62,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'tradeguard.db'}"
+
+    def notifier_names(self) -> list[str]:
+        names = []
+        if self.webhook_url:
+            names.append("webhook")
+        if self.telegram_bot_token and self.telegram_chat_id:
+            names.append("telegram")
+        return names
 
     def resolved_jwt_secret(self) -> str:
         return self.jwt_secret or self._kept_key("jwt.key", lambda: secrets.token_urlsafe(48))

@@ -71,6 +71,15 @@ GuardConfigUpdate = create_model(
 )
 
 
+class RearmRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reset_peak: bool = Field(
+        default=False,
+        description="Start a new high-water mark at the current equity instead of keeping the old peak.",
+    )
+
+
 class ReconciliationEventOut(BaseModel):
     id: int
     account_id: int
@@ -259,6 +268,11 @@ class CommandOut(BaseModel):
     state: str
     attempts: int
     created_at: datetime
+    outcome_unknown: bool
+
+
+class CommandList(BaseModel):
+    commands: list[CommandOut]
 
 
 class SyncSummary(BaseModel):

@@ -8,28 +8,36 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradeguard.actions.audit import audit_event
+from tradeguard.actions.commands import live_commands, mark_sent, settle_with_snapshot
+from tradeguard.actions.guarding import GuardOutcome, GuardPolicy, act_on_guards
 from tradeguard.domain import model as domain
 from tradeguard.domain.instruments import InstrumentTable
-from tradeguard.domain.pnl import drawdown_pct
 from tradeguard.domain.reconcile import PreviousSnapshot, ReconcileSettings, Reconciliation, reconcile
 from tradeguard.ingest.devices import DeviceIdentity
 from tradeguard.ingest.validation import SnapshotIn
 from tradeguard.store.models import (
-    LIVE_COMMAND_STATES,
     Account,
     AccountSnapshot,
     AccountState,
     BrokerPosition,
     CloseCommand,
     ExpectedTrade,
-    ReconciliationEvent,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class IngestPolicy:
+    """Deployment-wide settings the ingest step needs."""
+
+    guards: GuardPolicy
+    command_timeout: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +46,7 @@ class IngestOutcome:
     account_id: int
     state: AccountState
     reconciliation: Reconciliation | None
+    guards: GuardOutcome | None
     commands: list[CloseCommand]
 
 
@@ -49,6 +58,7 @@ async def apply_snapshot(
     received_at: datetime,
     started: float,
     instruments: InstrumentTable,
+    policy: IngestPolicy,
 ) -> IngestOutcome:
     """Apply the snapshot inside the session's transaction; the caller commits and invalidates.
 
@@ -59,9 +69,8 @@ async def apply_snapshot(
         select(AccountState).where(AccountState.account_id == device.account_id).with_for_update()
     )
     if state.last_snapshot_taken_at is not None and snapshot.taken_at <= state.last_snapshot_taken_at:
-        return IngestOutcome(
-            False, device.account_id, state, None, await live_commands(session, device.account_id)
-        )
+        commands = await _deliver_live_commands(session, device.account_id, received_at, policy)
+        return IngestOutcome(False, device.account_id, state, None, None, commands)
 
     account = await session.get(Account, device.account_id)
     stored_positions = {
@@ -97,7 +106,27 @@ async def apply_snapshot(
     await _store_positions(session, account.id, positions, stored_positions, result, snapshot.taken_at)
     _close_expected_trades(open_trades, result, snapshot.taken_at)
     _log_changes(session, account.id, state, stored_positions, result, received_at)
+    await settle_with_snapshot(
+        session,
+        account.id,
+        {position.ticket for position in positions},
+        {closed.ticket: closed for closed in result.closed},
+        received_at,
+    )
+    guards = await act_on_guards(
+        session,
+        account,
+        state,
+        equity=snapshot.equity,
+        balance=snapshot.balance,
+        positions=positions,
+        quotes=[quote.to_domain() for quote in snapshot.quotes],
+        now=snapshot.taken_at,
+        policy=policy.guards,
+    )
     _record_equity(session, account.id, state, snapshot, received_at)
+    if state.feed_stale:
+        audit_event(session, account.id, "feed_resumed", "snapshots arrive again", at=received_at)
 
     state.status = result.status.value
     state.error_message = None
@@ -109,9 +138,20 @@ async def apply_snapshot(
     state.divergences_detected = result.divergences_detected
     state.open_divergences = _divergence_rows_json(result)
     state.feed_stale = False
+    state.stale_at = received_at + timedelta(seconds=account.stale_after_seconds)
+    commands = await _deliver_live_commands(session, account.id, received_at, policy)
     await session.flush()
     state.last_sync_duration_ms = round(_elapsed_ms(started), 3)
-    return IngestOutcome(True, account.id, state, result, await live_commands(session, account.id))
+    return IngestOutcome(True, account.id, state, result, guards, commands)
+
+
+async def _deliver_live_commands(
+    session: AsyncSession, account_id: int, now: datetime, policy: IngestPolicy
+) -> list[CloseCommand]:
+    """The ingest answer carries every live command; those delivered for the first time become sent."""
+    commands = await live_commands(session, account_id)
+    mark_sent(session, commands, now=now, timeout=policy.command_timeout)
+    return commands
 
 
 def _elapsed_ms(started: float) -> float:
@@ -250,20 +290,9 @@ def _log_changes(
     at: datetime,
 ) -> None:
     """Append only what changed since the previous sync: new matches, new or resolved divergences, closes."""
-    events: list[ReconciliationEvent] = []
 
     def log(event_type: str, message: str, **fields) -> None:
-        details = fields.pop("details", {})
-        events.append(
-            ReconciliationEvent(
-                account_id=account_id,
-                created_at=at,
-                event_type=event_type,
-                message=message,
-                details=orjson.dumps(details, default=str).decode(),
-                **{"reason": None, "symbol": None, "ticket": None, "trade_id": None, **fields},
-            )
-        )
+        audit_event(session, account_id, event_type, message, at=at, **fields)
 
     previously_matched = {
         (row.matched_trade_id, row.ticket) for row in stored.values() if row.matched_trade_id
@@ -302,7 +331,6 @@ def _log_changes(
                 "volume": closed.volume,
             },
         )
-    session.add_all(events)
 
 
 def _event_fields(row: dict) -> dict:
@@ -317,12 +345,10 @@ def _event_fields(row: dict) -> dict:
 def _record_equity(
     session: AsyncSession, account_id: int, state: AccountState, snapshot: SnapshotIn, received_at: datetime
 ) -> None:
-    peak = max(state.peak_equity or snapshot.equity, snapshot.equity)
+    """The equity history; peak and drawdown are the drawdown guard's, already on the state."""
     state.balance = snapshot.balance
     state.equity = snapshot.equity
     state.margin = snapshot.margin
-    state.peak_equity = peak
-    state.drawdown_pct = drawdown_pct(peak, snapshot.equity)
     session.add(
         AccountSnapshot(
             account_id=account_id,
@@ -331,16 +357,7 @@ def _record_equity(
             balance=snapshot.balance,
             equity=snapshot.equity,
             margin=snapshot.margin,
-            peak_equity=peak,
+            peak_equity=state.peak_equity,
             drawdown_pct=state.drawdown_pct,
         )
     )
-
-
-async def live_commands(session: AsyncSession, account_id: int) -> list[CloseCommand]:
-    query = (
-        select(CloseCommand)
-        .where(CloseCommand.account_id == account_id, CloseCommand.state.in_(LIVE_COMMAND_STATES))
-        .order_by(CloseCommand.created_at, CloseCommand.id)
-    )
-    return list((await session.scalars(query)).all())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tradeguard.actions import commands
 from tradeguard.cache import invalidate_account
 from tradeguard.ingest.authentication import SignedRequest, verify_device
 from tradeguard.ingest.snapshots import IngestOutcome, apply_snapshot
-from tradeguard.ingest.validation import SnapshotIn
+from tradeguard.ingest.validation import AcknowledgementIn, SnapshotIn
 from tradeguard.services import Services
+from tradeguard.store.models import CloseCommand
 
 
 async def ingest_snapshot(
@@ -26,8 +28,43 @@ async def ingest_snapshot(
             received_at=received_at,
             started=started,
             instruments=services.instruments,
+            policy=services.ingest_policy(),
         )
         await session.commit()
     if outcome.applied:
         await invalidate_account(services.cache, device.account_id, device.owner_id)
+        services.notify_alerts_raised()
     return outcome
+
+
+async def poll_commands(services: Services, signed: SignedRequest, *, now: datetime) -> list[CloseCommand]:
+    """Every command the account's bridge has not acknowledged; delivery is at least once."""
+    async with services.write_session() as session:
+        device = await verify_device(
+            session, signed, device_secrets=services.device_secrets, nonces=services.nonces, now=now
+        )
+        live = await commands.live_commands(session, device.account_id)
+        commands.mark_sent(session, live, now=now, timeout=services.ingest_policy().command_timeout)
+        await session.commit()
+    return live
+
+
+async def acknowledge_command(
+    services: Services, signed: SignedRequest, command_id: str, *, now: datetime
+) -> CloseCommand:
+    async with services.write_session() as session:
+        device = await verify_device(
+            session, signed, device_secrets=services.device_secrets, nonces=services.nonces, now=now
+        )
+        ack = AcknowledgementIn.model_validate_json(signed.body)
+        command = await commands.acknowledge(
+            session,
+            device.account_id,
+            device.device_id,
+            command_id,
+            commands.Acknowledgement(ack.status, ack.detail, ack.close_price, ack.profit),
+            now,
+        )
+        await session.commit()
+    await invalidate_account(services.cache, device.account_id, device.owner_id)
+    return command

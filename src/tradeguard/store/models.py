@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from tradeguard.store.types import ExactDecimal, UTCDateTime
 
@@ -112,6 +112,9 @@ class AccountState(Base):
     )
     market_levels: Mapped[str] = mapped_column(Text, doc="JSON: symbol → {mid, level, gap_pct, spread_pct}")
     feed_stale: Mapped[bool] = mapped_column(Boolean)
+    stale_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, index=True, doc="when the feed goes stale if no snapshot arrives; the sweep's index"
+    )
     trading_allowed: Mapped[bool] = mapped_column(Boolean)
     halted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     halt_reason: Mapped[str | None] = mapped_column(Text)
@@ -262,6 +265,7 @@ class CloseCommand(Base):
     __tablename__ = "close_commands"
     __table_args__ = (
         Index("ix_close_commands_account_state", "account_id", "state"),
+        Index("ix_close_commands_state_expires", "state", "expires_at"),
         Index(
             "uq_close_commands_live",
             "account_id",
@@ -286,6 +290,10 @@ class CloseCommand(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    outcome_unknown: Mapped[bool] = mapped_column(Boolean, default=False)
+    confirmed_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, doc="when a snapshot first no longer held the position"
+    )
     result: Mapped[str | None] = mapped_column(Text)
 
 
@@ -303,3 +311,5 @@ class AlertDelivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    alert: Mapped[Alert] = relationship()

@@ -12,11 +12,20 @@ from tradeguard.accounts.service import (
     guard_config_of,
     list_accounts,
 )
+from tradeguard.actions.guarding import rearm_account
 from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
-from tradeguard.api.responses import model_response
-from tradeguard.api.schemas import AccountCreate, AccountList, AccountOut, GuardConfigOut, GuardConfigUpdate
+from tradeguard.api.responses import JSONBytes, model_response
+from tradeguard.api.schemas import (
+    AccountCreate,
+    AccountList,
+    AccountOut,
+    GuardConfigOut,
+    GuardConfigUpdate,
+    GuardStatus,
+    RearmRequest,
+)
 from tradeguard.cache import invalidate_account, invalidate_user
-from tradeguard.store.models import Account
+from tradeguard.store.models import Account, AccountState
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -74,3 +83,33 @@ async def update_guard_config(
     await session.commit()
     await invalidate_account(services.cache, account.id, account.owner_id)
     return model_response(GuardConfigOut(account_id=account.id, **config.model_dump()))
+
+
+@router.post(
+    "/{account_id}/guard/rearm",
+    response_model=GuardStatus,
+    responses={404: {"description": "no such account"}},
+)
+async def rearm(
+    account_id: int,
+    principal: PrincipalDep,
+    session: WriteSessionDep,
+    services: ServicesDep,
+    body: RearmRequest | None = None,
+):
+    """Let a halted account trade again (`trading_allowed: true`); audited and alerted."""
+    account = await get_visible_account(session, principal, account_id)
+    state = await session.get(AccountState, account.id, with_for_update=True)
+    rearm_account(
+        session,
+        account,
+        state,
+        by_user_id=principal.user_id,
+        reset_peak=body.reset_peak if body else False,
+        now=datetime.now(UTC),
+        policy=services.ingest_policy().guards,
+    )
+    await session.commit()
+    await invalidate_account(services.cache, account.id, account.owner_id)
+    services.notify_alerts_raised()
+    return JSONBytes(await services.reads.guard_status(principal, account.id))

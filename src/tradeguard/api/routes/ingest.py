@@ -10,12 +10,12 @@ from fastapi import APIRouter, Request
 from tradeguard.api.deps import ServicesDep
 from tradeguard.api.openapi import raw_json_body
 from tradeguard.api.responses import model_response
-from tradeguard.api.schemas import CommandOut, DivergenceOut, SyncSummary
+from tradeguard.api.schemas import CommandList, CommandOut, DivergenceOut, SyncSummary
 from tradeguard.ingest import step
 from tradeguard.ingest.authentication import SignedRequest
 from tradeguard.ingest.signature import HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from tradeguard.ingest.snapshots import IngestOutcome
-from tradeguard.ingest.validation import SnapshotIn
+from tradeguard.ingest.validation import AcknowledgementIn, SnapshotIn
 from tradeguard.store.models import CloseCommand
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
@@ -48,6 +48,7 @@ def command_out(command: CloseCommand) -> CommandOut:
         state=command.state,
         attempts=command.attempts,
         created_at=command.created_at,
+        outcome_unknown=command.outcome_unknown,
     )
 
 
@@ -90,3 +91,23 @@ async def ingest_snapshot(request: Request, services: ServicesDep):
         services, await signed_request(request), received_at=datetime.now(UTC), started=started
     )
     return model_response(sync_summary(outcome))
+
+
+@router.get("/commands", response_model=CommandList, responses=SIGNED)
+async def poll_commands(request: Request, services: ServicesDep):
+    """Every close command of the device's account not yet acknowledged. De-duplicate by command_id."""
+    live = await step.poll_commands(services, await signed_request(request), now=datetime.now(UTC))
+    return model_response(CommandList(commands=[command_out(command) for command in live]))
+
+
+@router.post(
+    "/commands/{command_id}/ack",
+    response_model=CommandOut,
+    responses={**SIGNED, 404: {"description": "no such command for this device's account"}},
+    openapi_extra=raw_json_body(AcknowledgementIn),
+)
+async def acknowledge_command(command_id: str, request: Request, services: ServicesDep):
+    command = await step.acknowledge_command(
+        services, await signed_request(request), command_id, now=datetime.now(UTC)
+    )
+    return model_response(command_out(command))

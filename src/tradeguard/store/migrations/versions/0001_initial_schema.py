@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 14:17:16.100359
+Create Date: 2026-11-25 14:26:17.962866
 """
 
 import sqlalchemy as sa
@@ -122,6 +122,7 @@ def upgrade() -> None:
         sa.Column("open_divergences", sa.Text(), nullable=False),
         sa.Column("market_levels", sa.Text(), nullable=False),
         sa.Column("feed_stale", sa.Boolean(), nullable=False),
+        sa.Column("stale_at", UTCDateTime(), nullable=True),
         sa.Column("trading_allowed", sa.Boolean(), nullable=False),
         sa.Column("halted_at", UTCDateTime(), nullable=True),
         sa.Column("halt_reason", sa.Text(), nullable=True),
@@ -131,6 +132,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("account_id", name=op.f("pk_account_states")),
     )
+    with op.batch_alter_table("account_states", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_account_states_stale_at"), ["stale_at"], unique=False)
+
     op.create_table(
         "alerts",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -190,6 +194,8 @@ def upgrade() -> None:
         sa.Column("sent_at", UTCDateTime(), nullable=True),
         sa.Column("expires_at", UTCDateTime(), nullable=True),
         sa.Column("acknowledged_by", sa.String(length=64), nullable=True),
+        sa.Column("outcome_unknown", sa.Boolean(), nullable=False),
+        sa.Column("confirmed_at", UTCDateTime(), nullable=True),
         sa.Column("result", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_close_commands_account_id_accounts")
@@ -198,6 +204,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("close_commands", schema=None) as batch_op:
         batch_op.create_index("ix_close_commands_account_state", ["account_id", "state"], unique=False)
+        batch_op.create_index("ix_close_commands_state_expires", ["state", "expires_at"], unique=False)
         batch_op.create_index(
             "uq_close_commands_live",
             ["account_id", "ticket", "cause"],
@@ -316,6 +323,7 @@ def downgrade() -> None:
             postgresql_where=sa.text("state IN ('pending', 'sent')"),
             sqlite_where=sa.text("state IN ('pending', 'sent')"),
         )
+        batch_op.drop_index("ix_close_commands_state_expires")
         batch_op.drop_index("ix_close_commands_account_state")
 
     op.drop_table("close_commands")
@@ -327,6 +335,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_alerts_account_id")
 
     op.drop_table("alerts")
+    with op.batch_alter_table("account_states", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_account_states_stale_at"))
+
     op.drop_table("account_states")
     with op.batch_alter_table("account_snapshots", schema=None) as batch_op:
         batch_op.drop_index("ix_account_snapshots_account_taken")

@@ -1,0 +1,1 @@
+"""What decisions cause: close commands, alerts and their delivery, the audit entries."""

@@ -1,0 +1,41 @@
+"""Alerts: stored with the ingest step's transaction, delivered later by the notifier loop."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradeguard.store.models import Alert, AlertDelivery
+
+
+def raise_alert(
+    session: AsyncSession,
+    account_id: int,
+    *,
+    kind: str,
+    level: str,
+    message: str,
+    now: datetime,
+    notifiers: list[str],
+    symbol: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> Alert:
+    """Store the alert and one pending delivery per notifier; sending never happens on this path."""
+    alert = Alert(
+        account_id=account_id,
+        created_at=now,
+        kind=kind,
+        level=level,
+        symbol=symbol,
+        message=message,
+        details=orjson.dumps(details or {}, default=str).decode(),
+    )
+    session.add(alert)
+    for notifier in notifiers:
+        session.add(
+            AlertDelivery(alert=alert, notifier=notifier, state="pending", attempts=0, next_attempt_at=now)
+        )
+    return alert

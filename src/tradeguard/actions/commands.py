@@ -1,0 +1,356 @@
+"""Close commands: born from guard decisions, delivered to the bridge, settled by the broker's snapshot.
+
+pending → sent → executed | failed | expired. The database allows one live (pending or sent)
+command per position and cause; a command is confirmed when a snapshot no longer holds its
+position, whatever the bridge said. An acknowledgement whose outcome is unknown is never retried
+blindly: the next snapshot decides.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradeguard.actions.audit import audit_event
+from tradeguard.domain.model import BrokerPosition
+from tradeguard.domain.reconcile import ClosedOnBroker
+from tradeguard.errors import Conflict, NotFound
+from tradeguard.store.models import LIVE_COMMAND_STATES, CloseCommand
+from tradeguard.store.models import BrokerPosition as BrokerPositionRow
+
+SETTLED_BY_SNAPSHOT_STATES = (*LIVE_COMMAND_STATES, "executed")
+
+
+@dataclass(frozen=True, slots=True)
+class CloseTarget:
+    """What a close command needs of a position."""
+
+    ticket: str
+    symbol: str
+    volume: Decimal
+
+
+def targets_of(positions: Iterable[BrokerPosition]) -> list[CloseTarget]:
+    return [CloseTarget(position.ticket, position.symbol, position.volume) for position in positions]
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    status: str
+    detail: str | None = None
+    close_price: Decimal | None = None
+    profit: Decimal | None = None
+
+
+def audit(
+    session: AsyncSession, command: CloseCommand, event_type: str, message: str, at: datetime, **details
+) -> None:
+    audit_event(
+        session,
+        command.account_id,
+        event_type,
+        message,
+        at=at,
+        reason=command.cause,
+        symbol=command.symbol,
+        ticket=command.ticket,
+        details={"command_id": command.id, **details},
+    )
+
+
+async def issue_close_commands(
+    session: AsyncSession,
+    account_id: int,
+    targets: Iterable[CloseTarget],
+    *,
+    cause: str,
+    now: datetime,
+    max_attempts: int,
+) -> list[CloseCommand]:
+    """One command per position unless one is already live for it and this cause.
+
+    Positions whose earlier commands failed or expired `max_attempts` times get no new one.
+    """
+    targets = list(targets)
+    if not targets:
+        return []
+    tickets = [target.ticket for target in targets]
+    attempts_by_ticket = dict(
+        (
+            await session.execute(
+                select(CloseCommand.ticket, func.count())
+                .where(
+                    CloseCommand.account_id == account_id,
+                    CloseCommand.cause == cause,
+                    CloseCommand.ticket.in_(tickets),
+                )
+                .group_by(CloseCommand.ticket)
+            )
+        ).all()
+    )
+    live = set(
+        (
+            await session.scalars(
+                select(CloseCommand.ticket).where(
+                    CloseCommand.account_id == account_id,
+                    CloseCommand.cause == cause,
+                    CloseCommand.ticket.in_(tickets),
+                    CloseCommand.state.in_(LIVE_COMMAND_STATES),
+                )
+            )
+        ).all()
+    )
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "account_id": account_id,
+            "ticket": target.ticket,
+            "symbol": target.symbol,
+            "volume": target.volume,
+            "cause": cause,
+            "state": "pending",
+            "attempts": attempts_by_ticket.get(target.ticket, 0) + 1,
+            "outcome_unknown": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for target in targets
+        if target.ticket not in live and attempts_by_ticket.get(target.ticket, 0) < max_attempts
+    ]
+    if not rows:
+        return []
+    return await _insert_unless_live(session, rows, now)
+
+
+async def _insert_unless_live(session: AsyncSession, rows: list[dict], now: datetime) -> list[CloseCommand]:
+    # The partial unique index decides between concurrent ingests: the loser inserts nothing.
+    insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    inserted_ids = (
+        await session.scalars(
+            insert(CloseCommand).values(rows).on_conflict_do_nothing().returning(CloseCommand.id)
+        )
+    ).all()
+    if not inserted_ids:
+        return []
+    commands = list(
+        (await session.scalars(select(CloseCommand).where(CloseCommand.id.in_(inserted_ids)))).all()
+    )
+    for command in commands:
+        audit(
+            session,
+            command,
+            "close_command",
+            f"close {command.symbol} {command.volume} (ticket {command.ticket}): {command.cause}, "
+            f"attempt {command.attempts}",
+            now,
+            state="pending",
+        )
+    return sorted(commands, key=lambda command: (command.ticket, command.id))
+
+
+async def live_commands(session: AsyncSession, account_id: int) -> list[CloseCommand]:
+    query = (
+        select(CloseCommand)
+        .where(
+            CloseCommand.account_id == account_id,
+            CloseCommand.state.in_(LIVE_COMMAND_STATES),
+            CloseCommand.outcome_unknown.is_(False),
+        )
+        .order_by(CloseCommand.created_at, CloseCommand.ticket, CloseCommand.id)
+    )
+    return list((await session.scalars(query)).all())
+
+
+def mark_sent(
+    session: AsyncSession, commands: Iterable[CloseCommand], *, now: datetime, timeout: timedelta
+) -> None:
+    """Delivered (in an ingest answer or a poll): the time-out starts at the first delivery."""
+    for command in commands:
+        if command.state == "pending":
+            command.state = "sent"
+            command.sent_at = now
+            command.expires_at = now + timeout
+            command.updated_at = now
+            audit(
+                session,
+                command,
+                "close_command",
+                f"sent to the bridge (ticket {command.ticket})",
+                now,
+                state="sent",
+            )
+
+
+async def acknowledge(
+    session: AsyncSession,
+    account_id: int,
+    device_id: str,
+    command_id: str,
+    ack: Acknowledgement,
+    now: datetime,
+) -> CloseCommand:
+    """Record the bridge's word. Only a device of the command's account may give it."""
+    command = await session.scalar(
+        select(CloseCommand).where(CloseCommand.id == command_id).with_for_update()
+    )
+    if command is None or command.account_id != account_id:
+        raise NotFound(f"command {command_id} not found")
+    if command.acknowledged_by is not None:
+        if _same_acknowledgement(command, ack):
+            return command
+        raise Conflict(f"command {command_id} was already acknowledged as {_ack_status(command)}")
+    if command.state in ("executed", "failed") and command.confirmed_at is not None:
+        return command
+    command.acknowledged_by = device_id
+    command.updated_at = now
+    command.result = orjson.dumps(
+        {"status": ack.status, "detail": ack.detail, "close_price": ack.close_price, "profit": ack.profit},
+        default=str,
+    ).decode()
+    if ack.status == "unknown":
+        command.outcome_unknown = True
+        command.expires_at = None
+    else:
+        command.state = ack.status
+    audit(
+        session,
+        command,
+        "close_command",
+        f"bridge reports {ack.status} for ticket {command.ticket}"
+        + (f": {ack.detail}" if ack.detail else ""),
+        now,
+        state=command.state,
+        acknowledged=ack.status,
+        device_id=device_id,
+    )
+    return command
+
+
+def _ack_status(command: CloseCommand) -> str:
+    return orjson.loads(command.result or "{}").get("status", command.state)
+
+
+def _same_acknowledgement(command: CloseCommand, ack: Acknowledgement) -> bool:
+    return _ack_status(command) == ack.status
+
+
+async def settle_with_snapshot(
+    session: AsyncSession,
+    account_id: int,
+    held_tickets: set[str],
+    closed: Mapping[str, ClosedOnBroker],
+    now: datetime,
+) -> list[CloseCommand]:
+    """The broker's snapshot is the truth: a position it no longer holds is closed.
+
+    Returns the commands confirmed by this snapshot.
+    """
+    commands = (
+        await session.scalars(
+            select(CloseCommand).where(
+                CloseCommand.account_id == account_id,
+                CloseCommand.state.in_(SETTLED_BY_SNAPSHOT_STATES),
+                CloseCommand.confirmed_at.is_(None),
+            )
+        )
+    ).all()
+    confirmed = []
+    for command in commands:
+        if command.ticket not in held_tickets:
+            command.state = "executed"
+            command.confirmed_at = now
+            command.updated_at = now
+            confirmed.append(command)
+            _log_position_closed(session, command, closed.get(command.ticket), now)
+        elif command.state == "executed" or command.outcome_unknown:
+            command.state = "failed"
+            command.outcome_unknown = False
+            command.updated_at = now
+            audit(
+                session,
+                command,
+                "close_command",
+                f"the broker still holds ticket {command.ticket}; the close did not happen",
+                now,
+                state="failed",
+            )
+    return confirmed
+
+
+def _log_position_closed(
+    session: AsyncSession, command: CloseCommand, closed: ClosedOnBroker | None, now: datetime
+) -> None:
+    reported = orjson.loads(command.result or "{}")
+    profit = closed.net_profit if closed is not None else reported.get("profit")
+    audit(
+        session,
+        command,
+        "position_closed",
+        f"{command.symbol} ticket {command.ticket} closed ({command.cause}), P&L {profit}",
+        now,
+        net_profit=profit,
+        last_price=closed.last_price if closed is not None else reported.get("close_price"),
+    )
+
+
+async def expire_overdue(
+    session: AsyncSession, *, now: datetime, max_attempts: int, limit: int = 500
+) -> tuple[list[CloseCommand], list[CloseCommand]]:
+    """Sent, unacknowledged and past the time-out: expire, and retry while the position is still open.
+
+    Returns the expired commands and their retries.
+
+    Rows are claimed with SKIP LOCKED, so two workers never expire or retry the same command.
+    """
+    overdue = (
+        await session.scalars(
+            select(CloseCommand)
+            .where(
+                CloseCommand.state == "sent",
+                CloseCommand.outcome_unknown.is_(False),
+                CloseCommand.expires_at < now,
+            )
+            .order_by(CloseCommand.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    retries: list[CloseCommand] = []
+    for command in overdue:
+        command.state = "expired"
+        command.updated_at = now
+        audit(
+            session,
+            command,
+            "close_command",
+            f"no acknowledgement for ticket {command.ticket}; expired",
+            now,
+            state="expired",
+        )
+    await session.flush()
+    for command in overdue:
+        still_open = await session.scalar(
+            select(BrokerPositionRow.id).where(
+                BrokerPositionRow.account_id == command.account_id, BrokerPositionRow.ticket == command.ticket
+            )
+        )
+        if still_open is None:
+            continue
+        retries += await issue_close_commands(
+            session,
+            command.account_id,
+            [CloseTarget(command.ticket, command.symbol, command.volume)],
+            cause=command.cause,
+            now=now,
+            max_attempts=max_attempts,
+        )
+    return list(overdue), retries

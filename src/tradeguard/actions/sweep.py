@@ -1,0 +1,89 @@
+"""What no snapshot brings: feeds that went quiet, commands nobody acknowledged, expired nonces.
+
+Every claim is `FOR UPDATE SKIP LOCKED` and re-checks its condition, so any number of workers can
+sweep the same database and none acts twice on the same account or command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradeguard.actions.alerts import raise_alert
+from tradeguard.actions.audit import audit_event
+from tradeguard.actions.commands import expire_overdue
+from tradeguard.domain.guards import evaluate_stale
+from tradeguard.ingest.nonces import delete_expired_nonces
+from tradeguard.store.models import Account, AccountState
+
+BATCH = 500
+
+
+@dataclass
+class SweepReport:
+    stale_accounts: list[int] = field(default_factory=list)
+    expired_commands: int = 0
+    retried_commands: int = 0
+    touched: dict[int, int] = field(default_factory=dict)
+    """account id → owner id, for cache invalidation after commit."""
+
+
+async def mark_stale_feeds(
+    session: AsyncSession, *, now: datetime, notifiers: list[str], report: SweepReport
+) -> None:
+    rows = (
+        await session.execute(
+            select(AccountState, Account)
+            .join(Account, Account.id == AccountState.account_id)
+            .where(AccountState.feed_stale.is_(False), AccountState.stale_at < now)
+            .order_by(AccountState.stale_at)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True, of=AccountState)
+        )
+    ).all()
+    for state, account in rows:
+        decision = evaluate_stale(state.last_sync_at, now, account.stale_after_seconds, was_stale=False)
+        if not decision.is_stale:
+            continue
+        state.feed_stale = True
+        state.status = "error"
+        state.error_message = decision.message
+        raise_alert(
+            session,
+            account.id,
+            kind="stale_feed",
+            level="critical",
+            message=decision.message,
+            now=now,
+            notifiers=notifiers,
+            details={"last_sync_at": state.last_sync_at},
+        )
+        audit_event(session, account.id, "feed_stale", decision.message, at=now)
+        report.stale_accounts.append(account.id)
+        report.touched[account.id] = account.owner_id
+
+
+async def sweep(
+    session: AsyncSession, *, now: datetime, notifiers: list[str], command_max_attempts: int
+) -> SweepReport:
+    report = SweepReport()
+    await mark_stale_feeds(session, now=now, notifiers=notifiers, report=report)
+    expired, retried = await expire_overdue(session, now=now, max_attempts=command_max_attempts)
+    report.expired_commands = len(expired)
+    report.retried_commands = len(retried)
+    if expired:
+        owners = dict(
+            (
+                await session.execute(
+                    select(Account.id, Account.owner_id).where(
+                        Account.id.in_({c.account_id for c in expired})
+                    )
+                )
+            ).all()
+        )
+        report.touched.update(owners)
+    await delete_expired_nonces(session, now)
+    return report

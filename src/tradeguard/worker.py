@@ -1,0 +1,63 @@
+"""The background work of a process: the sweep, on a timer, for what no snapshot brings.
+
+Embedded, it runs inside the API process; in production, `tradeguard worker` runs it on its own,
+as many times over as wanted (the sweep's row claims keep workers from acting twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from tradeguard.actions.sweep import SweepReport, sweep
+from tradeguard.cache import invalidate_account
+from tradeguard.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Worker:
+    def __init__(self, services: Services, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._services = services
+        self._clock = clock
+
+    async def sweep_once(self) -> SweepReport:
+        settings = self._services.settings
+        async with self._services.write_session() as session:
+            report = await sweep(
+                session,
+                now=self._clock(),
+                notifiers=settings.notifier_names(),
+                command_max_attempts=settings.command_max_attempts,
+            )
+            await session.commit()
+        for account_id, owner_id in report.touched.items():
+            await invalidate_account(self._services.cache, account_id, owner_id)
+        if report.stale_accounts:
+            self._services.notify_alerts_raised()
+        return report
+
+    async def run_sweeps(self) -> None:
+        interval = self._services.settings.sweep_interval_seconds
+        while True:
+            try:
+                report = await self.sweep_once()
+                if report.stale_accounts or report.expired_commands:
+                    log.info(
+                        "sweep: %d feeds stale, %d commands expired, %d retried",
+                        len(report.stale_accounts),
+                        report.expired_commands,
+                        report.retried_commands,
+                    )
+            except Exception:
+                log.exception("sweep failed; trying again in %.1f s", interval)
+            await asyncio.sleep(interval)
+
+    async def run(self) -> None:
+        await self.run_sweeps()
