@@ -6,9 +6,7 @@ CI=true, where their absence fails the run.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +18,8 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.http_receiver import Receiver
+from tests.net import reachable
 from tradeguard.app import create_app
 from tradeguard.settings import Settings
 
@@ -31,16 +31,8 @@ REDIS_URL = os.environ.get("TRADEGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def require_service(name: str, host: str, port: int) -> None:
-    if _reachable(host, port):
+    if reachable(host, port):
         return
     message = f"{name} is not reachable at {host}:{port}"
     if IN_CI:
@@ -168,15 +160,12 @@ async def sqlite_api(tmp_path_factory) -> AsyncIterator[Api]:
         await stop_api(running, lifespan)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-async def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not _reachable("127.0.0.1", port):
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"nothing listening on port {port}")
-        await asyncio.sleep(0.05)
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A local HTTP endpoint standing in for a webhook receiver or the Telegram Bot API."""
+    endpoint = Receiver()
+    await endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        await endpoint.stop()

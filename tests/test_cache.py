@@ -15,13 +15,12 @@ import pytest
 
 from tests.conftest import (
     REDIS_URL,
-    free_port,
     make_settings,
     require_service,
     start_api,
     stop_api,
-    wait_for_port,
 )
+from tests.net import free_port, wait_for_port
 from tests.support import sign_up, write_state
 from tradeguard.cache import MemoryCache, RedisCache
 from tradeguard.redis_client import fail_fast_redis

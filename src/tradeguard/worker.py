@@ -1,4 +1,4 @@
-"""The background work of a process: the sweep, on a timer, for what no snapshot brings.
+"""The background work of a process: the sweep for what no snapshot brings, and alert delivery.
 
 Embedded, it runs inside the API process; in production, `tradeguard worker` runs it on its own,
 as many times over as wanted (the sweep's row claims keep workers from acting twice).
@@ -11,6 +11,10 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import httpx
+
+from tradeguard.actions.delivery import DeliveryLoop, DeliveryPolicy
+from tradeguard.actions.notifiers import notifiers_from_settings
 from tradeguard.actions.sweep import SweepReport, sweep
 from tradeguard.cache import invalidate_account
 from tradeguard.services import Services
@@ -60,4 +64,16 @@ class Worker:
             await asyncio.sleep(interval)
 
     async def run(self) -> None:
-        await self.run_sweeps()
+        """Sweeps and alert delivery side by side, until cancelled."""
+        settings = self._services.settings
+        async with httpx.AsyncClient(timeout=settings.notify_timeout_seconds) as http:
+            delivery = DeliveryLoop(
+                self._services.write_session,
+                notifiers_from_settings(settings, http),
+                DeliveryPolicy.from_settings(settings),
+                interval=settings.sweep_interval_seconds,
+                woken=self._services.alerts_raised,
+            )
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.run_sweeps())
+                tasks.create_task(delivery.run())

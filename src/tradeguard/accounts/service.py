@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -90,6 +90,15 @@ def may_see(principal: Principal, owner_id: int) -> bool:
 
 def guard_config_of(account: Account) -> GuardConfig:
     return GuardConfig.model_validate({name: getattr(account, name) for name in GUARD_CONFIG_FIELDS})
+
+
+async def update_guard_config(session: AsyncSession, account: Account, changes: dict) -> GuardConfig:
+    """Store a partial update; a new stale-feed limit applies from the last snapshot on."""
+    config = apply_guard_config(account, changes)
+    state = await session.get(AccountState, account.id)
+    if state.last_sync_at is not None:
+        state.stale_at = state.last_sync_at + timedelta(seconds=config.stale_after_seconds)
+    return config
 
 
 def apply_guard_config(account: Account, changes: dict) -> GuardConfig:

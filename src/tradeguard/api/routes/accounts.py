@@ -6,11 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tradeguard.accounts.service import (
-    apply_guard_config,
     create_account,
     get_visible_account,
     guard_config_of,
     list_accounts,
+    update_guard_config,
 )
 from tradeguard.actions.guarding import rearm_account
 from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
@@ -71,7 +71,7 @@ async def read_guard_config(account_id: int, principal: PrincipalDep, session: S
 
 
 @router.put("/{account_id}/guard-config", response_model=GuardConfigOut)
-async def update_guard_config(
+async def change_guard_config(
     account_id: int,
     body: GuardConfigUpdate,
     principal: PrincipalDep,
@@ -79,7 +79,7 @@ async def update_guard_config(
     services: ServicesDep,
 ):
     account = await get_visible_account(session, principal, account_id)
-    config = apply_guard_config(account, body.model_dump(exclude_unset=True))
+    config = await update_guard_config(session, account, body.model_dump(exclude_unset=True))
     await session.commit()
     await invalidate_account(services.cache, account.id, account.owner_id)
     return model_response(GuardConfigOut(account_id=account.id, **config.model_dump()))
