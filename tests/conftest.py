@@ -6,6 +6,8 @@ CI=true, where their absence fails the run.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -16,10 +18,11 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.http_receiver import Receiver
-from tests.net import reachable
+from tests.net import free_port, reachable, wait_for_port
 from tradeguard.app import create_app
 from tradeguard.settings import Settings
 
@@ -169,3 +172,27 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield endpoint
     finally:
         await endpoint.stop()
+
+
+@dataclass
+class LiveServer:
+    """The app behind a real socket, for what an in-process transport cannot do (streams, browsers)."""
+
+    api: Api
+    url: str
+
+
+@contextlib.asynccontextmanager
+async def serve_live(settings: Settings) -> AsyncIterator[LiveServer]:
+    port = free_port()
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_for_port(port)
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            yield LiveServer(api=Api(app=app, http=http), url=url)
+    finally:
+        server.should_exit = True
+        await task

@@ -10,6 +10,7 @@ import pytest
 
 from tests.bridging import Follower, position, register_follower, snapshot
 from tests.support import sign_up
+from tradeguard.actions.commands import CloseTarget, issue_close_commands
 from tradeguard.bridges.client import BridgeClient, BridgeError
 from tradeguard.worker import Worker
 
@@ -322,3 +323,24 @@ async def test_concurrent_critical_snapshots_leave_one_live_command_per_position
             ids_by_ticket.setdefault(command["ticket"], set()).add(command["command_id"])
     assert sorted(ids_by_ticket) == ["1", "2", "3"]
     assert all(len(ids) == 1 for ids in ids_by_ticket.values())
+
+
+async def test_the_database_refuses_a_second_live_command_for_a_position_and_cause(api):
+    follower = await register_follower(api)
+    target = CloseTarget(ticket="77", symbol="EURUSD", volume=Decimal("0.10"))
+    now = datetime.now(UTC)
+
+    async def issue_in_own_transaction() -> int:
+        async with api.services.write_session() as session:
+            issued = await issue_close_commands(
+                session, follower.account_id, [target], cause="drawdown", now=now, max_attempts=3
+            )
+            await asyncio.sleep(0.05)
+            await session.commit()
+            return len(issued)
+
+    issued = await asyncio.gather(*(issue_in_own_transaction() for _ in range(4)))
+
+    assert sum(issued) == 1
+    polled = await follower.bridge.poll_commands()
+    assert [command["ticket"] for command in polled] == ["77"]

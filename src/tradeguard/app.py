@@ -13,7 +13,7 @@ from tradeguard import __version__
 from tradeguard.api.errors import install_error_handlers
 from tradeguard.api.metrics_middleware import RequestMetrics
 from tradeguard.api.openapi import install_openapi
-from tradeguard.api.routes import accounts, auth, devices, health, ingest, reads, trades
+from tradeguard.api.routes import accounts, auth, devices, health, ingest, reads, stream, trades
 from tradeguard.services import Services
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
@@ -53,7 +53,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    for router in (auth.router, accounts.router, devices.router, trades.router, ingest.router, reads.router):
+    for router in (
+        auth.router,
+        accounts.router,
+        devices.router,
+        trades.router,
+        ingest.router,
+        reads.router,
+        stream.router,
+    ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(health.router)
     app.add_middleware(RequestMetrics)

@@ -22,6 +22,8 @@ from tradeguard.redis_client import fail_fast_redis
 from tradeguard.settings import Settings
 from tradeguard.store.db import create_engine, session_factory
 from tradeguard.store.instruments import load_instrument_table
+from tradeguard.stream.bus import EventBus, MemoryBus, RedisBus
+from tradeguard.stream.events import account_events
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Services:
     write_lock: asyncio.Lock | None = None
     instruments: InstrumentTable = field(default_factory=lambda: InstrumentTable({}))
     alerts_raised: asyncio.Event = field(default_factory=asyncio.Event)
+    bus: EventBus = field(default_factory=MemoryBus)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -68,6 +71,7 @@ class Services:
             device_secrets=DeviceSecrets(settings.resolved_secret_key()),
             jwt_secret=settings.resolved_jwt_secret(),
             redis=redis,
+            bus=RedisBus(redis, settings.redis_url) if redis is not None else MemoryBus(),
             # SQLite has one writer at a time, and a transaction that read before another's commit
             # cannot write at all; the embedded mode is one process, so one lock orders its writers.
             write_lock=asyncio.Lock() if engine.dialect.name == "sqlite" else None,
@@ -88,6 +92,10 @@ class Services:
             command_timeout=timedelta(seconds=self.settings.command_timeout_seconds),
         )
 
+    async def publish(self, audit_rows, states=()) -> None:
+        """Tell live subscribers what a committed unit of work changed."""
+        await self.bus.publish(account_events(audit_rows, states))
+
     def notify_alerts_raised(self) -> None:
         """Wake this process's alert delivery after a commit that may have stored alerts."""
         self.alerts_raised.set()
@@ -97,6 +105,7 @@ class Services:
             self.instruments = await load_instrument_table(session)
 
     async def close(self) -> None:
+        await self.bus.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from tradeguard.actions.audit import committed_audit_events
 from tradeguard.actions.delivery import DeliveryLoop, DeliveryPolicy
 from tradeguard.actions.notifiers import notifiers_from_settings
 from tradeguard.actions.sweep import SweepReport, sweep
@@ -41,6 +42,7 @@ class Worker:
                 command_max_attempts=settings.command_max_attempts,
             )
             await session.commit()
+            await self._services.publish(committed_audit_events(session), report.stale_states)
         for account_id, owner_id in report.touched.items():
             await invalidate_account(self._services.cache, account_id, owner_id)
         if report.stale_accounts:

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradeguard.actions.audit import audit_event
 from tradeguard.store.models import Alert, AlertDelivery
 
 
@@ -34,6 +35,16 @@ def raise_alert(
         details=orjson.dumps(details or {}, default=str).decode(),
     )
     session.add(alert)
+    audit_event(
+        session,
+        account_id,
+        "alert",
+        message,
+        at=now,
+        reason=kind,
+        symbol=symbol,
+        details={"kind": kind, "level": level, **(details or {})},
+    )
     for notifier in notifiers:
         session.add(
             AlertDelivery(alert=alert, notifier=notifier, state="pending", attempts=0, next_attempt_at=now)

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.store.models import ReconciliationEvent
 
+_AUDIT_KEY = "tradeguard.audit_events"
+
 
 def audit_event(
     session: AsyncSession,
@@ -23,17 +25,24 @@ def audit_event(
     ticket: str | None = None,
     trade_id: str | None = None,
     details: dict[str, Any] | None = None,
-) -> None:
-    session.add(
-        ReconciliationEvent(
-            account_id=account_id,
-            created_at=at,
-            event_type=event_type,
-            reason=reason,
-            symbol=symbol,
-            ticket=ticket,
-            trade_id=trade_id,
-            message=message,
-            details=orjson.dumps(details or {}, default=str).decode(),
-        )
+) -> ReconciliationEvent:
+    """Add an entry to the session; after commit, `committed_audit_events` lists it for the live stream."""
+    event = ReconciliationEvent(
+        account_id=account_id,
+        created_at=at,
+        event_type=event_type,
+        reason=reason,
+        symbol=symbol,
+        ticket=ticket,
+        trade_id=trade_id,
+        message=message,
+        details=orjson.dumps(details or {}, default=str).decode(),
     )
+    session.add(event)
+    session.info.setdefault(_AUDIT_KEY, []).append(event)
+    return event
+
+
+def committed_audit_events(session: AsyncSession) -> list[ReconciliationEvent]:
+    """The entries this session added, in order; call after commit, when they have their ids."""
+    return session.info.pop(_AUDIT_KEY, [])

@@ -25,6 +25,7 @@ BATCH = 500
 @dataclass
 class SweepReport:
     stale_accounts: list[int] = field(default_factory=list)
+    stale_states: list[AccountState] = field(default_factory=list)
     expired_commands: int = 0
     retried_commands: int = 0
     touched: dict[int, int] = field(default_factory=dict)
@@ -63,6 +64,7 @@ async def mark_stale_feeds(
         )
         audit_event(session, account.id, "feed_stale", decision.message, at=now)
         report.stale_accounts.append(account.id)
+        report.stale_states.append(state)
         report.touched[account.id] = account.owner_id
 
 

@@ -289,3 +289,26 @@ class SyncSummary(BaseModel):
         description="tickets that left the broker since the previous snapshot"
     )
     commands: list[CommandOut]
+
+
+class StreamSync(BaseModel):
+    """The `sync` event of the live stream: an account's state after a snapshot or a sweep."""
+
+    account_id: int
+    status: SyncStatus
+    total_syncs: int
+    open_positions_count: int
+    matched_positions: int
+    divergences_detected: int
+    equity: Number | None
+    balance: Number | None
+    peak_equity: Number | None
+    drawdown_pct: Number | None
+    drawdown_level: GuardLevelName
+    trading_allowed: bool
+    last_sync_at: datetime | None
+    error_message: str | None
+
+
+class StreamAlert(AlertOut):
+    """The `alert` event of the live stream; `id` is the audit entry's, the stream's sequence."""

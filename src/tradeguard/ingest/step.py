@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from tradeguard.actions import commands
+from tradeguard.actions.audit import committed_audit_events
 from tradeguard.cache import invalidate_account
 from tradeguard.ingest.authentication import SignedRequest, verify_device
 from tradeguard.ingest.snapshots import IngestOutcome, apply_snapshot
@@ -31,9 +32,11 @@ async def ingest_snapshot(
             policy=services.ingest_policy(),
         )
         await session.commit()
+        audit_rows = committed_audit_events(session)
     if outcome.applied:
         await invalidate_account(services.cache, device.account_id, device.owner_id)
         services.notify_alerts_raised()
+        await services.publish(audit_rows, [outcome.state])
     return outcome
 
 
@@ -46,6 +49,7 @@ async def poll_commands(services: Services, signed: SignedRequest, *, now: datet
         live = await commands.live_commands(session, device.account_id)
         commands.mark_sent(session, live, now=now, timeout=services.ingest_policy().command_timeout)
         await session.commit()
+        await services.publish(committed_audit_events(session))
     return live
 
 
@@ -66,5 +70,6 @@ async def acknowledge_command(
             now,
         )
         await session.commit()
+        await services.publish(committed_audit_events(session))
     await invalidate_account(services.cache, device.account_id, device.owner_id)
     return command

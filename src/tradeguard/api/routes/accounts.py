@@ -12,6 +12,7 @@ from tradeguard.accounts.service import (
     list_accounts,
     update_guard_config,
 )
+from tradeguard.actions.audit import committed_audit_events
 from tradeguard.actions.guarding import rearm_account
 from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
 from tradeguard.api.responses import JSONBytes, model_response
@@ -110,6 +111,7 @@ async def rearm(
         policy=services.ingest_policy().guards,
     )
     await session.commit()
+    await services.publish(committed_audit_events(session), [state])
     await invalidate_account(services.cache, account.id, account.owner_id)
     services.notify_alerts_raised()
     return JSONBytes(await services.reads.guard_status(principal, account.id))

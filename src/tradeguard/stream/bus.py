@@ -1,0 +1,176 @@
+"""Publish account events without ever waiting for a subscriber; subscribe to a set of accounts.
+
+In-process, events go straight to each subscriber's bounded queue. With Redis, every process
+publishes to a channel per account and one listener per process fans the messages out locally, so
+a subscriber on any API process sees every account event. A subscriber that falls behind is cut
+off (its queue is bounded) and resumes from the audit log with Last-Event-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBER_QUEUE_LIMIT = 1000
+_CHANNEL_PREFIX = "tg:ev:"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    kind: str
+    account_id: int
+    data: bytes
+    """The event's JSON, serialized once for every subscriber."""
+    event_id: int | None = None
+
+
+class Subscription:
+    def __init__(self, bus: LocalFanout, account_ids: frozenset[int]) -> None:
+        self.account_ids = account_ids
+        self.queue: asyncio.Queue[StreamEvent] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE_LIMIT)
+        self.overflowed = False
+        self._bus = bus
+
+    def offer(self, event: StreamEvent) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    def close(self) -> None:
+        self._bus.remove(self)
+
+
+class LocalFanout:
+    """Subscribers of this process, by account."""
+
+    def __init__(self) -> None:
+        self._by_account: dict[int, set[Subscription]] = defaultdict(set)
+
+    def subscribe(self, account_ids: Iterable[int]) -> Subscription:
+        subscription = Subscription(self, frozenset(account_ids))
+        for account_id in subscription.account_ids:
+            self._by_account[account_id].add(subscription)
+        return subscription
+
+    def remove(self, subscription: Subscription) -> None:
+        for account_id in subscription.account_ids:
+            subscribers = self._by_account.get(account_id)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self._by_account[account_id]
+
+    def deliver(self, event: StreamEvent) -> None:
+        for subscription in tuple(self._by_account.get(event.account_id, ())):
+            subscription.offer(event)
+
+
+class EventBus(Protocol):
+    backend: str
+
+    async def publish(self, events: Iterable[StreamEvent]) -> None: ...
+
+    def subscribe(self, account_ids: Iterable[int]) -> Subscription: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryBus:
+    backend = "memory"
+
+    def __init__(self) -> None:
+        self.local = LocalFanout()
+
+    async def publish(self, events: Iterable[StreamEvent]) -> None:
+        for event in events:
+            self.local.deliver(event)
+
+    def subscribe(self, account_ids: Iterable[int]) -> Subscription:
+        return self.local.subscribe(account_ids)
+
+    async def close(self) -> None:
+        return None
+
+
+def _encode(event: StreamEvent) -> bytes:
+    return (
+        orjson.dumps({"kind": event.kind, "account_id": event.account_id, "id": event.event_id})
+        + b"\n"
+        + event.data
+    )
+
+
+def _decode(message: bytes) -> StreamEvent:
+    header, _, data = message.partition(b"\n")
+    fields = orjson.loads(header)
+    return StreamEvent(fields["kind"], fields["account_id"], data, fields["id"])
+
+
+class RedisBus:
+    backend = "redis"
+
+    def __init__(self, client: Redis, url: str) -> None:
+        self._client = client
+        # Subscribing blocks on the socket between messages, so the listener needs a client
+        # without the fail-fast read timeout of the publishing one.
+        self._listener_client = Redis.from_url(url, health_check_interval=30)
+        self.local = LocalFanout()
+        self._listener: asyncio.Task | None = None
+        self._failing = False
+
+    async def publish(self, events: Iterable[StreamEvent]) -> None:
+        events = list(events)
+        if not events:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for event in events:
+                    pipe.publish(f"{_CHANNEL_PREFIX}{event.account_id}", _encode(event))
+                await pipe.execute()
+            self._failing = False
+        except (RedisError, OSError) as exc:
+            if not self._failing:
+                log.warning(
+                    "redis unreachable for the live stream (%s); delivering in this process only", exc
+                )
+                self._failing = True
+            for event in events:
+                self.local.deliver(event)
+
+    def subscribe(self, account_ids: Iterable[int]) -> Subscription:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen())
+        return self.local.subscribe(account_ids)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._listener_client.pubsub() as pubsub:
+                    await pubsub.psubscribe(f"{_CHANNEL_PREFIX}*")
+                    async for message in pubsub.listen():
+                        if message["type"] == "pmessage":
+                            self.local.deliver(_decode(message["data"]))
+            except (RedisError, OSError) as exc:
+                log.warning("live stream listener lost redis (%s); retrying", exc)
+                await asyncio.sleep(1)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await self._listener_client.aclose()

@@ -1,0 +1,65 @@
+"""Where a stream starts: which accounts it covers, and what a reconnecting client missed."""
+
+from __future__ import annotations
+
+import orjson
+from sqlalchemy import func, select
+
+from tradeguard.accounts.service import account_ids_of
+from tradeguard.auth.tokens import Principal
+from tradeguard.services import Services
+from tradeguard.store.models import AccountState, ReconciliationEvent
+from tradeguard.stream.bus import StreamEvent
+from tradeguard.stream.events import audit_stream_event, sync_event
+
+MAX_REPLAY = 1000
+
+
+async def stream_accounts(services: Services, principal: Principal, account_id: int | None) -> list[int]:
+    if account_id is not None:
+        await services.reads.authorize(principal, account_id)
+        return [account_id]
+    async with services.sessions() as session:
+        return await account_ids_of(session, principal.user_id)
+
+
+async def stream_start(
+    services: Services, principal: Principal, account_ids: list[int], last_event_id: int | None
+) -> list[StreamEvent]:
+    """hello, then the audit entries after `last_event_id` (oldest first), then each account's state."""
+    async with services.sessions() as session:
+        latest = (
+            await session.scalar(
+                select(func.max(ReconciliationEvent.id)).where(
+                    ReconciliationEvent.account_id.in_(account_ids)
+                )
+            )
+            if account_ids
+            else None
+        )
+        missed: list[ReconciliationEvent] = []
+        if last_event_id is not None and account_ids:
+            missed = list(
+                (
+                    await session.scalars(
+                        select(ReconciliationEvent)
+                        .where(
+                            ReconciliationEvent.account_id.in_(account_ids),
+                            ReconciliationEvent.id > last_event_id,
+                        )
+                        .order_by(ReconciliationEvent.id)
+                        .limit(MAX_REPLAY)
+                    )
+                ).all()
+            )
+        states = list(
+            (
+                await session.scalars(select(AccountState).where(AccountState.account_id.in_(account_ids)))
+            ).all()
+        )
+    hello = orjson.dumps({"user_id": principal.user_id, "accounts": account_ids, "last_event_id": latest})
+    return [
+        StreamEvent("hello", 0, hello),
+        *(audit_stream_event(row) for row in missed),
+        *(sync_event(state) for state in states),
+    ]

@@ -1,0 +1,184 @@
+"""The live stream over a real socket: events as they happen, resumption, other processes, slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import orjson
+import pytest
+
+from tests.bridging import position, register_follower, snapshot
+from tests.conftest import REDIS_URL, make_settings, require_service, serve_live
+from tests.support import sign_up
+from tradeguard.bridges.client import BridgeClient
+from tradeguard.stream.bus import SUBSCRIBER_QUEUE_LIMIT, MemoryBus, StreamEvent
+
+
+@dataclass
+class Received:
+    kind: str
+    data: dict
+    event_id: int | None
+
+
+class EventReader:
+    """Reads server-sent events from an open response into a queue."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.events: asyncio.Queue[Received] = asyncio.Queue()
+        self._task = asyncio.create_task(self._read(response))
+
+    async def _read(self, response: httpx.Response) -> None:
+        kind, data, event_id = None, None, None
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("id: "):
+                event_id = int(line.removeprefix("id: "))
+            elif line.startswith("data: "):
+                data = orjson.loads(line.removeprefix("data: "))
+            elif line == "" and kind is not None:
+                await self.events.put(Received(kind, data, event_id))
+                kind, data, event_id = None, None, None
+
+    async def next(self, kind: str | None = None, *, matching=lambda event: True) -> Received:
+        """The next event of that kind (others are skipped); a 10 s guard keeps a broken stream from hanging."""
+        while True:
+            event = await asyncio.wait_for(self.events.get(), timeout=10)
+            if (kind is None or event.kind == kind) and matching(event):
+                return event
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+@contextlib.asynccontextmanager
+async def open_stream(http: httpx.AsyncClient, token: str, **headers) -> AsyncIterator[EventReader]:
+    request_headers = {"Authorization": f"Bearer {token}", **headers}
+    async with http.stream("GET", "/api/v1/stream", headers=request_headers) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        reader = EventReader(response)
+        try:
+            yield reader
+        finally:
+            await reader.close()
+
+
+@pytest.fixture
+async def live(tmp_path):
+    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'tradeguard.db'}")
+    async with serve_live(settings) as server:
+        yield server
+
+
+async def test_a_subscriber_sees_hello_state_and_each_sync_with_its_log_entries(live):
+    follower = await register_follower(live.api)
+    await follower.expect("T1")
+
+    async with open_stream(live.api.http, follower.owner.token) as stream:
+        hello = await stream.next("hello")
+        initial = await stream.next("sync")
+        await follower.bridge.send_snapshot(snapshot(position(1), position(2, symbol="GBPUSD")))
+        matched = await stream.next("log", matching=lambda event: event.data["event_type"] == "matched")
+        divergence = await stream.next("log", matching=lambda event: event.data["event_type"] == "divergence")
+        synced = await stream.next("sync")
+
+    assert hello.data["accounts"] == [follower.account_id]
+    assert initial.data["total_syncs"] == 0
+    assert matched.data["trade_id"] == "T1"
+    assert divergence.data["reason"] == "unexpected_on_broker"
+    assert divergence.event_id > matched.event_id
+    assert (synced.data["total_syncs"], synced.data["status"]) == (1, "warning")
+
+
+async def test_alerts_and_guard_changes_arrive_live(live):
+    follower = await register_follower(live.api)
+    await follower.bridge.send_snapshot(snapshot(position(1), equity="10000"))
+
+    async with open_stream(live.api.http, follower.owner.token) as stream:
+        await stream.next("hello")
+        await follower.bridge.send_snapshot(snapshot(position(1), equity="7900"))
+        alert = await stream.next("alert", matching=lambda event: event.data["kind"] == "drawdown")
+        command = await stream.next("log", matching=lambda event: event.data["event_type"] == "close_command")
+        synced = await stream.next("sync", matching=lambda event: event.data["total_syncs"] == 2)
+
+    assert alert.data["level"] == "critical"
+    assert command.data["ticket"] == "1"
+    assert (synced.data["drawdown_level"], synced.data["trading_allowed"]) == ("critical", False)
+
+
+async def test_a_reconnecting_client_gets_what_it_missed_after_its_last_event_id(live):
+    follower = await register_follower(live.api)
+    await follower.expect("T1")
+    async with open_stream(live.api.http, follower.owner.token) as stream:
+        await follower.bridge.send_snapshot(snapshot(position(1)))
+        last_seen = await stream.next("log", matching=lambda event: event.data["event_type"] == "matched")
+
+    await follower.bridge.send_snapshot(snapshot(position(1), position(2, symbol="USDJPY")))
+    await follower.bridge.send_snapshot(snapshot(position(1)))
+
+    async with open_stream(
+        live.api.http, follower.owner.token, **{"Last-Event-ID": str(last_seen.event_id)}
+    ) as stream:
+        await stream.next("hello")
+        missed = [await stream.next("log"), await stream.next("log")]
+
+    assert [event.data["event_type"] for event in missed] == ["divergence", "closed_on_broker"]
+    assert all(event.event_id > last_seen.event_id for event in missed)
+
+
+async def test_a_user_streams_only_accounts_they_may_see(live):
+    follower = await register_follower(live.api)
+    stranger = await sign_up(live.api)
+
+    refused = await live.api.http.get(
+        "/api/v1/stream", params={"account_id": follower.account_id}, headers=stranger.headers
+    )
+    anonymous = await live.api.http.get("/api/v1/stream")
+
+    assert refused.status_code == 404
+    assert anonymous.status_code == 401
+    async with open_stream(live.api.http, stranger.token) as stream:
+        hello = await stream.next("hello")
+    assert hello.data["accounts"] == []
+
+
+async def test_events_travel_between_api_processes_through_redis(tmp_path):
+    require_service("Redis", "127.0.0.1", 6379)
+    database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    first = make_settings(tmp_path, database, REDIS_URL)
+    second = make_settings(tmp_path, database, REDIS_URL, auto_migrate=False)
+    async with serve_live(first) as watching, serve_live(second) as ingesting:
+        follower = await register_follower(watching.api)
+        bridge_to_other_process = BridgeClient(
+            ingesting.api.http, device_id=follower.device_id, secret=follower.secret
+        )
+        async with open_stream(watching.api.http, follower.owner.token) as stream:
+            await stream.next("hello")
+            await bridge_to_other_process.send_snapshot(snapshot(position(1)))
+            synced = await stream.next("sync", matching=lambda event: event.data["total_syncs"] == 1)
+
+    assert synced.data["account_id"] == follower.account_id
+
+
+async def test_a_subscriber_that_never_reads_is_cut_off_and_never_blocks_publishing():
+    bus = MemoryBus()
+    stalled = bus.subscribe([7])
+    reading = bus.subscribe([7])
+    events = [StreamEvent("log", 7, b"{}", event_id) for event_id in range(SUBSCRIBER_QUEUE_LIMIT + 50)]
+
+    await bus.publish(events[:SUBSCRIBER_QUEUE_LIMIT])
+    drained = [reading.queue.get_nowait() for _ in range(SUBSCRIBER_QUEUE_LIMIT)]
+    await bus.publish(events[SUBSCRIBER_QUEUE_LIMIT:])
+
+    assert stalled.overflowed is True
+    assert stalled.queue.qsize() == SUBSCRIBER_QUEUE_LIMIT
+    assert reading.overflowed is False
+    assert len(drained) + reading.queue.qsize() == len(events)
