@@ -149,3 +149,25 @@ def test_users_create_rejects_something_that_is_not_an_email(database):
     assert result.exit_code == 1, result.output
     assert "not an email address" in said(result)
     assert user_count(database) == 0
+
+
+def test_instruments_set_stores_an_override_that_list_shows(database):
+    stored = invoke("instruments", "set", "xauusd", "--pip-size", "0.1", "--contract-size", "100")
+    listed = invoke("instruments", "list")
+
+    assert stored.exit_code == 0, stored.output
+    assert "XAUUSD 0.1 100" in said(listed)
+
+
+def test_instruments_set_refuses_a_non_positive_size(database):
+    refused = invoke("instruments", "set", "US30", "--pip-size", "0", "--contract-size", "1")
+
+    assert refused.exit_code == 2
+    assert "positive" in said(refused)
+
+
+def test_serve_with_several_workers_requires_postgresql_and_redis(database):
+    refused = invoke("serve", "--workers", "2")
+
+    assert refused.exit_code == 2
+    assert "PostgreSQL" in said(refused)

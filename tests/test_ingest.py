@@ -10,6 +10,7 @@ import pytest
 from tests.bridging import STATUS, Follower, position, register_follower, snapshot
 from tests.support import sign_up
 from tradeguard.bridges.client import SNAPSHOTS_PATH, BridgeClient, BridgeError, encode_body
+from tradeguard.store.instruments import set_instrument
 
 
 @pytest.fixture
@@ -301,3 +302,23 @@ async def test_metatrader_zero_stops_mean_none_and_integer_tickets_are_accepted(
 
     [held] = (await follower.owner.get("/api/v1/positions/open")).json()["positions"]
     assert (held["ticket"], held["stop_loss"], held["take_profit"]) == ("123456789", None, None)
+
+
+async def test_an_instrument_override_changes_what_two_pips_mean(sqlite_api):
+    follower = await register_follower(sqlite_api)
+    await follower.expect("G1", symbol="XAUUSD", entry_price="2400.00")
+    gold = position(1, symbol="XAUUSD", open_price="2400.15", current_price="2401")
+    conventional = await follower.bridge.send_snapshot(snapshot(gold))
+
+    async with sqlite_api.session() as session:
+        await set_instrument(session, "XAUUSD", pip_size=Decimal("0.1"), contract_size=Decimal("100"))
+        await session.commit()
+    await sqlite_api.services.load_instruments()
+    overridden = await follower.bridge.send_snapshot(snapshot(gold))
+    async with sqlite_api.session() as session:
+        await set_instrument(session, "XAUUSD", pip_size=Decimal("0.01"), contract_size=Decimal("100"))
+        await session.commit()
+    await sqlite_api.services.load_instruments()
+
+    assert conventional["divergences"][0]["reasons"] == ["entry_slippage"]
+    assert overridden["divergences_detected"] == 0

@@ -13,13 +13,26 @@ from tradeguard import __version__
 from tradeguard.api.errors import install_error_handlers
 from tradeguard.api.metrics_middleware import RequestMetrics
 from tradeguard.api.openapi import install_openapi
-from tradeguard.api.routes import accounts, auth, devices, health, ingest, reads, stream, trades
+from tradeguard.api.routes import accounts, auth, dashboard, devices, health, ingest, reads, stream, trades
 from tradeguard.services import Services
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
 from tradeguard.worker import Worker
 
 log = logging.getLogger(__name__)
+
+
+INSTRUMENT_REFRESH_SECONDS = 60
+
+
+async def _refresh_instruments(services: Services) -> None:
+    """Overrides set with `tradeguard instruments set` reach every process within a minute."""
+    while True:
+        await asyncio.sleep(INSTRUMENT_REFRESH_SECONDS)
+        try:
+            await services.load_instruments()
+        except Exception:
+            log.exception("could not reload the instrument table; keeping the previous one")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,17 +45,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await migrate.upgrade(services.engine)
         await services.load_instruments()
         app.state.services = services
-        background = asyncio.create_task(Worker(services).run()) if settings.run_worker_in_api else None
+        background = [asyncio.create_task(_refresh_instruments(services))]
+        if settings.run_worker_in_api:
+            background.append(asyncio.create_task(Worker(services).run()))
         log.info(
             "tradeguard serving: database %s, cache %s", services.engine.dialect.name, services.cache.backend
         )
         try:
             yield
         finally:
-            if background is not None:
-                background.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await background
+                    await task
             await services.close()
 
     app = FastAPI(
@@ -64,5 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(health.router)
+    app.include_router(dashboard.router)
     app.add_middleware(RequestMetrics)
     return app

@@ -3,47 +3,59 @@
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import logging
-import secrets
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, NamedTuple
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
 import uvicorn
 from rich.console import Console
-from rich.live import Live
-from rich.logging import RichHandler
 from rich.table import Table
-from rich.text import Text
 
 from tradeguard.auth.tokens import ROLES
 from tradeguard.auth.users import create_user
-from tradeguard.bridges.simulator import StepReport, run_demo_simulation
+from tradeguard.demo import run_demo
+from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.errors import TradeguardError
+from tradeguard.services import Services
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
 from tradeguard.store.db import create_engine, session_factory
+from tradeguard.store.instruments import load_instrument_table, set_instrument
+from tradeguard.worker import Worker
 
 if TYPE_CHECKING:
-    from tradeguard.services import Services
+    pass
 
 app = typer.Typer(help="Account reconciliation and risk guards for signal and copy-trading platforms.")
 users_app = typer.Typer(help="Manage users.")
 app.add_typer(users_app, name="users")
+instruments_app = typer.Typer(
+    help="Instrument overrides: pip and contract sizes that differ from the conventions."
+)
+app.add_typer(instruments_app, name="instruments")
 console = Console(stderr=True)
-
-DEMO_EMAIL = "demo@tradeguard.local"
 
 
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _run_server(settings: Settings, host: str, port: int) -> None:
+def _run_server(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    if workers > 1:
+        # Worker processes import the app themselves; each reads the same TRADEGUARD_* settings.
+        uvicorn.run(
+            "tradeguard.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+        )
+        return
     from tradeguard.app import create_app
 
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
@@ -53,11 +65,40 @@ def _run_server(settings: Settings, host: str, port: int) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes; more than one needs PostgreSQL and Redis.")
+    ] = 1,
 ) -> None:
     """Run the API (migrating the database first unless TRADEGUARD_AUTO_MIGRATE=false)."""
     settings = get_settings()
     _configure_logging(settings)
-    _run_server(settings, host, port)
+    if workers > 1 and (not settings.redis_url or not settings.database_url):
+        raise typer.BadParameter(
+            "several processes must share PostgreSQL (TRADEGUARD_DATABASE_URL) and Redis (TRADEGUARD_REDIS_URL)",
+            param_hint="--workers",
+        )
+    _run_server(settings, host, port, workers)
+
+
+@app.command()
+def worker() -> None:
+    """Run the sweep (stale feeds, command time-outs) and alert delivery, for API processes started
+    with TRADEGUARD_RUN_WORKER_IN_API=false. Any number may run against the same database."""
+    settings = get_settings()
+    _configure_logging(settings)
+
+    async def run() -> None:
+        services = Services.open(settings)
+        try:
+            console.print(
+                f"tradeguard worker on {services.engine.dialect.name}, every {settings.sweep_interval_seconds} s"
+            )
+            await Worker(services).run()
+        finally:
+            await services.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
 
 
 @app.command("migrate")
@@ -121,6 +162,53 @@ def users_create(
     console.print(f"[green]created user {user_id} ({role})[/green]")
 
 
+@instruments_app.command("set")
+def instruments_set(
+    symbol: Annotated[str, typer.Argument(help="The broker's symbol, e.g. XAUUSD or US30.")],
+    pip_size: Annotated[str, typer.Option(help="Price distance of one pip, e.g. 0.1.")],
+    contract_size: Annotated[str, typer.Option(help="Units per lot, e.g. 100.")],
+) -> None:
+    """Override a symbol's pip and contract size; API processes pick it up within a minute."""
+    try:
+        pip, contract = Decimal(pip_size), Decimal(contract_size)
+    except ArithmeticError as exc:
+        raise typer.BadParameter("pip size and contract size must be decimal numbers") from exc
+    if not (pip.is_finite() and contract.is_finite() and pip > 0 and contract > 0):
+        raise typer.BadParameter("pip size and contract size must be positive")
+
+    async def run() -> None:
+        engine = create_engine(get_settings())
+        try:
+            await migrate.upgrade(engine)
+            async with session_factory(engine)() as session:
+                await set_instrument(session, symbol, pip_size=pip, contract_size=contract)
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    console.print(f"[green]{symbol.upper()}: pip {pip}, contract {contract}[/green]")
+
+
+@instruments_app.command("list")
+def instruments_list() -> None:
+    """The overrides in force (symbols without one follow the conventions)."""
+
+    async def run() -> InstrumentTable:
+        engine = create_engine(get_settings())
+        try:
+            await migrate.upgrade(engine)
+            async with session_factory(engine)() as session:
+                return await load_instrument_table(session)
+        finally:
+            await engine.dispose()
+
+    table = Table("symbol", "pip size", "contract size")
+    for instrument in sorted(asyncio.run(run()).overrides.values(), key=lambda item: item.symbol):
+        table.add_row(instrument.symbol, str(instrument.pip_size), str(instrument.contract_size))
+    Console().print(table)
+
+
 @app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -138,240 +226,7 @@ def demo(
     Without TRADEGUARD_DATABASE_URL the demo runs on its own SQLite file, var/demo.db, recreated on
     every run so that a seed replays the same story; `serve` keeps using var/tradeguard.db.
     """
-    settings, fresh_database = _demo_settings(get_settings())
-    out = _demo_console()
-    _configure_demo_logging(settings, out)
-    try:
-        asyncio.run(
-            _run_demo(
-                settings, host, port, seed=seed, cadence=cadence, steps=steps, fresh=fresh_database, out=out
-            )
-        )
-    except KeyboardInterrupt:
-        out.print("demo stopped")
-
-
-# In the order of the simulator's roles: steady, divergent, reckless.
-DEMO_ACCOUNTS = (
-    ("Follower A (steady)", "DemoBroker-Live", "50001"),
-    ("Follower B (unreliable broker)", "DemoBroker-Live", "50002"),
-    ("Follower C (reckless)", "DemoBroker-Live", "50003"),
-)
-
-
-class DemoAccount(NamedTuple):
-    account_id: int
-    name: str
-    device: tuple[str, str]
-    """(device_id, secret) of the account's bridge."""
-
-
-def _demo_settings(settings: Settings) -> tuple[Settings, bool]:
-    """The settings to demo with, and whether the database is a fresh one of the demo's own."""
-    if settings.database_url:
-        return settings, False
-    database = settings.data_dir / "demo.db"
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    for leftover in (database, *(database.with_name(database.name + tail) for tail in ("-wal", "-shm"))):
-        leftover.unlink(missing_ok=True)
-    return settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{database}"}), True
-
-
-def _demo_console() -> Console:
-    # Off a terminal (a log file, a pipe) a table wider than 80 columns reads better than a wrapped one.
-    probe = Console(stderr=True)
-    return probe if probe.is_terminal else Console(stderr=True, width=120)
-
-
-def _configure_demo_logging(settings: Settings, out: Console) -> None:
-    # Warnings only, unless asked for more: the live table is the demo's output.
-    level = settings.log_level if "log_level" in settings.model_fields_set else "WARNING"
-    handler = RichHandler(console=out, show_path=False, rich_tracebacks=False)
-    logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[handler])
-
-
-async def _run_demo(
-    settings: Settings,
-    host: str,
-    port: int,
-    *,
-    seed: int,
-    cadence: float,
-    steps: int | None,
-    fresh: bool,
-    out: Console,
-) -> None:
-    from tradeguard.app import create_app
-
-    web = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False))
-    serving = asyncio.create_task(server.serve())
-    simulation: asyncio.Task | None = None
-    try:
-        with out.status("starting the service"):
-            await _until_serving(server, serving)
-        base = f"http://{_reachable_host(host)}:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-            email, password = await _demo_login(web.state.services, fresh=fresh)
-            sign_in = _signer(http, email, password)
-            token = await sign_in()
-            accounts = await _demo_accounts(http, token)
-            say = functools.partial(out.print, soft_wrap=True)
-            say(f"tradeguard demo at [bold]{base}/[/bold]  (API docs: {base}/docs)")
-            say(f"login: [bold]{email}[/bold]  password: [bold]{password}[/bold]")
-            if fresh:
-                say(f"[dim]demo database {settings.resolved_database_url()} (new every run)[/dim]")
-            with _DemoProgress({account.account_id: account.name for account in accounts}, out) as progress:
-                simulation = asyncio.create_task(
-                    run_demo_simulation(
-                        base,
-                        user_token=token,
-                        accounts=[account.account_id for account in accounts],
-                        device_credentials={account.account_id: account.device for account in accounts},
-                        cadence_seconds=cadence,
-                        steps=steps,
-                        seed=seed,
-                        http=http,
-                        on_step=progress,
-                        renew_token=sign_in,
-                    )
-                )
-                await asyncio.wait({serving, simulation}, return_when=asyncio.FIRST_COMPLETED)
-            if simulation.done():
-                result = simulation.result()
-                problems = f", {len(result.problems)} failed requests" if result.problems else ""
-                say(
-                    f"simulation finished after {result.steps} steps{problems}; "
-                    f"still serving at {base}/ (Ctrl-C to stop)"
-                )
-            await serving
-    finally:
-        if simulation is not None:
-            simulation.cancel()
-        server.should_exit = True
-        await asyncio.gather(serving, *([simulation] if simulation else []), return_exceptions=True)
-
-
-async def _until_serving(server: uvicorn.Server, serving: asyncio.Task) -> None:
-    while not server.started:
-        if serving.done():
-            serving.result()
-            raise typer.Exit(1)
-        await asyncio.sleep(0.02)
-
-
-def _reachable_host(host: str) -> str:
-    """Where a browser on this machine, and this process, reach the server: not at a wildcard address."""
-    return {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
-
-
-async def _demo_login(services: Services, *, fresh: bool) -> tuple[str, str]:
-    """A fresh password every run, so a demo left listening never has a guessable login.
-
-    On a database of its own the demo user is always the same; on a configured database each run
-    gets a user of its own, so earlier runs' accounts do not mix with this one's.
-    """
-    email = DEMO_EMAIL if fresh else f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}@tradeguard.local"
-    password = secrets.token_urlsafe(12)
-    async with services.sessions() as session:
-        await create_user(session, email=email, password=password, role="user", now=datetime.now(UTC))
-        await session.commit()
-    return email, password
-
-
-def _signer(http: httpx.AsyncClient, email: str, password: str) -> Callable[[], Awaitable[str]]:
-    async def sign_in() -> str:
-        response = await http.post("/api/v1/auth/token", data={"username": email, "password": password})
-        response.raise_for_status()
-        return response.json()["access_token"]
-
-    return sign_in
-
-
-async def _demo_accounts(http: httpx.AsyncClient, token: str) -> list[DemoAccount]:
-    """The demo accounts, each with a bridge device registered through the API as an operator would."""
-    headers = {"Authorization": f"Bearer {token}"}
-    accounts = []
-    for name, broker, login in DEMO_ACCOUNTS:
-        created = await http.post(
-            "/api/v1/accounts", json={"name": name, "broker": broker, "login": login}, headers=headers
-        )
-        created.raise_for_status()
-        account_id = created.json()["id"]
-        device = await http.post(f"/api/v1/accounts/{account_id}/devices", headers=headers)
-        device.raise_for_status()
-        accounts.append(DemoAccount(account_id, name, (device.json()["device_id"], device.json()["secret"])))
-    return accounts
-
-
-class _DemoProgress:
-    """A small table of the demo accounts, live on a terminal; notable events are printed above it."""
-
-    def __init__(self, names: dict[int, str], out: Console) -> None:
-        self._names = names
-        self._out = out
-        self._live = Live(console=out, refresh_per_second=4) if out.is_terminal else None
-        self._last: StepReport | None = None
-
-    def __enter__(self) -> _DemoProgress:
-        if self._live is not None:
-            self._live.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self._live is not None:
-            self._live.stop()
-        elif self._last is not None:
-            self._out.print(self._table(self._last))
-
-    def __call__(self, report: StepReport) -> None:
-        self._last = report
-        for event in report.events:
-            who = self._names.get(event.account_id, "market")
-            line = Text.assemble((f"step {event.step:>4}  ", "dim"), (f"{who}: ", "bold"), event.text)
-            self._out.print(line, soft_wrap=True)
-        if self._live is not None:
-            self._live.update(self._table(report))
-        elif report.step % 20 == 0:
-            self._out.print(self._table(report))
-
-    def _table(self, report: StepReport) -> Table:
-        table = Table(
-            title=f"step {report.step}, broker time {report.taken_at:%H:%M:%S}", title_justify="left"
-        )
-        for column in (
-            "account",
-            "equity",
-            "drawdown",
-            "open",
-            "matched",
-            "diverging",
-            "status",
-            "guard closes",
-        ):
-            table.add_column(
-                column, justify="left" if column in ("account", "status") else "right", no_wrap=True
-            )
-        for view in report.accounts:
-            table.add_row(
-                self._names.get(view.account_id, str(view.account_id)),
-                f"{view.equity:,.2f}",
-                f"{view.drawdown_pct} %",
-                str(view.open_positions),
-                str(view.matched_positions),
-                str(view.divergences),
-                _STATUS_STYLE.get(view.status or "", view.status or "-"),
-                str(view.commands_executed),
-            )
-        return table
-
-
-_STATUS_STYLE = {
-    "healthy": "[green]healthy[/green]",
-    "warning": "[yellow]warning[/yellow]",
-    "error": "[red]error[/red]",
-    "idle": "[dim]idle[/dim]",
-}
+    run_demo(get_settings(), host, port, seed=seed, cadence=cadence, steps=steps)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,3 +21,15 @@ async def load_instrument_table(session: AsyncSession) -> InstrumentTable:
             for row in rows
         }
     )
+
+
+async def set_instrument(
+    session: AsyncSession, symbol: str, *, pip_size: Decimal, contract_size: Decimal
+) -> None:
+    name = normalize_symbol(symbol)
+    row = await session.get(InstrumentOverride, name)
+    if row is None:
+        session.add(InstrumentOverride(symbol=name, pip_size=pip_size, contract_size=contract_size))
+    else:
+        row.pip_size = pip_size
+        row.contract_size = contract_size
