@@ -1,0 +1,1209 @@
+// tradeguard dashboard: one ES module, no dependencies, no build step, no request to any other origin.
+//
+// Data flow: REST reads (/api/v1/...) paint every view; the live stream (/api/v1/stream, Server-Sent
+// Events read through fetch so the bearer token can travel in a header) says when something changed.
+// A `sync` or `log` event refreshes that account's views (debounced); `log` and `alert` items are
+// appended directly. Without the stream (404, or while it reconnects) the page polls every 5 s.
+
+const API = '/api/v1';
+const TOKEN_KEY = 'tradeguard.token';
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const POLL_MS = 5000;
+const DEBOUNCE_MS = 250;
+const STREAM_PROBE_MS = 60000; // while polling, look for the stream again this often
+const STREAM_STALL_MS = 45000; // keepalives come every ~15 s; silence this long means a dead connection
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 30000;
+const FEED_LIMIT = 100;
+const SEVERITY = { normal: 0, warning: 1, critical: 2 };
+const GUARD_EVENTS = new Set(['guard_level', 'halted', 'rearmed', 'feed_stale', 'feed_resumed']);
+const COMMAND_EVENTS = new Set(['close_command', 'position_closed']);
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  generation: 0, // bumped on sign-in and sign-out: answers for an older session are dropped
+  me: null,
+  accounts: new Map(), // id -> {account, summary, unseenAlerts}
+  order: [],
+  selected: null,
+  detail: null,
+  lastEventId: null,
+};
+
+// ---------------------------------------------------------------- DOM helpers
+
+function h(tag, attrs = {}, ...children) {
+  return build(document.createElement(tag), attrs, children);
+}
+
+function s(tag, attrs = {}, ...children) {
+  return build(document.createElementNS(SVG_NS, tag), attrs, children);
+}
+
+function build(element, attrs, children) {
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === 'text') element.textContent = value;
+    else if (name === 'dataset') Object.assign(element.dataset, value);
+    else if (name.startsWith('on')) element.addEventListener(name.slice(2), value);
+    else element.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+function setText(id, text, title) {
+  const element = $(id);
+  element.textContent = text;
+  if (title !== undefined) element.title = title || '';
+}
+
+// ---------------------------------------------------------------- formatting
+
+const numberFormats = new Map();
+
+function formatNumber(value, min, max) {
+  const key = `${min}:${max}`;
+  if (!numberFormats.has(key)) {
+    numberFormats.set(key, new Intl.NumberFormat(undefined, { minimumFractionDigits: min, maximumFractionDigits: max }));
+  }
+  return numberFormats.get(key).format(value);
+}
+
+function num(value) {
+  return value === null || value === undefined || value === '' ? null : Number(value);
+}
+
+function money(value, currency = 'USD') {
+  const amount = num(value);
+  if (amount === null || Number.isNaN(amount)) return '–';
+  try {
+    return new Intl.NumberFormat(undefined, { style: 'currency', currency, minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(amount);
+  } catch {
+    return `${formatNumber(amount, 2, 2)} ${currency}`; // not an ISO currency (USDT and the like)
+  }
+}
+
+function signedMoney(value, currency) {
+  const amount = num(value);
+  if (amount === null) return '–';
+  return (amount > 0 ? '+' : '') + money(amount, currency);
+}
+
+function pct(value, digits = 2) {
+  const amount = num(value);
+  return amount === null ? '–' : `${formatNumber(amount, digits, digits)} %`;
+}
+
+function price(value) {
+  const amount = num(value);
+  return amount === null ? '–' : formatNumber(amount, 2, 5);
+}
+
+function volume(value) {
+  const amount = num(value);
+  return amount === null ? '–' : formatNumber(amount, 2, 2);
+}
+
+function clock(iso) {
+  if (!iso) return '–';
+  const date = new Date(iso);
+  const sameDay = date.toDateString() === new Date().toDateString();
+  const time = date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return sameDay ? time : `${date.toLocaleDateString(undefined, { month: 'short', day: 'numeric' })} ${time}`;
+}
+
+function ago(iso) {
+  if (!iso) return 'never';
+  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return clock(iso);
+}
+
+function relativeTime(iso, prefix = '') {
+  return h('time', { datetime: iso || '', title: iso ? new Date(iso).toLocaleString() : '', dataset: { since: iso || '', prefix } }, prefix + ago(iso));
+}
+
+function tickRelativeTimes() {
+  for (const element of document.querySelectorAll('time[data-since]')) {
+    if (element.dataset.since) element.textContent = (element.dataset.prefix || '') + ago(element.dataset.since);
+  }
+}
+
+function label(text) {
+  return String(text || '').replaceAll('_', ' ');
+}
+
+// ---------------------------------------------------------------- HTTP
+
+class HttpError extends Error {
+  constructor(status, detail) {
+    super(detail || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+async function api(path, { method, json, form, anonymous = false } = {}) {
+  const generation = state.generation;
+  const headers = { Accept: 'application/json' };
+  if (state.token && !anonymous) headers.Authorization = `Bearer ${state.token}`;
+  let body;
+  if (form) body = new URLSearchParams(form);
+  else if (json !== undefined) {
+    body = JSON.stringify(json);
+    headers['Content-Type'] = 'application/json';
+  }
+  const response = await fetch(API + path, { method: method || (body ? 'POST' : 'GET'), headers, body, cache: 'no-store' });
+  if (generation !== state.generation) throw new HttpError(0, 'signed out');
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      detail = (await response.json()).detail || detail;
+    } catch {
+      /* not JSON */
+    }
+    if (response.status === 401 && !anonymous) signOut('Your session has ended. Please sign in again.');
+    throw new HttpError(response.status, detail);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+async function inBatches(items, size, work) {
+  for (let start = 0; start < items.length; start += size) {
+    await Promise.all(items.slice(start, start + size).map(work));
+  }
+}
+
+function quietly(promise) {
+  return promise.catch((error) => {
+    if (error.status !== 0 && error.status !== 401) console.warn('tradeguard:', error.message);
+  });
+}
+
+// ---------------------------------------------------------------- status
+
+function worst(...levels) {
+  return levels.reduce((a, b) => ((SEVERITY[b] ?? 0) > (SEVERITY[a] ?? 0) ? b : a), 'normal');
+}
+
+// One word for an account at a glance: critical > stale > warning > healthy > idle.
+function overall(summary) {
+  if (!summary) return 'unknown';
+  if (summary.trading_allowed === false || summary.system_status === 'critical') return 'critical';
+  if (summary.status === 'error') return 'stale';
+  if (summary.status === 'warning' || summary.system_status === 'warning') return 'warning';
+  if (summary.status === 'idle') return 'idle';
+  return 'healthy';
+}
+
+function badge(text, kind, extra = {}) {
+  return h('span', { class: `badge ${kind}`, ...extra }, label(text));
+}
+
+const EVENT_TONE = {
+  matched: 'ok',
+  resolved: 'ok',
+  rearmed: 'ok',
+  feed_resumed: 'ok',
+  position_closed: 'ok',
+  divergence: 'warning',
+  guard_level: 'warning',
+  feed_stale: 'stale',
+  closed_on_broker: 'info',
+  close_command: 'info',
+  halted: 'critical',
+};
+
+const COMMAND_TONE = { pending: 'info', sent: 'info', executed: 'ok', closed: 'ok', failed: 'critical', expired: 'warning' };
+
+// ---------------------------------------------------------------- sign-in and session
+
+function showSignIn(message) {
+  $('dashboard').hidden = true;
+  $('session').hidden = true;
+  $('signin').hidden = false;
+  const error = $('signin-error');
+  error.hidden = !message;
+  error.textContent = message || '';
+  $('signin-email').focus();
+}
+
+async function onSignIn(event) {
+  event.preventDefault();
+  const email = $('signin-email').value.trim();
+  const password = $('signin-password').value;
+  const error = $('signin-error');
+  if (!email || !password) {
+    error.textContent = 'Enter your email and password.';
+    error.hidden = false;
+    return;
+  }
+  const button = $('signin-submit');
+  button.disabled = true;
+  button.textContent = 'Signing in…';
+  try {
+    const token = await api('/auth/token', { form: { username: email, password }, anonymous: true });
+    state.token = token.access_token;
+    sessionStorage.setItem(TOKEN_KEY, state.token);
+    $('signin-password').value = '';
+    error.hidden = true;
+    await start();
+  } catch (failure) {
+    error.textContent = failure.status === 401 ? 'Wrong email or password.' : `Could not sign in: ${failure.message}`;
+    error.hidden = false;
+  } finally {
+    button.disabled = false;
+    button.textContent = 'Sign in';
+  }
+}
+
+function signOut(message) {
+  state.generation += 1;
+  state.token = null;
+  state.me = null;
+  state.accounts.clear();
+  state.order = [];
+  state.selected = null;
+  state.detail = null;
+  state.lastEventId = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  stream.stop();
+  debounced.clear();
+  $('accounts').replaceChildren();
+  $('account').hidden = true;
+  showSignIn(message);
+}
+
+async function start() {
+  state.generation += 1;
+  $('signin').hidden = true;
+  $('dashboard').hidden = false;
+  $('session').hidden = false;
+  try {
+    state.me = await api('/me');
+  } catch (error) {
+    if (error.status !== 401 && error.status !== 0) showSignIn(`Could not load your profile: ${error.message}`);
+    return;
+  }
+  setText('user-email', state.me.email, `${state.me.email} (${state.me.role})`);
+  await quietly(loadAccounts());
+  stream.start();
+}
+
+// ---------------------------------------------------------------- accounts
+
+async function loadAccounts() {
+  const accounts = [];
+  let cursor = null;
+  do {
+    const page = await api(`/accounts?limit=500${cursor !== null ? `&cursor=${cursor}` : ''}`);
+    accounts.push(...page.accounts);
+    cursor = page.next_cursor;
+  } while (cursor !== null && accounts.length < 5000);
+
+  const seen = new Set();
+  for (const account of accounts) {
+    seen.add(account.id);
+    const entry = state.accounts.get(account.id);
+    if (entry) entry.account = account;
+    else state.accounts.set(account.id, { account, summary: null, unseenAlerts: 0 });
+  }
+  for (const id of [...state.accounts.keys()]) if (!seen.has(id)) state.accounts.delete(id);
+  state.order = accounts.map((account) => account.id);
+  renderAccounts();
+
+  const wanted = accountFromHash();
+  const selected = [wanted, state.selected, state.order[0]].find((id) => id && state.accounts.has(id));
+  if (selected && selected !== state.selected) selectAccount(selected);
+  if (!selected) {
+    state.selected = null;
+    $('account').hidden = true;
+  }
+  await inBatches(state.order, 6, (id) => quietly(refreshSummary(id)));
+}
+
+async function refreshSummary(id) {
+  const [status, guards] = await Promise.all([
+    api(`/reconciliation/status?account_id=${id}`),
+    api(`/guards/status?account_id=${id}`),
+  ]);
+  const entry = state.accounts.get(id);
+  if (!entry) return;
+  const drawdown = guards.drawdown_guard;
+  const marketLevel = worst(...guards.market_guard_alerts.map((alert) => alert.alert_type));
+  entry.marketLevel = marketLevel;
+  entry.summary = {
+    status: status.status,
+    total_syncs: status.total_syncs,
+    last_sync_at: status.last_sync_at,
+    open_positions_count: status.open_positions_count,
+    matched_positions: status.matched_positions,
+    divergences_detected: status.divergences_detected,
+    error_message: status.error_message,
+    equity: drawdown.current_equity,
+    balance: drawdown.current_balance,
+    peak_equity: drawdown.peak_equity,
+    drawdown_pct: drawdown.current_drawdown_pct,
+    drawdown_level: drawdown.alert_type,
+    trading_allowed: guards.trading_allowed,
+    system_status: worst(drawdown.alert_type, marketLevel),
+    halt_reason: drawdown.halt_reason,
+    halted_at: drawdown.halted_at,
+  };
+  renderAccountCard(id);
+  if (id === state.selected) renderHeadline();
+}
+
+function applySync(sync) {
+  const entry = state.accounts.get(sync.account_id);
+  if (!entry) return false;
+  const summary = entry.summary || {};
+  for (const field of [
+    'status', 'total_syncs', 'open_positions_count', 'matched_positions', 'divergences_detected',
+    'equity', 'balance', 'peak_equity', 'drawdown_pct', 'drawdown_level', 'trading_allowed', 'last_sync_at',
+  ]) {
+    if (field in sync) summary[field] = sync[field];
+  }
+  if (sync.status !== 'error') summary.error_message = null;
+  summary.system_status = worst(summary.drawdown_level || 'normal', entry.marketLevel || 'normal');
+  entry.summary = summary;
+  renderAccountCard(sync.account_id);
+  if (sync.account_id === state.selected) renderHeadline();
+  return true;
+}
+
+function accountFromHash() {
+  const match = /^#account-(\d+)$/.exec(location.hash);
+  return match ? Number(match[1]) : null;
+}
+
+function selectAccount(id) {
+  if (!state.accounts.has(id)) return;
+  const changed = state.selected !== id;
+  state.selected = id;
+  state.accounts.get(id).unseenAlerts = 0;
+  if (location.hash !== `#account-${id}`) history.replaceState(null, '', `#account-${id}`);
+  for (const card of $('accounts').children) {
+    card.setAttribute('aria-current', card.dataset.accountId === String(id) ? 'true' : 'false');
+  }
+  renderAccountCard(id);
+  if (changed) {
+    state.detail = { accountId: id, positions: null, guards: null, equity: null, config: null, events: [], alerts: [], commands: new Map() };
+    $('account').hidden = false;
+    renderHeadline();
+    renderDetail();
+    quietly(refreshDetail(id, { feeds: true, config: true }));
+  }
+}
+
+// ---------------------------------------------------------------- account detail
+
+async function refreshDetail(id, { feeds = false, config = false } = {}) {
+  const requests = [
+    api(`/positions/open?account_id=${id}`),
+    api(`/guards/status?account_id=${id}`),
+    api(`/accounts/${id}/equity?limit=500`),
+    config ? api(`/accounts/${id}/guard-config`) : null,
+    feeds ? api(`/reconciliation/logs?account_id=${id}&limit=${FEED_LIMIT}`) : null,
+    feeds ? api(`/alerts?account_id=${id}&limit=50`) : null,
+    feeds ? api(`/reconciliation/logs?account_id=${id}&event_type=close_command&limit=200`) : null,
+    feeds ? api(`/reconciliation/logs?account_id=${id}&event_type=position_closed&limit=100`) : null,
+    refreshSummary(id),
+  ];
+  const [positions, guards, equity, guardConfig, logs, alerts, commandLogs, closedLogs] = await Promise.all(requests);
+  const detail = state.detail;
+  if (!detail || detail.accountId !== id || state.selected !== id) return;
+  detail.positions = positions;
+  detail.guards = guards;
+  detail.equity = equity;
+  if (guardConfig) detail.config = guardConfig;
+  if (feeds) {
+    detail.events = logs.events;
+    detail.alerts = alerts.alerts;
+    detail.commands = new Map();
+    const commandEvents = [...commandLogs.events, ...closedLogs.events].sort((a, b) => a.id - b.id);
+    for (const event of commandEvents) foldCommand(detail.commands, event);
+  }
+  renderDetail();
+}
+
+function renderDetail() {
+  renderHeadline();
+  renderChart();
+  renderGuards();
+  renderPositions();
+  renderEvents();
+  renderAlerts();
+  renderCommands();
+}
+
+function renderHeadline() {
+  const entry = state.accounts.get(state.selected);
+  if (!entry) return;
+  const { account } = entry;
+  const summary = entry.summary || {};
+  const currency = account.currency;
+  setText('account-name', account.name);
+  setText('account-meta', [account.broker, account.login && `login ${account.login}`, currency, `#${account.id}`].filter(Boolean).join(' · '));
+  const word = overall(entry.summary);
+  const status = $('account-status');
+  status.className = `badge big ${word}`;
+  status.textContent = word;
+  status.title = summary.error_message || '';
+
+  const halted = summary.trading_allowed === false;
+  $('halted').hidden = !halted;
+  if (halted) {
+    const reason = summary.halt_reason ? label(summary.halt_reason) : 'critical guard level';
+    setText('halted-reason', ` ${reason}${summary.halted_at ? `, since ${clock(summary.halted_at)}` : ''}. The platform sends this account no new trades until it is re-armed.`);
+    $('rearm').hidden = !mayRearm(account);
+  }
+
+  setText('stat-equity', money(summary.equity, currency));
+  setText('stat-balance', money(summary.balance, currency));
+  setText('stat-peak', money(summary.peak_equity, currency));
+  const drawdown = $('stat-drawdown');
+  drawdown.textContent = pct(summary.drawdown_pct);
+  drawdown.className = `level-${summary.drawdown_level || 'normal'}`;
+  setText('stat-positions', summary.open_positions_count === undefined ? '–' : `${summary.open_positions_count} / ${summary.matched_positions}`);
+  const divergences = $('stat-divergences');
+  divergences.textContent = summary.divergences_detected ?? '–';
+  divergences.className = summary.divergences_detected ? 'level-warning' : '';
+  setText('stat-syncs', summary.total_syncs ?? '–');
+  $('stat-last-sync').replaceChildren(summary.last_sync_at ? relativeTime(summary.last_sync_at) : 'never');
+}
+
+function mayRearm(account) {
+  return Boolean(state.me) && (account.owner_id === state.me.id || state.me.role === 'owner' || state.me.role === 'admin');
+}
+
+async function onRearm() {
+  const id = state.selected;
+  const entry = state.accounts.get(id);
+  if (!entry) return;
+  if (!window.confirm(`Re-arm trading for ${entry.account.name}? The platform will send it trades again.`)) return;
+  const button = $('rearm');
+  button.disabled = true;
+  try {
+    await api(`/accounts/${id}/guard/rearm`, { method: 'POST', json: {} });
+    await refreshDetail(id, { feeds: true });
+  } catch (error) {
+    if (error.status !== 401 && error.status !== 0) window.alert(`Could not re-arm: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- account list
+
+function renderAccounts() {
+  const nav = $('accounts');
+  nav.replaceChildren(...state.order.map((id) => accountCard(id)));
+  $('no-accounts').hidden = state.order.length > 0;
+}
+
+function renderAccountCard(id) {
+  const old = $('accounts').querySelector(`[data-account-id="${id}"]`);
+  if (old) old.replaceWith(accountCard(id));
+}
+
+function accountCard(id) {
+  const { account, summary, unseenAlerts } = state.accounts.get(id);
+  const word = overall(summary);
+  const known = Boolean(summary);
+  const halted = known && summary.trading_allowed === false;
+  return h(
+    'button',
+    {
+      type: 'button',
+      class: `account-card ${word}`,
+      dataset: { accountId: id, status: word },
+      'aria-current': id === state.selected ? 'true' : 'false',
+      onclick: () => selectAccount(id),
+    },
+    h('span', { class: 'card-top' },
+      h('span', { class: 'card-name' }, account.name),
+      badge(word, word)),
+    h('span', { class: 'card-equity' }, known ? money(summary.equity, account.currency) : '…'),
+    h('span', { class: 'card-line' },
+      h('span', { class: `level-${known ? summary.drawdown_level || 'normal' : 'normal'}` }, `DD ${known ? pct(summary.drawdown_pct, 1) : '–'}`),
+      h('span', { class: halted ? 'chip halted-chip' : 'chip trading-chip' }, halted ? 'halted' : 'trading'),
+      unseenAlerts ? h('span', { class: 'chip alert-chip', title: 'new alerts' }, `${unseenAlerts} new`) : null),
+    h('span', { class: 'card-line muted' },
+      known ? relativeTime(summary.last_sync_at, 'synced ') : 'loading…',
+      known ? h('span', { class: 'card-syncs' }, `${summary.total_syncs} syncs`) : null),
+  );
+}
+
+// ---------------------------------------------------------------- positions
+
+function renderPositions() {
+  const detail = state.detail;
+  const table = $('positions');
+  const body = table.tBodies[0];
+  const foot = table.tFoot;
+  const positions = detail?.positions?.positions || [];
+  const currency = state.accounts.get(state.selected)?.account.currency;
+  setText('positions-count', detail?.positions ? String(positions.length) : '');
+  $('positions-empty').hidden = !detail?.positions || positions.length > 0;
+  table.hidden = positions.length === 0;
+  body.replaceChildren(
+    ...positions.map((position) => {
+      const pnl = num(position.unrealized_pnl);
+      return h('tr', { dataset: { ticket: position.ticket, positionId: position.position_id } },
+        h('td', { 'data-label': 'Symbol' }, h('strong', {}, position.symbol), h('span', { class: 'ticket' }, `#${position.ticket}`)),
+        h('td', { 'data-label': 'Side' }, h('span', { class: `side ${position.direction}` }, position.direction)),
+        h('td', { class: 'num', 'data-label': 'Volume' }, volume(position.volume)),
+        h('td', { class: 'num', 'data-label': 'Entry' }, price(position.entry_price)),
+        h('td', { class: 'num', 'data-label': 'Current' }, price(position.current_price)),
+        h('td', { class: `num pnl ${pnl > 0 ? 'up' : pnl < 0 ? 'down' : ''}`, 'data-label': 'P&L' },
+          signedMoney(position.unrealized_pnl, currency),
+          h('span', { class: 'pnl-pct' }, pct(position.unrealized_pnl_pct))),
+        h('td', { 'data-label': 'Reconciliation' }, reconciliationBadge(position)),
+      );
+    }),
+  );
+  if (positions.length) {
+    const total = num(detail.positions.total_unrealized_pnl);
+    foot.replaceChildren(h('tr', {},
+      h('th', { scope: 'row', colspan: 5 }, 'Total'),
+      h('td', { class: `num pnl ${total > 0 ? 'up' : total < 0 ? 'down' : ''}`, 'data-label': 'Total P&L' },
+        signedMoney(total, currency), h('span', { class: 'pnl-pct' }, pct(detail.positions.total_unrealized_pnl_pct))),
+      h('td', {})));
+  } else {
+    foot.replaceChildren();
+  }
+}
+
+function reconciliationBadge(position) {
+  if (position.divergence) {
+    return h('span', { class: 'badges' }, ...position.divergence.split(/[,;]\s*/).map((reason) => badge(reason, 'warning')));
+  }
+  if (position.matched_with_bot) return badge('matched', 'ok');
+  return badge('not matched', 'muted');
+}
+
+// ---------------------------------------------------------------- guards
+
+function renderGuards() {
+  const detail = state.detail;
+  const guards = detail?.guards;
+  const gauge = $('drawdown-gauge');
+  const market = $('market-guards');
+  if (!guards) {
+    gauge.replaceChildren();
+    market.replaceChildren();
+    setText('guard-notes', '');
+    return;
+  }
+  const drawdown = guards.drawdown_guard;
+  const currency = state.accounts.get(state.selected)?.account.currency;
+  gauge.replaceChildren(drawdownGauge(num(drawdown.current_drawdown_pct) || 0, num(drawdown.warning_threshold_pct), num(drawdown.critical_threshold_pct), drawdown.alert_type));
+  const notes = [
+    `Critical also below ${money(drawdown.min_equity, currency)} equity.`,
+    drawdown.auto_close ? 'Auto-close on critical: on.' : 'Auto-close on critical: off.',
+  ];
+  if (detail.config?.daily_loss_limit_pct) notes.push(`Daily loss limit ${pct(detail.config.daily_loss_limit_pct, 1)}.`);
+  setText('guard-notes', notes.join(' '));
+
+  const alerts = guards.market_guard_alerts;
+  if (!alerts.length) {
+    market.replaceChildren(h('p', { class: 'muted small' }, 'Every symbol within its gap and spread limits.'));
+    return;
+  }
+  const config = detail.config || { gap_warning_pct: 5, gap_critical_pct: 10, spread_warning_pct: 0.5, spread_critical_pct: 1 };
+  market.replaceChildren(
+    ...alerts.map((alert) => h('div', { class: 'market-row', dataset: { symbol: alert.symbol } },
+      h('div', { class: 'market-head' }, h('strong', {}, alert.symbol), badge(alert.alert_type, alert.alert_type),
+        alert.should_close_positions ? h('span', { class: 'muted small' }, 'closing positions') : null),
+      meter('Gap', num(alert.gap_pct), num(config.gap_warning_pct), num(config.gap_critical_pct)),
+      meter('Spread', num(alert.spread_pct), num(config.spread_warning_pct), num(config.spread_critical_pct)),
+    )),
+  );
+}
+
+function levelOf(value, warning, critical) {
+  if (value >= critical) return 'critical';
+  if (value >= warning) return 'warning';
+  return 'normal';
+}
+
+// A half-circle gauge: green up to the warning threshold, amber up to critical, red beyond.
+function drawdownGauge(value, warning, critical, level) {
+  const max = Math.max(critical * 1.25, value * 1.05, 1);
+  const cx = 110, cy = 104, r = 84, width = 14;
+  const angle = (v) => Math.PI * (1 - Math.min(Math.max(v, 0), max) / max);
+  const point = (v, radius = r) => [cx + radius * Math.cos(angle(v)), cy - radius * Math.sin(angle(v))];
+  const arc = (from, to) => {
+    const [x0, y0] = point(from);
+    const [x1, y1] = point(to);
+    return `M ${x0.toFixed(2)} ${y0.toFixed(2)} A ${r} ${r} 0 0 1 ${x1.toFixed(2)} ${y1.toFixed(2)}`;
+  };
+  const tick = (v, text) => {
+    const [x0, y0] = point(v, r - width / 2 - 3);
+    const [x1, y1] = point(v, r + width / 2 + 3);
+    const [tx, ty] = point(v, r + width / 2 + 14);
+    return [
+      s('line', { x1: x0, y1: y0, x2: x1, y2: y1, class: 'gauge-tick' }),
+      s('text', { x: tx, y: ty, class: 'gauge-label', 'text-anchor': 'middle', 'dominant-baseline': 'middle' }, text),
+    ];
+  };
+  const shown = levelOf(value, warning, critical);
+  return s('svg', { viewBox: '0 -8 220 130', class: 'gauge-svg', role: 'img', 'aria-label': `Drawdown ${value.toFixed(2)} percent; warning at ${warning} percent, critical at ${critical} percent` },
+    s('path', { d: arc(0, warning), class: 'band normal', 'stroke-width': width }),
+    s('path', { d: arc(warning, critical), class: 'band warning', 'stroke-width': width }),
+    s('path', { d: arc(critical, max), class: 'band critical', 'stroke-width': width }),
+    value > 0 ? s('path', { d: arc(0, Math.max(value, max * 0.005)), class: `value ${shown}`, 'stroke-width': width - 6 }) : null,
+    tick(warning, `${formatNumber(warning, 0, 1)}%`),
+    tick(critical, `${formatNumber(critical, 0, 1)}%`),
+    s('text', { x: cx, y: cy - 22, class: `gauge-value level-${level}`, 'text-anchor': 'middle' }, `${formatNumber(value, 2, 2)}%`),
+    s('text', { x: cx, y: cy - 2, class: 'gauge-caption', 'text-anchor': 'middle' }, `drawdown · ${level}`),
+  );
+}
+
+// A horizontal bar with marks at the warning and critical thresholds.
+function meter(name, value, warning, critical) {
+  const max = Math.max(critical * 1.5, value || 0);
+  const position = (v) => `${Math.min(100, (v / max) * 100).toFixed(2)}%`;
+  const fill = h('span', { class: `meter-fill ${value === null ? 'normal' : levelOf(value, warning, critical)}` });
+  fill.style.width = value === null ? '0' : position(value);
+  const warn = h('span', { class: 'meter-mark warning', title: `warning ${warning} %` });
+  warn.style.left = position(warning);
+  const crit = h('span', { class: 'meter-mark critical', title: `critical ${critical} %` });
+  crit.style.left = position(critical);
+  return h('div', { class: 'meter' },
+    h('span', { class: 'meter-name' }, name),
+    h('span', { class: 'meter-track', role: 'meter', 'aria-label': `${name} percent`, 'aria-valuemin': 0, 'aria-valuemax': max, 'aria-valuenow': value ?? 0 }, fill, warn, crit),
+    h('span', { class: 'meter-value' }, value === null ? '–' : pct(value)));
+}
+
+// ---------------------------------------------------------------- equity and drawdown chart
+
+function niceTicks(min, max, count) {
+  const span = max - min || Math.abs(max) || 1;
+  const raw = span / count;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((f) => f * magnitude).find((candidate) => candidate >= raw);
+  const ticks = [];
+  for (let value = Math.ceil(min / step) * step; value <= max + step * 1e-9; value += step) ticks.push(Number(value.toFixed(10)));
+  return ticks;
+}
+
+function compact(value) {
+  const abs = Math.abs(value);
+  if (abs >= 1e6) return `${formatNumber(value / 1e6, 0, 2)}M`;
+  if (abs >= 1e4) return `${formatNumber(value / 1e3, 0, 1)}k`;
+  return formatNumber(value, 0, abs < 10 ? 2 : 0);
+}
+
+function timeLabel(ms, span) {
+  const date = new Date(ms);
+  if (span > 2 * 86400000) return date.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+  if (span > 20 * 60000) return date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  return date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+function renderChart() {
+  const box = $('chart');
+  const series = state.detail?.equity;
+  const points = series?.points || [];
+  if (points.length < 2) {
+    box.replaceChildren(h('p', { class: 'empty chart-empty' }, series ? (points.length ? 'One snapshot so far: the chart starts at the second.' : 'No snapshots yet.') : 'Loading…'));
+    return;
+  }
+  const width = Math.max(280, Math.floor(box.clientWidth || 600));
+  const height = width < 520 ? 250 : 300;
+  const margin = { left: 56, right: 12, top: 10, bottom: 24 };
+  const gap = 20;
+  const plotWidth = width - margin.left - margin.right;
+  const plotHeight = height - margin.top - margin.bottom - gap;
+  const equityHeight = Math.round(plotHeight * 0.6);
+  const drawdownTop = margin.top + equityHeight + gap;
+  const drawdownHeight = plotHeight - equityHeight;
+
+  const warning = num(series.warning_threshold_pct);
+  const critical = num(series.critical_threshold_pct);
+  const rows = points.map((p) => ({
+    t: Date.parse(p.taken_at),
+    equity: num(p.equity),
+    balance: num(p.balance),
+    peak: num(p.peak_equity),
+    drawdown: num(p.drawdown_pct),
+  }));
+  const t0 = rows[0].t;
+  const t1 = rows[rows.length - 1].t;
+  const span = Math.max(t1 - t0, 1);
+  const x = (t) => margin.left + ((t - t0) / span) * plotWidth;
+
+  const values = rows.flatMap((r) => [r.equity, r.balance, r.peak]);
+  let low = Math.min(...values);
+  let high = Math.max(...values);
+  const pad = (high - low) * 0.08 || Math.abs(high) * 0.01 || 1;
+  low -= pad;
+  high += pad;
+  const yEquity = (v) => margin.top + (1 - (v - low) / (high - low)) * equityHeight;
+  const ddMax = Math.max(critical * 1.2, ...rows.map((r) => r.drawdown * 1.1));
+  const yDrawdown = (v) => drawdownTop + (Math.min(v, ddMax) / ddMax) * drawdownHeight;
+
+  const line = (key, y) => rows.map((r, i) => `${i ? 'L' : 'M'}${x(r.t).toFixed(1)},${y(r[key]).toFixed(1)}`).join('');
+  const floor = (pctLevel) => rows.map((r, i) => `${i ? 'L' : 'M'}${x(r.t).toFixed(1)},${yEquity(r.peak * (1 - pctLevel / 100)).toFixed(1)}`).join('');
+  const area = `${line('drawdown', yDrawdown)}L${x(t1).toFixed(1)},${drawdownTop}L${x(t0).toFixed(1)},${drawdownTop}Z`;
+  const clipId = `clip-equity-${state.selected}`;
+
+  const equityTicks = niceTicks(low, high, 4).filter((v) => v >= low && v <= high);
+  const drawdownTicks = [0, warning, critical].filter((v) => v <= ddMax);
+  const timeTicks = niceTimeTicks(t0, t1, Math.max(2, Math.floor(plotWidth / 110)));
+
+  const crosshair = s('line', { class: 'crosshair', x1: 0, x2: 0, y1: margin.top, y2: drawdownTop + drawdownHeight, visibility: 'hidden' });
+  const tip = h('div', { class: 'chart-tip', hidden: true });
+
+  const svgElement = s('svg', { width, height, viewBox: `0 0 ${width} ${height}`, class: 'chart-svg', 'aria-hidden': 'true' },
+    s('defs', {}, s('clipPath', { id: clipId }, s('rect', { x: margin.left, y: margin.top, width: plotWidth, height: equityHeight }))),
+    // grid and axes
+    equityTicks.map((v) => [
+      s('line', { class: 'grid', x1: margin.left, x2: width - margin.right, y1: yEquity(v), y2: yEquity(v) }),
+      s('text', { class: 'axis', x: margin.left - 6, y: yEquity(v), 'text-anchor': 'end', 'dominant-baseline': 'middle' }, compact(v)),
+    ]),
+    drawdownTicks.map((v) => s('text', { class: 'axis', x: margin.left - 6, y: yDrawdown(v), 'text-anchor': 'end', 'dominant-baseline': 'middle' }, `${formatNumber(v, 0, 1)}%`)),
+    timeTicks.map((t) => s('text', { class: 'axis', x: x(t), y: height - 6, 'text-anchor': 'middle' }, timeLabel(t, span))),
+    s('line', { class: 'axis-line', x1: margin.left, x2: width - margin.right, y1: drawdownTop, y2: drawdownTop }),
+    s('text', { class: 'pane-label', x: margin.left + 6, y: drawdownTop + 12 }, 'drawdown'),
+    // equity pane
+    s('g', { 'clip-path': `url(#${clipId})` },
+      s('path', { class: 'threshold warning', d: floor(warning) }),
+      s('path', { class: 'threshold critical', d: floor(critical) }),
+      s('path', { class: 'series peak', d: line('peak', yEquity) }),
+      s('path', { class: 'series balance', d: line('balance', yEquity) }),
+      s('path', { class: 'series equity', d: line('equity', yEquity) })),
+    // drawdown pane, growing downwards, with the thresholds
+    s('path', { class: 'drawdown-area', d: area }),
+    s('path', { class: 'series drawdown', d: line('drawdown', yDrawdown) }),
+    s('line', { class: 'threshold warning', x1: margin.left, x2: width - margin.right, y1: yDrawdown(warning), y2: yDrawdown(warning) }),
+    critical <= ddMax ? s('line', { class: 'threshold critical', x1: margin.left, x2: width - margin.right, y1: yDrawdown(critical), y2: yDrawdown(critical) }) : null,
+    s('text', { class: 'threshold-label warning', x: width - margin.right - 4, y: yDrawdown(warning) - 4, 'text-anchor': 'end' }, `warning ${formatNumber(warning, 0, 1)}%`),
+    s('text', { class: 'threshold-label critical', x: width - margin.right - 4, y: yDrawdown(critical) - 4, 'text-anchor': 'end' }, `critical ${formatNumber(critical, 0, 1)}%`),
+    crosshair,
+  );
+
+  const currency = state.accounts.get(state.selected)?.account.currency;
+  const nearest = (px) => {
+    const t = t0 + ((px - margin.left) / plotWidth) * span;
+    let lo = 0;
+    let hi = rows.length - 1;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (rows[mid].t < t) lo = mid;
+      else hi = mid;
+    }
+    return Math.abs(rows[lo].t - t) <= Math.abs(rows[hi].t - t) ? rows[lo] : rows[hi];
+  };
+  svgElement.addEventListener('pointermove', (event) => {
+    const bounds = svgElement.getBoundingClientRect();
+    const px = event.clientX - bounds.left;
+    if (px < margin.left || px > width - margin.right) return;
+    const row = nearest(px);
+    const cx = x(row.t);
+    crosshair.setAttribute('x1', cx);
+    crosshair.setAttribute('x2', cx);
+    crosshair.setAttribute('visibility', 'visible');
+    tip.replaceChildren(
+      h('strong', {}, clock(new Date(row.t).toISOString())),
+      h('span', {}, `Equity ${money(row.equity, currency)}`),
+      h('span', {}, `Balance ${money(row.balance, currency)}`),
+      h('span', { class: `level-${levelOf(row.drawdown, warning, critical)}` }, `Drawdown ${pct(row.drawdown)}`),
+    );
+    tip.hidden = false;
+    const left = cx + 12 + 170 > width ? cx - 12 - 170 : cx + 12;
+    tip.style.left = `${Math.max(0, left)}px`;
+    tip.style.top = `${margin.top}px`;
+  });
+  svgElement.addEventListener('pointerleave', () => {
+    crosshair.setAttribute('visibility', 'hidden');
+    tip.hidden = true;
+  });
+  box.replaceChildren(svgElement, tip);
+  box.dataset.width = String(width);
+  box.dataset.points = String(rows.length);
+}
+
+function niceTimeTicks(t0, t1, count) {
+  const span = t1 - t0;
+  const steps = [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800].map((v) => v * 1000);
+  const step = steps.find((candidate) => span / candidate <= count) || steps[steps.length - 1];
+  const offset = new Date(t0).getTimezoneOffset() * 60000;
+  const ticks = [];
+  for (let t = Math.ceil((t0 - offset) / step) * step + offset; t <= t1; t += step) ticks.push(t);
+  return ticks;
+}
+
+// ---------------------------------------------------------------- feeds: events, alerts, commands
+
+function eventItem(event) {
+  const where = [event.symbol, event.ticket && `#${event.ticket}`, event.trade_id && `trade ${event.trade_id}`].filter(Boolean).join(' ');
+  return h('li', { class: 'feed-item', dataset: { eventId: event.id, eventType: event.event_type } },
+    h('div', { class: 'feed-head' },
+      badge(event.event_type, EVENT_TONE[event.event_type] || 'muted'),
+      event.reason ? badge(event.reason, 'outline') : null,
+      where ? h('span', { class: 'where' }, where) : null,
+      h('time', { datetime: event.created_at, title: new Date(event.created_at).toLocaleString() }, clock(event.created_at))),
+    h('p', { class: 'feed-message' }, event.message));
+}
+
+function alertItem(alert) {
+  return h('li', { class: `feed-item alert-${alert.level}`, dataset: { alertId: alert.id } },
+    h('div', { class: 'feed-head' },
+      badge(alert.level, alert.level === 'info' ? 'info' : alert.level),
+      h('span', { class: 'where' }, [label(alert.kind), alert.symbol].filter(Boolean).join(' · ')),
+      h('time', { datetime: alert.created_at, title: new Date(alert.created_at).toLocaleString() }, clock(alert.created_at))),
+    h('p', { class: 'feed-message' }, alert.message));
+}
+
+function renderEvents() {
+  const events = state.detail?.events || [];
+  $('events').replaceChildren(...events.map(eventItem));
+  $('events-empty').hidden = !state.detail || events.length > 0;
+}
+
+function renderAlerts() {
+  const alerts = state.detail?.alerts || [];
+  $('alerts').replaceChildren(...alerts.map(alertItem));
+  $('alerts-empty').hidden = !state.detail || alerts.length > 0;
+}
+
+function prepend(list, item) {
+  if (list.some((existing) => existing.id === item.id)) return list;
+  return [item, ...list].sort((a, b) => b.id - a.id).slice(0, FEED_LIMIT);
+}
+
+// Close commands as the audit trail tells them: one entry per command id, its latest state.
+function foldCommand(commands, event) {
+  const id = event.details?.command_id;
+  if (!id) return;
+  const known = commands.get(id) || {
+    id,
+    symbol: event.symbol,
+    ticket: event.ticket,
+    cause: event.reason,
+    attempt: null,
+    state: 'pending',
+    created_at: event.created_at,
+    lastEventId: 0,
+  };
+  if (event.id < known.lastEventId) return;
+  known.lastEventId = event.id;
+  known.updated_at = event.created_at;
+  known.message = event.message;
+  const attempt = /attempt (\d+)/.exec(event.message);
+  if (attempt) known.attempt = Number(attempt[1]);
+  if (event.event_type === 'position_closed') {
+    known.state = 'closed';
+    known.profit = event.details.net_profit;
+  } else if (event.details.state) {
+    known.state = event.details.state;
+  }
+  commands.set(id, known);
+}
+
+function renderCommands() {
+  const commands = [...(state.detail?.commands?.values() || [])].sort((a, b) => b.lastEventId - a.lastEventId);
+  const currency = state.accounts.get(state.selected)?.account.currency;
+  $('commands').replaceChildren(
+    ...commands.slice(0, 50).map((command) => h('li', { class: 'feed-item', dataset: { commandId: command.id, state: command.state } },
+      h('div', { class: 'feed-head' },
+        badge(command.state, COMMAND_TONE[command.state] || 'muted'),
+        h('span', { class: 'where' }, `${command.symbol || ''} #${command.ticket}`),
+        command.cause ? badge(command.cause, 'outline') : null,
+        h('time', { datetime: command.updated_at, title: new Date(command.updated_at).toLocaleString() }, clock(command.updated_at))),
+      h('p', { class: 'feed-message' },
+        command.message,
+        command.attempt > 1 ? h('span', { class: 'muted' }, ` (attempt ${command.attempt})`) : null,
+        command.profit !== undefined && command.profit !== null ? h('span', { class: `pnl ${num(command.profit) >= 0 ? 'up' : 'down'}` }, ` ${signedMoney(command.profit, currency)}`) : null))),
+  );
+  $('commands-empty').hidden = !state.detail || commands.length > 0;
+}
+
+// ---------------------------------------------------------------- live updates
+
+const debounced = {
+  timers: new Map(),
+  run(key, work, delay = DEBOUNCE_MS) {
+    if (this.timers.has(key)) return;
+    this.timers.set(key, setTimeout(() => {
+      this.timers.delete(key);
+      work();
+    }, delay));
+  },
+  clear() {
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  },
+};
+
+function scheduleDetail(id) {
+  debounced.run(`detail:${id}`, () => {
+    if (state.selected === id) quietly(refreshDetail(id));
+  });
+}
+
+function scheduleSummary(id) {
+  debounced.run(`summary:${id}`, () => quietly(refreshSummary(id)));
+}
+
+function scheduleAccounts() {
+  debounced.run('accounts', () => quietly(loadAccounts()), 500);
+}
+
+function scheduleEverything() {
+  debounced.run('everything', () => {
+    quietly(loadAccounts());
+    if (state.selected) quietly(refreshDetail(state.selected, { feeds: true, config: true }));
+  });
+}
+
+function onStreamEvent(type, data) {
+  let payload;
+  try {
+    payload = JSON.parse(data);
+  } catch {
+    return;
+  }
+  switch (type) {
+    case 'hello':
+      stream.live();
+      // Whatever happened while the stream was not there: read it all once.
+      if ((payload.accounts || []).some((id) => !state.accounts.has(id))) scheduleAccounts();
+      scheduleEverything();
+      break;
+    case 'sync':
+      if (!applySync(payload)) scheduleAccounts();
+      else if (payload.account_id === state.selected) scheduleDetail(payload.account_id);
+      break;
+    case 'log': {
+      const id = payload.account_id;
+      if (!state.accounts.has(id)) {
+        scheduleAccounts();
+        break;
+      }
+      if (GUARD_EVENTS.has(payload.event_type)) scheduleSummary(id);
+      if (id === state.selected && state.detail) {
+        state.detail.events = prepend(state.detail.events, payload);
+        renderEvents();
+        if (COMMAND_EVENTS.has(payload.event_type)) {
+          foldCommand(state.detail.commands, payload);
+          renderCommands();
+        }
+        scheduleDetail(id);
+      }
+      break;
+    }
+    case 'alert': {
+      const entry = state.accounts.get(payload.account_id);
+      if (!entry) break;
+      if (payload.account_id === state.selected && state.detail) {
+        state.detail.alerts = prepend(state.detail.alerts, payload).slice(0, 50);
+        renderAlerts();
+      } else {
+        entry.unseenAlerts += 1;
+        renderAccountCard(payload.account_id);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// The stream, read with fetch (EventSource cannot send an Authorization header), parsed as SSE.
+const stream = {
+  controller: null,
+  retryMs: RETRY_MIN_MS,
+  reconnectTimer: null,
+  probeTimer: null,
+  pollTimer: null,
+  stallTimer: null,
+
+  start() {
+    this.stop();
+    this.connect();
+  },
+
+  stop() {
+    if (this.controller) this.controller.abort();
+    this.controller = null;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.probeTimer);
+    clearTimeout(this.stallTimer);
+    this.stopPolling();
+    this.retryMs = RETRY_MIN_MS;
+  },
+
+  async connect() {
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.probeTimer);
+    const generation = state.generation;
+    const controller = new AbortController();
+    this.controller = controller;
+    if (!this.pollTimer) setMode('connecting');
+    let response;
+    try {
+      const headers = { Accept: 'text/event-stream', Authorization: `Bearer ${state.token}` };
+      if (state.lastEventId !== null) headers['Last-Event-ID'] = state.lastEventId;
+      response = await fetch(`${API}/stream`, { headers, signal: controller.signal, cache: 'no-store' });
+    } catch {
+      if (!controller.signal.aborted) this.retry(controller);
+      return;
+    }
+    if (controller.signal.aborted || generation !== state.generation) return;
+    if (response.status === 401) {
+      signOut('Your session has ended. Please sign in again.');
+      return;
+    }
+    const type = response.headers.get('content-type') || '';
+    if (!response.ok || !type.startsWith('text/event-stream')) {
+      // No stream on this server (404), or not one we can read: poll, and look for it again later.
+      quietly(response.body ? response.body.cancel() : Promise.resolve());
+      this.controller = null;
+      this.startPolling('polling');
+      if (response.status >= 500) this.retry(controller);
+      else this.probeTimer = setTimeout(() => this.connect(), STREAM_PROBE_MS);
+      return;
+    }
+    this.live();
+    try {
+      await this.read(response.body, controller);
+    } catch {
+      /* the connection broke: reconnect below */
+    }
+    if (!controller.signal.aborted && generation === state.generation) this.retry(controller);
+  },
+
+  live() {
+    this.retryMs = RETRY_MIN_MS;
+    this.stopPolling();
+    setMode('live');
+  },
+
+  retry(controller) {
+    if (this.controller === controller) this.controller = null;
+    clearTimeout(this.stallTimer);
+    // Keep the page current while the stream is away.
+    this.startPolling('reconnecting');
+    const delay = this.retryMs * (0.8 + Math.random() * 0.4);
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  },
+
+  armStall(controller) {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = setTimeout(() => controller.abort(new Error('stalled')), STREAM_STALL_MS);
+  },
+
+  async read(body, controller) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    controller.signal.addEventListener('abort', () => reader.cancel().catch(() => {}));
+    let buffer = '';
+    let type = '';
+    let data = [];
+    let id = null;
+    this.armStall(controller);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      this.armStall(controller);
+      buffer += value;
+      for (;;) {
+        const match = /\r\n|\r|\n/.exec(buffer);
+        if (!match) break;
+        // A lone CR at the very end may be the first half of a CRLF: wait for more.
+        if (match[0] === '\r' && match.index === buffer.length - 1) break;
+        const line = buffer.slice(0, match.index);
+        buffer = buffer.slice(match.index + match[0].length);
+        if (line === '') {
+          if (id !== null) state.lastEventId = id;
+          if (data.length) onStreamEvent(type || 'message', data.join('\n'));
+          type = '';
+          data = [];
+          id = null;
+          continue;
+        }
+        if (line.startsWith(':')) continue; // a comment: keepalive
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        let text = colon < 0 ? '' : line.slice(colon + 1);
+        if (text.startsWith(' ')) text = text.slice(1);
+        if (field === 'event') type = text;
+        else if (field === 'data') data.push(text);
+        else if (field === 'id' && !text.includes('\0')) id = text;
+        else if (field === 'retry' && /^\d+$/.test(text)) this.retryMs = Math.max(RETRY_MIN_MS, Number(text));
+      }
+    }
+  },
+
+  startPolling(mode) {
+    setMode(mode);
+    if (this.pollTimer) return;
+    this.pollTimer = setInterval(poll, POLL_MS);
+  },
+
+  stopPolling() {
+    clearInterval(this.pollTimer);
+    this.pollTimer = null;
+  },
+};
+
+async function poll() {
+  if (document.hidden || !state.token) return;
+  const selected = state.selected;
+  await Promise.all([
+    inBatches(state.order.filter((id) => id !== selected), 6, (id) => quietly(refreshSummary(id))),
+    selected ? quietly(refreshDetail(selected, { feeds: true })) : null,
+  ]);
+}
+
+function setMode(mode) {
+  const element = $('connection');
+  const text = {
+    connecting: 'connecting',
+    live: 'live',
+    polling: 'updating every 5 s',
+    reconnecting: 'reconnecting',
+  }[mode] || mode;
+  element.dataset.mode = mode;
+  element.querySelector('.connection-text').textContent = text;
+  element.title = mode === 'polling' ? 'The live stream is not available; the page reads the API every 5 seconds.' : '';
+}
+
+// ---------------------------------------------------------------- wiring
+
+function main() {
+  $('signin-form').addEventListener('submit', onSignIn);
+  $('sign-out').addEventListener('click', () => signOut());
+  $('rearm').addEventListener('click', onRearm);
+  window.addEventListener('hashchange', () => {
+    const id = accountFromHash();
+    if (id && id !== state.selected) selectAccount(id);
+  });
+  let chartWidth = 0;
+  new ResizeObserver((entries) => {
+    const width = Math.floor(entries[0].contentRect.width);
+    if (width !== chartWidth) {
+      chartWidth = width;
+      requestAnimationFrame(renderChart);
+    }
+  }).observe($('chart'));
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && state.token && stream.pollTimer) poll();
+  });
+  setInterval(tickRelativeTimes, 1000);
+  if (state.token) start();
+  else showSignIn();
+}
+
+main();
