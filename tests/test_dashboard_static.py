@@ -55,7 +55,9 @@ async def test_every_linked_asset_loads_with_its_type_and_is_cached_for_good(htt
         assert response.headers["content-type"].startswith(types[path[path.rfind(".") :]]), link
         assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
         assert "default-src 'self'" in response.headers["content-security-policy"]
-        assert response.content == (resources.files("tradeguard.dashboard") / "static" / path[8:]).read_bytes()
+        assert (
+            response.content == (resources.files("tradeguard.dashboard") / "static" / path[8:]).read_bytes()
+        )
 
 
 async def test_unversioned_assets_revalidate_and_answer_not_modified(http):
@@ -65,10 +67,26 @@ async def test_unversioned_assets_revalidate_and_answer_not_modified(http):
     again = await http.get("/static/app.js", headers={"If-None-Match": response.headers["etag"]})
     assert again.status_code == 304
     assert again.content == b""
-    head = await http.head("/static/app.css")
+    head = await http.head("/static/app.css", headers={"Accept-Encoding": "identity"})
     assert head.status_code == 200
     assert head.content == b""
     assert int(head.headers["content-length"]) == len(assets()["app.css"].body)
+
+
+async def test_text_assets_are_sent_compressed_to_who_accepts_it(http):
+    raw = assets()["app.js"].body
+    plain = await http.get("/static/app.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.content == raw
+    packed = await http.get("/static/app.js", headers={"Accept-Encoding": "gzip, br"})
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.headers["vary"] == "Accept-Encoding"
+    assert int(packed.headers["content-length"]) < len(raw) / 2
+    assert packed.content == raw  # decoded by the client
+    # Each encoding has its own validator, so a cache never answers one with the other.
+    assert packed.headers["etag"] != plain.headers["etag"]
+    refused = await http.get("/static/app.js", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
 
 
 @pytest.mark.parametrize("name", ["missing.js", "..%2Fapp.py", "%2E%2E%2F__init__.py", "index.html"])

@@ -6,9 +6,10 @@ tree and from an installed wheel, and served by `tradeguard.api.routes.dashboard
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 INDEX = "index.html"
@@ -24,7 +25,7 @@ CONTENT_TYPES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Asset:
     name: str
     body: bytes
@@ -34,6 +35,18 @@ class Asset:
     @property
     def etag(self) -> str:
         return f'"{self.digest}"'
+
+    @property
+    def gzip_etag(self) -> str:
+        return f'"{self.digest}-gz"'
+
+    @cached_property
+    def gzipped(self) -> bytes | None:
+        """The body compressed once, when that is worth it (text of some size); None otherwise."""
+        if len(self.body) < 1024 or not self.content_type.startswith(("text/", "image/svg")):
+            return None
+        packed = gzip.compress(self.body, compresslevel=9, mtime=0)
+        return packed if len(packed) < len(self.body) else None
 
 
 def _asset(name: str, body: bytes) -> Asset:

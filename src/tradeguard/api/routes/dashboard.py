@@ -39,14 +39,28 @@ REVALIDATE = "no-cache"
 
 
 def _serve(request: Request, item: Asset, cache_control: str) -> Response:
-    headers = {**SECURITY_HEADERS, "Cache-Control": cache_control, "ETag": item.etag}
-    if item.etag in _etags(request.headers.get("if-none-match", "")):
+    packed = item.gzipped if _accepts_gzip(request.headers.get("accept-encoding", "")) else None
+    etag = item.gzip_etag if packed is not None else item.etag
+    headers = {**SECURITY_HEADERS, "Cache-Control": cache_control, "ETag": etag, "Vary": "Accept-Encoding"}
+    if _etags(request.headers.get("if-none-match", "")) & {etag, "*"}:
         return Response(status_code=304, headers=headers)
-    body = b"" if request.method == "HEAD" else item.body
-    response = Response(body, media_type=item.content_type, headers=headers)
+    body = packed if packed is not None else item.body
+    if packed is not None:
+        headers["Content-Encoding"] = "gzip"
+    response = Response(
+        b"" if request.method == "HEAD" else body, media_type=item.content_type, headers=headers
+    )
     if request.method == "HEAD":
-        response.headers["Content-Length"] = str(len(item.body))
+        response.headers["Content-Length"] = str(len(body))
     return response
+
+
+def _accepts_gzip(header: str) -> bool:
+    for part in header.lower().split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip() == "gzip":
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
 
 
 def _etags(header: str) -> set[str]:
@@ -63,7 +77,10 @@ async def static(name: str, request: Request) -> Response:
     item = asset(name)
     if item is None or name == INDEX:
         return Response(
-            b'{"detail":"not found"}', status_code=404, media_type="application/json", headers=SECURITY_HEADERS
+            b'{"detail":"not found"}',
+            status_code=404,
+            media_type="application/json",
+            headers=SECURITY_HEADERS,
         )
     versioned = request.query_params.get("v") == item.digest
     return _serve(request, item, FOREVER if versioned else REVALIDATE)

@@ -50,17 +50,18 @@ function build(element, attrs, children) {
     else if (name.startsWith('on')) element.addEventListener(name.slice(2), value);
     else element.setAttribute(name, value === true ? '' : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return element;
 }
 
+// Only when it changed: screen readers re-announce live regions on every write.
 function setText(id, text, title) {
   const element = $(id);
-  element.textContent = text;
-  if (title !== undefined) element.title = title || '';
+  if (element.textContent !== String(text)) element.textContent = text;
+  if (title !== undefined && element.title !== (title || '')) element.title = title || '';
 }
 
 // ---------------------------------------------------------------- formatting
@@ -100,9 +101,24 @@ function pct(value, digits = 2) {
   return amount === null ? '–' : `${formatNumber(amount, digits, digits)} %`;
 }
 
-function price(value) {
+function price(value, digits) {
   const amount = num(value);
-  return amount === null ? '–' : formatNumber(amount, 2, 5);
+  return amount === null ? '–' : formatNumber(amount, digits ?? 2, digits ?? 5);
+}
+
+function decimals(value) {
+  const text = String(value ?? '');
+  return text.includes('.') && !/e/i.test(text) ? text.length - text.indexOf('.') - 1 : 0;
+}
+
+// JSON numbers drop trailing zeros (1.085 for 1.08500): show a symbol's prices with one number of digits.
+function priceDigits(positions) {
+  const digits = new Map();
+  for (const p of positions) {
+    const most = Math.max(2, decimals(p.entry_price), decimals(p.current_price), digits.get(p.symbol) || 0);
+    digits.set(p.symbol, Math.min(most, 6));
+  }
+  return digits;
 }
 
 function volume(value) {
@@ -221,6 +237,15 @@ const EVENT_TONE = {
   halted: 'critical',
 };
 
+const LEVEL_TONE = { normal: 'ok', info: 'info', warning: 'warning', critical: 'critical' };
+
+// Guard transitions and alerts say their level in the details: a return to normal is good news.
+function eventTone(event) {
+  const level = event.details?.level;
+  if ((event.event_type === 'guard_level' || event.event_type === 'alert') && LEVEL_TONE[level]) return LEVEL_TONE[level];
+  return EVENT_TONE[event.event_type] || 'muted';
+}
+
 const COMMAND_TONE = { pending: 'info', sent: 'info', executed: 'ok', closed: 'ok', failed: 'critical', expired: 'warning' };
 
 // ---------------------------------------------------------------- sign-in and session
@@ -329,13 +354,19 @@ async function loadAccounts() {
   await inBatches(state.order, 6, (id) => quietly(refreshSummary(id)));
 }
 
+let requestCounter = 0;
+
 async function refreshSummary(id) {
+  const ticket = ++requestCounter;
   const [status, guards] = await Promise.all([
     api(`/reconciliation/status?account_id=${id}`),
     api(`/guards/status?account_id=${id}`),
   ]);
   const entry = state.accounts.get(id);
-  if (!entry) return;
+  // An answer overtaken by a newer one, or by a newer sync from the stream, is dropped.
+  if (!entry || ticket < (entry.summaryTicket || 0)) return;
+  if (entry.summary && entry.summary.total_syncs > status.total_syncs) return;
+  entry.summaryTicket = ticket;
   const drawdown = guards.drawdown_guard;
   const marketLevel = worst(...guards.market_guard_alerts.map((alert) => alert.alert_type));
   entry.marketLevel = marketLevel;
@@ -371,7 +402,8 @@ function applySync(sync) {
   ]) {
     if (field in sync) summary[field] = sync[field];
   }
-  if (sync.status !== 'error') summary.error_message = null;
+  if ('error_message' in sync) summary.error_message = sync.error_message;
+  else if (sync.status !== 'error') summary.error_message = null;
   summary.system_status = worst(summary.drawdown_level || 'normal', entry.marketLevel || 'normal');
   entry.summary = summary;
   renderAccountCard(sync.account_id);
@@ -394,7 +426,10 @@ function selectAccount(id) {
     card.setAttribute('aria-current', card.dataset.accountId === String(id) ? 'true' : 'false');
   }
   renderAccountCard(id);
+  // On a phone the cards are a sideways strip: bring the chosen one into it.
+  $('accounts').querySelector(`[data-account-id="${id}"]`)?.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   if (changed) {
+    chartHover = null;
     state.detail = { accountId: id, positions: null, guards: null, equity: null, config: null, events: [], alerts: [], commands: new Map() };
     $('account').hidden = false;
     renderHeadline();
@@ -406,6 +441,7 @@ function selectAccount(id) {
 // ---------------------------------------------------------------- account detail
 
 async function refreshDetail(id, { feeds = false, config = false } = {}) {
+  const ticket = ++requestCounter;
   const requests = [
     api(`/positions/open?account_id=${id}`),
     api(`/guards/status?account_id=${id}`),
@@ -420,6 +456,8 @@ async function refreshDetail(id, { feeds = false, config = false } = {}) {
   const [positions, guards, equity, guardConfig, logs, alerts, commandLogs, closedLogs] = await Promise.all(requests);
   const detail = state.detail;
   if (!detail || detail.accountId !== id || state.selected !== id) return;
+  if (ticket < (detail.ticket || 0)) return; // a slower, older answer
+  detail.ticket = ticket;
   detail.positions = positions;
   detail.guards = guards;
   detail.equity = equity;
@@ -461,9 +499,9 @@ function renderHeadline() {
   const halted = summary.trading_allowed === false;
   $('halted').hidden = !halted;
   if (halted) {
-    const reason = summary.halt_reason ? label(summary.halt_reason) : 'critical guard level';
-    setText('halted-reason', ` ${reason}${summary.halted_at ? `, since ${clock(summary.halted_at)}` : ''}. The platform sends this account no new trades until it is re-armed.`);
-    $('rearm').hidden = !mayRearm(account);
+    setText('halted-title', `Trading halted${summary.halted_at ? ` since ${clock(summary.halted_at)}` : ''}.`);
+    setText('halted-reason', summary.halt_reason || 'A guard reached its critical level. The platform sends this account no new trades until it is re-armed.');
+    $('rearm-controls').hidden = !mayRearm(account);
   }
 
   setText('stat-equity', money(summary.equity, currency));
@@ -488,11 +526,16 @@ async function onRearm() {
   const id = state.selected;
   const entry = state.accounts.get(id);
   if (!entry) return;
-  if (!window.confirm(`Re-arm trading for ${entry.account.name}? The platform will send it trades again.`)) return;
+  const resetPeak = $('rearm-reset-peak').checked;
+  const question = resetPeak
+    ? `Re-arm trading for ${entry.account.name}, with a new peak at its current equity? The platform will send it trades again.`
+    : `Re-arm trading for ${entry.account.name}? The platform will send it trades again; a snapshot still beyond the critical level halts it anew.`;
+  if (!window.confirm(question)) return;
   const button = $('rearm');
   button.disabled = true;
   try {
-    await api(`/accounts/${id}/guard/rearm`, { method: 'POST', json: {} });
+    await api(`/accounts/${id}/guard/rearm`, { method: 'POST', json: { reset_peak: resetPeak } });
+    $('rearm-reset-peak').checked = false;
     await refreshDetail(id, { feeds: true });
   } catch (error) {
     if (error.status !== 401 && error.status !== 0) window.alert(`Could not re-arm: ${error.message}`);
@@ -554,19 +597,21 @@ function renderPositions() {
   setText('positions-count', detail?.positions ? String(positions.length) : '');
   $('positions-empty').hidden = !detail?.positions || positions.length > 0;
   table.hidden = positions.length === 0;
+  const digits = priceDigits(positions);
   body.replaceChildren(
     ...positions.map((position) => {
       const pnl = num(position.unrealized_pnl);
+      const places = digits.get(position.symbol);
       return h('tr', { dataset: { ticket: position.ticket, positionId: position.position_id } },
-        h('td', { 'data-label': 'Symbol' }, h('strong', {}, position.symbol), h('span', { class: 'ticket' }, `#${position.ticket}`)),
-        h('td', { 'data-label': 'Side' }, h('span', { class: `side ${position.direction}` }, position.direction)),
-        h('td', { class: 'num', 'data-label': 'Volume' }, volume(position.volume)),
-        h('td', { class: 'num', 'data-label': 'Entry' }, price(position.entry_price)),
-        h('td', { class: 'num', 'data-label': 'Current' }, price(position.current_price)),
-        h('td', { class: `num pnl ${pnl > 0 ? 'up' : pnl < 0 ? 'down' : ''}`, 'data-label': 'P&L' },
+        h('td', { class: 'c-symbol', 'data-label': 'Symbol' }, h('strong', {}, position.symbol), h('span', { class: 'ticket' }, `#${position.ticket}`)),
+        h('td', { class: 'c-side', 'data-label': 'Side' }, h('span', { class: `side ${position.direction}` }, position.direction)),
+        h('td', { class: 'num c-volume', 'data-label': 'Volume' }, volume(position.volume)),
+        h('td', { class: 'num c-entry', 'data-label': 'Entry' }, price(position.entry_price, places)),
+        h('td', { class: 'num c-current', 'data-label': 'Current' }, price(position.current_price, places)),
+        h('td', { class: `num c-pnl pnl ${pnl > 0 ? 'up' : pnl < 0 ? 'down' : ''}`, 'data-label': 'P&L' },
           signedMoney(position.unrealized_pnl, currency),
           h('span', { class: 'pnl-pct' }, pct(position.unrealized_pnl_pct))),
-        h('td', { 'data-label': 'Reconciliation' }, reconciliationBadge(position)),
+        h('td', { class: 'c-rec', 'data-label': 'Reconciliation' }, reconciliationBadge(position)),
       );
     }),
   );
@@ -696,11 +741,13 @@ function niceTicks(min, max, count) {
   return ticks;
 }
 
-function compact(value) {
-  const abs = Math.abs(value);
-  if (abs >= 1e6) return `${formatNumber(value / 1e6, 0, 2)}M`;
-  if (abs >= 1e4) return `${formatNumber(value / 1e3, 0, 1)}k`;
-  return formatNumber(value, 0, abs < 10 ? 2 : 0);
+// One unit and one number of digits for every label of an axis.
+function axisFormat(ticks) {
+  const largest = Math.max(...ticks.map(Math.abs), 0);
+  const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : largest || 1;
+  const [scale, suffix] = largest >= 1e6 ? [1e6, 'M'] : largest >= 1e5 ? [1e3, 'k'] : [1, ''];
+  const digits = Math.min(4, Math.max(0, -Math.floor(Math.log10(step / scale) + 1e-9)));
+  return (value) => `${formatNumber(value / scale, digits, digits)}${suffix}`;
 }
 
 function timeLabel(ms, span) {
@@ -709,6 +756,8 @@ function timeLabel(ms, span) {
   if (span > 20 * 60000) return date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
   return date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
+
+let chartHover = null;
 
 function renderChart() {
   const box = $('chart');
@@ -758,8 +807,9 @@ function renderChart() {
   const clipId = `clip-equity-${state.selected}`;
 
   const equityTicks = niceTicks(low, high, 4).filter((v) => v >= low && v <= high);
+  const equityLabel = axisFormat(equityTicks);
   const drawdownTicks = [0, warning, critical].filter((v) => v <= ddMax);
-  const timeTicks = niceTimeTicks(t0, t1, Math.max(2, Math.floor(plotWidth / 110)));
+  const timeTicks = niceTimeTicks(t0, t1, Math.max(2, Math.floor(plotWidth / 90)));
 
   const crosshair = s('line', { class: 'crosshair', x1: 0, x2: 0, y1: margin.top, y2: drawdownTop + drawdownHeight, visibility: 'hidden' });
   const tip = h('div', { class: 'chart-tip', hidden: true });
@@ -769,10 +819,16 @@ function renderChart() {
     // grid and axes
     equityTicks.map((v) => [
       s('line', { class: 'grid', x1: margin.left, x2: width - margin.right, y1: yEquity(v), y2: yEquity(v) }),
-      s('text', { class: 'axis', x: margin.left - 6, y: yEquity(v), 'text-anchor': 'end', 'dominant-baseline': 'middle' }, compact(v)),
+      s('text', { class: 'axis', x: margin.left - 6, y: yEquity(v), 'text-anchor': 'end', 'dominant-baseline': 'middle' }, equityLabel(v)),
     ]),
     drawdownTicks.map((v) => s('text', { class: 'axis', x: margin.left - 6, y: yDrawdown(v), 'text-anchor': 'end', 'dominant-baseline': 'middle' }, `${formatNumber(v, 0, 1)}%`)),
-    timeTicks.map((t) => s('text', { class: 'axis', x: x(t), y: height - 6, 'text-anchor': 'middle' }, timeLabel(t, span))),
+    timeTicks.map((t) => {
+      // Labels near an edge are anchored to it, so they are never cut off.
+      const at = x(t);
+      const anchor = at > width - 40 ? 'end' : at < margin.left + 20 ? 'start' : 'middle';
+      const position = anchor === 'end' ? width - 2 : at;
+      return s('text', { class: 'axis', x: position, y: height - 6, 'text-anchor': anchor }, timeLabel(t, span));
+    }),
     s('line', { class: 'axis-line', x1: margin.left, x2: width - margin.right, y1: drawdownTop, y2: drawdownTop }),
     s('text', { class: 'pane-label', x: margin.left + 6, y: drawdownTop + 12 }, 'drawdown'),
     // equity pane
@@ -787,8 +843,8 @@ function renderChart() {
     s('path', { class: 'series drawdown', d: line('drawdown', yDrawdown) }),
     s('line', { class: 'threshold warning', x1: margin.left, x2: width - margin.right, y1: yDrawdown(warning), y2: yDrawdown(warning) }),
     critical <= ddMax ? s('line', { class: 'threshold critical', x1: margin.left, x2: width - margin.right, y1: yDrawdown(critical), y2: yDrawdown(critical) }) : null,
-    s('text', { class: 'threshold-label warning', x: width - margin.right - 4, y: yDrawdown(warning) - 4, 'text-anchor': 'end' }, `warning ${formatNumber(warning, 0, 1)}%`),
-    s('text', { class: 'threshold-label critical', x: width - margin.right - 4, y: yDrawdown(critical) - 4, 'text-anchor': 'end' }, `critical ${formatNumber(critical, 0, 1)}%`),
+    s('text', { class: 'threshold-label warning', x: margin.left + 6, y: yDrawdown(warning) - 4 }, `warning ${formatNumber(warning, 0, 1)}%`),
+    critical <= ddMax ? s('text', { class: 'threshold-label critical', x: margin.left + 6, y: yDrawdown(critical) + 12 }, `critical ${formatNumber(critical, 0, 1)}%`) : null,
     crosshair,
   );
 
@@ -804,10 +860,9 @@ function renderChart() {
     }
     return Math.abs(rows[lo].t - t) <= Math.abs(rows[hi].t - t) ? rows[lo] : rows[hi];
   };
-  svgElement.addEventListener('pointermove', (event) => {
-    const bounds = svgElement.getBoundingClientRect();
-    const px = event.clientX - bounds.left;
+  const showAt = (px) => {
     if (px < margin.left || px > width - margin.right) return;
+    chartHover = px;
     const row = nearest(px);
     const cx = x(row.t);
     crosshair.setAttribute('x1', cx);
@@ -823,12 +878,15 @@ function renderChart() {
     const left = cx + 12 + 170 > width ? cx - 12 - 170 : cx + 12;
     tip.style.left = `${Math.max(0, left)}px`;
     tip.style.top = `${margin.top}px`;
-  });
+  };
+  svgElement.addEventListener('pointermove', (event) => showAt(event.clientX - svgElement.getBoundingClientRect().left));
   svgElement.addEventListener('pointerleave', () => {
+    chartHover = null;
     crosshair.setAttribute('visibility', 'hidden');
     tip.hidden = true;
   });
   box.replaceChildren(svgElement, tip);
+  if (chartHover !== null) showAt(chartHover); // a live update keeps the reading under the pointer
   box.dataset.width = String(width);
   box.dataset.points = String(rows.length);
 }
@@ -849,7 +907,7 @@ function eventItem(event) {
   const where = [event.symbol, event.ticket && `#${event.ticket}`, event.trade_id && `trade ${event.trade_id}`].filter(Boolean).join(' ');
   return h('li', { class: 'feed-item', dataset: { eventId: event.id, eventType: event.event_type } },
     h('div', { class: 'feed-head' },
-      badge(event.event_type, EVENT_TONE[event.event_type] || 'muted'),
+      badge(event.event_type, eventTone(event)),
       event.reason ? badge(event.reason, 'outline') : null,
       where ? h('span', { class: 'where' }, where) : null,
       h('time', { datetime: event.created_at, title: new Date(event.created_at).toLocaleString() }, clock(event.created_at))),
@@ -880,6 +938,33 @@ function renderAlerts() {
 function prepend(list, item) {
   if (list.some((existing) => existing.id === item.id)) return list;
   return [item, ...list].sort((a, b) => b.id - a.id).slice(0, FEED_LIMIT);
+}
+
+// An alert from the stream is numbered as the audit entry it travels as, not as its row in
+// /alerts: the two are matched by what they say, and ordered by time.
+function alertKey(alert) {
+  return [Date.parse(alert.created_at), alert.kind, alert.level, alert.symbol || '', alert.message].join('|');
+}
+
+function addAlert(list, alert) {
+  const key = alertKey(alert);
+  if (list.some((existing) => alertKey(existing) === key)) return list;
+  return [alert, ...list].sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at)).slice(0, 50);
+}
+
+function alertAsAuditEntry(alert) {
+  return {
+    id: alert.id,
+    account_id: alert.account_id,
+    created_at: alert.created_at,
+    event_type: 'alert',
+    reason: alert.kind,
+    symbol: alert.symbol,
+    ticket: null,
+    trade_id: null,
+    message: alert.message,
+    details: alert.details || {},
+  };
 }
 
 // Close commands as the audit trail tells them: one entry per command id, its latest state.
@@ -977,6 +1062,10 @@ function onStreamEvent(type, data) {
   switch (type) {
     case 'hello':
       stream.live();
+      // Resuming from here if the connection drops before any numbered event arrives.
+      if (state.lastEventId === null && payload.last_event_id !== null && payload.last_event_id !== undefined) {
+        state.lastEventId = String(payload.last_event_id);
+      }
       // Whatever happened while the stream was not there: read it all once.
       if ((payload.accounts || []).some((id) => !state.accounts.has(id))) scheduleAccounts();
       scheduleEverything();
@@ -1007,8 +1096,10 @@ function onStreamEvent(type, data) {
       const entry = state.accounts.get(payload.account_id);
       if (!entry) break;
       if (payload.account_id === state.selected && state.detail) {
-        state.detail.alerts = prepend(state.detail.alerts, payload).slice(0, 50);
+        state.detail.alerts = addAlert(state.detail.alerts, payload);
+        state.detail.events = prepend(state.detail.events, alertAsAuditEntry(payload));
         renderAlerts();
+        renderEvents();
       } else {
         entry.unseenAlerts += 1;
         renderAccountCard(payload.account_id);

@@ -1,0 +1,474 @@
+"""The dashboard in a real browser: Debian's Chromium, headless, driven by Playwright, over real HTTP.
+
+Sign in, see a seeded account, ingest a snapshot through the API and watch the page change without a
+reload; screenshots (desktop and phone-sized) are kept in test-artifacts/ for people to look at.
+
+Chromium comes from Debian (`apt-get install chromium`), never from `playwright install`. Without it
+the test is skipped with a reason, except under CI=true, where its absence fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from tests.bridging import Follower, position, register_follower, snapshot
+from tests.conftest import IN_CI, Api, make_settings
+from tests.net import free_port, wait_for_port
+from tests.support import PASSWORD
+from tradeguard.app import create_app
+
+CHROMIUM = Path(os.environ.get("TRADEGUARD_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+TIMEOUT_MS = 15_000  # a guard against hanging, not a performance claim: the page shows changes in ~0.3 s
+
+# An account that climbed to a peak of 10,400 and then lost into the drawdown guard's warning band.
+HISTORY = [10000, 10120, 10250, 10180, 10400, 10310, 10150, 9800, 9620, 9400, 9150, 8980, 8820]
+BALANCE = 10000
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason}; CI=true requires it (the test set-up installs Debian's chromium)")
+    pytest.skip(f"{reason}; install it with `apt-get install chromium` (CI=true makes this a failure)")
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> Path:
+    if not CHROMIUM.exists():
+        _unavailable(f"Chromium is not installed at {CHROMIUM}")
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        _unavailable("the playwright package is not installed (it is in the `test` extra)")
+    return CHROMIUM
+
+
+@dataclass
+class Served:
+    url: str
+    api: Api
+
+
+@contextlib.asynccontextmanager
+async def serving(settings, port: int) -> AsyncIterator[object]:
+    """The whole service on a real port (uvicorn in this event loop); yields the app."""
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_for_port(port)
+        while not server.started:
+            assert not task.done(), "the server stopped while starting"
+            await asyncio.sleep(0.02)
+        yield app
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+
+
+def _sqlite_settings(data: Path):
+    return make_settings(data, f"sqlite+aiosqlite:///{data / 'tradeguard.db'}")
+
+
+@pytest.fixture(scope="module")
+async def served(tmp_path_factory) -> AsyncIterator[Served]:
+    """The service on a SQLite file of its own, and an HTTP client that talks to it over the network."""
+    port = free_port()
+    async with serving(_sqlite_settings(tmp_path_factory.mktemp("dashboard")), port) as app:
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            yield Served(url, Api(app=app, http=http))
+
+
+@pytest.fixture(scope="module")
+async def browser(chromium_path):
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+def _minutes_ago(minutes: float) -> datetime:
+    return datetime.now(UTC) - timedelta(minutes=minutes)
+
+
+async def _seed(api: Api) -> Follower:
+    """A follower whose bridge has reported for the past hour: one matched trade, one manual trade."""
+    follower = await register_follower(api)
+    opened = _minutes_ago(70).isoformat()
+    await follower.expect("signal-42", ticket="5001", volume="1.00", opened_at=opened)
+    for index, equity in enumerate(HISTORY):
+        profit = equity - BALANCE
+        positions = [
+            position(
+                "5001",
+                volume="1.00",
+                current_price=f"{1.085 + profit / 100_000:.5f}",
+                profit=f"{profit - 25}",
+                opened_at=opened,
+            ),
+            position(
+                "5002",
+                symbol="GBPUSD",
+                side="sell",
+                volume="0.20",
+                open_price="1.26400",
+                current_price="1.26275",
+                profit="25.00",
+                opened_at=opened,
+            ),
+        ]
+        quotes = [
+            {"symbol": "EURUSD", "bid": "1.08600", "ask": "1.08610"},
+            {"symbol": "GBPUSD", "bid": "1.26270", "ask": "1.26280"},
+        ]
+        body = snapshot(
+            *positions,
+            taken_at=_minutes_ago(60 - 5 * index),
+            balance=str(BALANCE),
+            equity=str(equity),
+            quotes=quotes,
+        )
+        summary = await follower.bridge.send_snapshot(body)
+        assert summary["applied"], summary
+    return follower
+
+
+def _note_console(message, problems: list[str], ignore_urls: tuple[str, ...]) -> None:
+    if message.type not in ("error", "warning"):
+        return
+    if any(part in message.location.get("url", "") for part in ignore_urls):
+        return
+    problems.append(f"console {message.type}: {message.text}")
+
+
+async def _signed_in_page(context, served: Served, follower: Follower, ignore_urls: tuple[str, ...] = ()):
+    page = await context.new_page()
+    problems: list[str] = []
+    foreign: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda message: _note_console(message, problems, ignore_urls))
+    page.on(
+        "request",
+        lambda request: None if request.url.startswith(served.url + "/") else foreign.append(request.url),
+    )
+    await page.goto(served.url + "/")
+    await page.get_by_label("Email").fill(follower.owner.email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    return page, problems, foreign
+
+
+async def test_sign_in_see_the_account_and_watch_a_snapshot_arrive(served, browser):
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    follower = await _seed(served.api)
+    syncs_before = (await follower.status())["total_syncs"]
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
+    try:
+        page, problems, foreign = await _signed_in_page(context, served, follower)
+
+        card = page.locator(f'[data-account-id="{follower.account_id}"]')
+        await expect(card).to_be_visible()
+        await expect(card).to_contain_text("Follower")
+        await expect(card).to_have_attribute("data-status", "warning")
+        await expect(page.locator("#stat-syncs")).to_have_text(str(syncs_before))
+        await expect(page.locator('#positions tr[data-ticket="5001"]')).to_contain_text("matched")
+        await expect(page.locator('#positions tr[data-ticket="5002"]')).to_contain_text("unexpected")
+        await expect(page.locator("#chart svg .threshold.critical").first).to_be_attached()
+        await expect(page.locator("#drawdown-gauge svg")).to_contain_text("warning")
+        await expect(page.locator("#events .feed-item").first).to_be_visible()
+        await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+
+        # The same document from here on: a reload would lose this marker and fire a navigation.
+        await page.evaluate("window.__still_the_same_page = true")
+        navigations = []
+        page.on(
+            "framenavigated",
+            lambda frame: navigations.append(frame.url) if frame == page.main_frame else None,
+        )
+
+        live = snapshot(
+            position(
+                "5001",
+                volume="1.00",
+                current_price="1.07310",
+                profit="-1215.00",
+                opened_at=_minutes_ago(70).isoformat(),
+            ),
+            position(
+                "5002",
+                symbol="GBPUSD",
+                side="sell",
+                volume="0.20",
+                open_price="1.26400",
+                current_price="1.26650",
+                profit="-50.00",
+                opened_at=_minutes_ago(70).isoformat(),
+            ),
+            position(
+                "7001",
+                symbol="XAUUSD",
+                side="buy",
+                volume="0.20",
+                open_price="2650.00",
+                current_price="2657.50",
+                profit="150.00",
+            ),
+            balance=str(BALANCE),
+            equity="8885",
+            quotes=[
+                {"symbol": "EURUSD", "bid": "1.07310", "ask": "1.07320"},
+                {"symbol": "GBPUSD", "bid": "1.26200", "ask": "1.27000"},
+                {"symbol": "XAUUSD", "bid": "2657.50", "ask": "2657.90"},
+            ],
+        )
+        summary = await follower.bridge.send_snapshot(live)
+        assert summary["applied"], summary
+
+        new_row = page.locator('#positions tr[data-ticket="7001"]')
+        await expect(new_row).to_be_visible()
+        await expect(new_row).to_contain_text("XAUUSD")
+        await expect(new_row).to_contain_text("unexpected")
+        await expect(page.locator("#stat-syncs")).to_have_text(str(syncs_before + 1))
+        await expect(card).to_contain_text(f"{syncs_before + 1} syncs")
+        await expect(card).to_contain_text("$8,885.00")
+        await expect(page.locator("#stat-equity")).to_have_text("$8,885.00")
+        await expect(page.locator('#market-guards [data-symbol="GBPUSD"]')).to_be_visible()
+        # The spread alert arrives once, in the alerts and as the audit entry it also is.
+        gbpusd_alert = page.locator("#alerts .feed-item", has_text="GBPUSD market warning")
+        await expect(gbpusd_alert).to_have_count(1)
+        await expect(page.locator('#events [data-event-type="alert"]', has_text="GBPUSD")).to_have_count(1)
+        await expect(page.locator('#events [data-event-type="divergence"]').first).to_contain_text("7001")
+        await expect(page.locator("#chart")).to_have_attribute("data-points", str(len(HISTORY) + 1))
+
+        assert await page.evaluate("window.__still_the_same_page") is True
+        assert navigations == []
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.mouse.move(0, 0)
+        await page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
+        assert problems == [], problems
+        assert foreign == [], f"requests to other origins: {foreign}"
+    finally:
+        await context.close()
+
+
+async def test_the_page_fits_a_phone(served, browser):
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    follower = await _seed(served.api)
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="en-US",
+    )
+    try:
+        page, problems, foreign = await _signed_in_page(context, served, follower)
+        await expect(page.locator(f'[data-account-id="{follower.account_id}"]')).to_be_visible()
+        await expect(page.locator('#positions tr[data-ticket="5002"]')).to_be_visible()
+        await expect(page.locator("#chart svg")).to_be_attached()
+        # One column: nothing wider than the screen but the scrollers meant to scroll sideways.
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow}px wider than a phone screen"
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=ARTIFACTS / "dashboard-phone.png", full_page=True)
+        assert problems == [], problems
+        assert foreign == [], f"requests to other origins: {foreign}"
+    finally:
+        await context.close()
+
+
+async def test_a_wrong_password_is_refused_on_the_page(served, browser):
+    from playwright.async_api import expect
+
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(served.url + "/")
+        await page.get_by_label("Email").fill("nobody@example.com")
+        await page.get_by_label("Password").fill("not the password")
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.get_by_role("alert")).to_have_text("Wrong email or password.", timeout=TIMEOUT_MS)
+        assert await page.evaluate("sessionStorage.length") == 0
+    finally:
+        await context.close()
+
+
+async def test_without_the_stream_the_page_polls(served, browser):
+    """A server without the stream (404) still gets a page that follows the account, every 5 s."""
+    from playwright.async_api import expect
+
+    follower = await _seed(served.api)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+
+    async def no_stream(route):
+        await route.fulfill(status=404, content_type="application/json", body='{"detail":"Not Found"}')
+
+    await context.route("**/api/v1/stream*", no_stream)
+    try:
+        page, problems, foreign = await _signed_in_page(
+            context, served, follower, ignore_urls=("/api/v1/stream",)
+        )
+        await expect(page.locator("#connection")).to_have_attribute(
+            "data-mode", "polling", timeout=TIMEOUT_MS
+        )
+        await expect(page.locator('#positions tr[data-ticket="5002"]')).to_be_visible(timeout=TIMEOUT_MS)
+        await page.evaluate("window.__still_the_same_page = true")
+
+        opened = _minutes_ago(70).isoformat()
+        summary = await follower.bridge.send_snapshot(
+            snapshot(
+                position("5001", volume="1.00", opened_at=opened),
+                position(
+                    "8001", symbol="USDJPY", volume="0.30", open_price="151.200", current_price="151.350"
+                ),
+                balance=str(BALANCE),
+                equity="9100",
+            )
+        )
+        assert summary["applied"], summary
+        await expect(page.locator('#positions tr[data-ticket="8001"]')).to_be_visible(timeout=TIMEOUT_MS)
+        await expect(page.locator('#positions tr[data-ticket="5002"]')).to_have_count(0)
+        await expect(page.locator("#stat-equity")).to_have_text("$9,100.00")
+        assert await page.evaluate("window.__still_the_same_page") is True
+        assert problems == [], problems
+        assert foreign == [], f"requests to other origins: {foreign}"
+    finally:
+        await context.close()
+
+
+async def test_a_halted_account_shows_its_close_commands_and_is_rearmed_from_the_page(served, browser):
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    follower = await register_follower(served.api)
+    opened = _minutes_ago(10).isoformat()
+    await follower.expect("signal-7", ticket="6001", volume="1.00", opened_at=opened)
+    held = position("6001", volume="1.00", opened_at=opened)
+    assert (await follower.bridge.send_snapshot(snapshot(held, balance="10000", equity="10000")))["applied"]
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    try:
+        page, problems, foreign = await _signed_in_page(context, served, follower)
+        card = page.locator(f'[data-account-id="{follower.account_id}"]')
+        await expect(card).to_have_attribute("data-status", "healthy")
+        await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+
+        # 22 % below the peak: critical, so the account is halted and its position is to be closed.
+        losing = position("6001", volume="1.00", current_price="1.06300", profit="-2200.00", opened_at=opened)
+        summary = await follower.bridge.send_snapshot(snapshot(losing, balance="10000", equity="7800"))
+        [command] = summary["commands"]
+        await expect(card).to_have_attribute("data-status", "critical")
+        await expect(page.locator("#halted")).to_be_visible()
+        await expect(page.locator("#halted")).to_contain_text("Trading halted")
+        item = page.locator(f'#commands [data-command-id="{command["command_id"]}"]')
+        await expect(item).to_have_attribute("data-state", "sent")
+        await expect(item).to_contain_text("#6001")
+
+        await follower.bridge.acknowledge(command["command_id"], "executed", close_price="1.06300")
+        await expect(item).to_have_attribute("data-state", "executed")
+        gone = snapshot(balance="7800", equity="7800")
+        assert (await follower.bridge.send_snapshot(gone))["applied"]
+        await expect(item).to_have_attribute("data-state", "closed")
+        await expect(page.locator('#positions tr[data-ticket="6001"]')).to_have_count(0)
+
+        async def accept(dialog):
+            await dialog.accept()
+
+        page.once("dialog", accept)
+        await page.get_by_label("Start a new peak at the current equity").check()
+        await page.get_by_role("button", name="Re-arm trading").click()
+        await expect(page.locator("#halted")).to_be_hidden()
+        await expect(card).not_to_have_attribute("data-status", "critical")
+        await expect(card.locator(".trading-chip")).to_be_visible()
+        await expect(page.locator('#events [data-event-type="rearmed"]')).to_have_count(1)
+        assert problems == [], problems
+        assert foreign == [], f"requests to other origins: {foreign}"
+    finally:
+        await context.close()
+
+
+async def test_the_page_reconnects_and_resumes_after_the_server_restarts(browser, tmp_path):
+    """The stream drops with the server; the page says so, reconnects with Last-Event-ID and goes on."""
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    settings = _sqlite_settings(tmp_path)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    stream_requests: list[dict[str, str]] = []
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+        try:
+            async with serving(settings, port) as app:
+                follower = await register_follower(Api(app=app, http=http))
+                opened = _minutes_ago(10).isoformat()
+                await follower.expect("signal-1", ticket="9001", opened_at=opened)
+                page = await context.new_page()
+                page.on(
+                    "request",
+                    lambda request: (
+                        stream_requests.append(request.headers) if "/api/v1/stream" in request.url else None
+                    ),
+                )
+                await page.goto(url + "/")
+                await page.get_by_label("Email").fill(follower.owner.email)
+                await page.get_by_label("Password").fill(PASSWORD)
+                await page.get_by_role("button", name="Sign in").click()
+                await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+                await follower.bridge.send_snapshot(snapshot(position("9001", opened_at=opened)))
+                await expect(page.locator('#positions tr[data-ticket="9001"]')).to_contain_text("matched")
+                await expect(page.locator('#events [data-event-type="matched"]')).to_have_count(1)
+            await expect(page.locator("#connection")).to_have_attribute("data-mode", "reconnecting")
+
+            async with serving(settings, port):
+                await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+                assert stream_requests[0].get("last-event-id") is None
+                assert stream_requests[-1].get("last-event-id", "").isdigit(), stream_requests[-1]
+                second = position("9002", symbol="USDJPY", open_price="151.200", current_price="151.300")
+                await follower.bridge.send_snapshot(snapshot(position("9001", opened_at=opened), second))
+                await expect(page.locator('#positions tr[data-ticket="9002"]')).to_be_visible()
+                # What was shown before the restart is still there once, not twice.
+                await expect(page.locator('#events [data-event-type="matched"]')).to_have_count(1)
+        finally:
+            await context.close()
