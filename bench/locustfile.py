@@ -1,0 +1,155 @@
+"""The standard load profile: 100 users, 10/s ramp, reads weighted 5/3/2, plus a share of signed ingests.
+
+    .venv/bin/python bench/seed.py --users 5000 --accounts-per-user 2          # once
+    # a server started from the seed's settings (bench/profile_run.sh or reads_vs_bare's), then:
+    TG_SEED=bench/results/seed.json .venv/bin/locust -f bench/locustfile.py --headless \\
+        -u 100 -r 10 -t 60s --host http://127.0.0.1:8000 --only-summary
+
+Each simulated user is one seeded user with its own JWT and accounts (taken in order, one seeded
+user per simulated user). Its tasks: reconciliation status 5, open positions 3, guard status 2,
+each for one of its accounts, and, with weight TG_INGEST_WEIGHT (default 1, i.e. ~9 % of
+requests), a signed snapshot of one of its accounts, as its bridge would send it (HMAC signature
+of tradeguard.ingest.signature.sign, fresh nonce, strictly newer taken_at), so the cache sees
+the invalidations real writes cause. Users wait TG_WAIT_MIN..TG_WAIT_MAX seconds (default
+0.5..1.5) between tasks.
+
+At the end it prints p50/p95/p99, throughput and errors, and the server's cache hit rate over
+the run, from `tradeguard_cache_hits_total` / `tradeguard_cache_misses_total` read before and
+after: over HTTP from /metrics (exact for a single-process server), or, when TG_METRICS_DIR
+names the server's PROMETHEUS_MULTIPROC_DIR, summed over every worker. The numbers also go to
+TG_RESULT (default bench/results/locust.json).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+from locust import FastHttpUser, between, events, task
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from tradeguard.bench.counters import CacheCounts, parse_prometheus_text  # noqa: E402
+from tradeguard.bench.seed import Seed  # noqa: E402
+from tradeguard.bench.snapshots import SnapshotSigner  # noqa: E402
+from tradeguard.bridges.client import SNAPSHOTS_PATH  # noqa: E402
+
+SEED_PATH = Path(os.environ.get("TG_SEED", "bench/results/seed.json"))
+RESULT_PATH = Path(os.environ.get("TG_RESULT", "bench/results/locust.json"))
+INGEST_WEIGHT = int(os.environ.get("TG_INGEST_WEIGHT", "1"))
+WAIT_MIN = float(os.environ.get("TG_WAIT_MIN", "0.5"))
+WAIT_MAX = float(os.environ.get("TG_WAIT_MAX", "1.5"))
+METRICS_DIR = os.environ.get("TG_METRICS_DIR")
+
+_seed = Seed.load(SEED_PATH)
+_next_user = itertools.count()
+_lock = threading.Lock()
+_counts: dict[str, CacheCounts] = {}
+
+
+def _cache_counts(host: str) -> CacheCounts:
+    if METRICS_DIR:
+        from tradeguard.bench.counters import _from_multiprocess_dir
+
+        return _from_multiprocess_dir(Path(METRICS_DIR))
+    with urllib.request.urlopen(f"{host}/metrics", timeout=10) as answer:
+        return parse_prometheus_text(answer.read().decode())
+
+
+@events.test_start.add_listener
+def _before(environment, **_kwargs) -> None:
+    _counts["before"] = _cache_counts(environment.host)
+
+
+@events.test_stop.add_listener
+def _after(environment, **_kwargs) -> None:
+    _counts["after"] = _cache_counts(environment.host)
+    _report(environment)
+
+
+def _report(environment) -> None:
+    total = environment.stats.total
+    cache = _counts["after"].minus(_counts["before"]).summary() if "after" in _counts else {}
+    by_name = {}
+    for entry in environment.stats.entries.values():
+        by_name[f"{entry.method} {entry.name}"] = {
+            "requests": entry.num_requests,
+            "failures": entry.num_failures,
+            "p50_ms": entry.get_response_time_percentile(0.50),
+            "p95_ms": entry.get_response_time_percentile(0.95),
+            "p99_ms": entry.get_response_time_percentile(0.99),
+        }
+    result = {
+        "benchmark": "locust_standard_profile",
+        "host": environment.host,
+        "users": environment.parsed_options.num_users if environment.parsed_options else None,
+        "spawn_rate": environment.parsed_options.spawn_rate if environment.parsed_options else None,
+        "run_time": environment.parsed_options.run_time if environment.parsed_options else None,
+        "weights": {
+            "reconciliation_status": 5,
+            "open_positions": 3,
+            "guard_status": 2,
+            "ingest": INGEST_WEIGHT,
+        },
+        "wait_seconds": [WAIT_MIN, WAIT_MAX],
+        "requests": total.num_requests,
+        "errors": total.num_failures,
+        "requests_per_s": round(total.total_rps, 1),
+        "p50_ms": total.get_response_time_percentile(0.50),
+        "p95_ms": total.get_response_time_percentile(0.95),
+        "p99_ms": total.get_response_time_percentile(0.99),
+        "by_request": by_name,
+        "cache": cache,
+    }
+    RESULT_PATH.parent.mkdir(parents=True, exist_ok=True)
+    RESULT_PATH.write_text(json.dumps(result, indent=2) + "\n")
+    hit = cache.get("hit_rate")
+    hit_text = f"{hit:.1%}" if hit is not None else "n/a"
+    print(
+        f"\nstandard profile: {result['requests']} requests, {result['requests_per_s']} req/s, "
+        f"errors {result['errors']}, p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, "
+        f"p99 {result['p99_ms']} ms, cache hit rate {hit_text} "
+        f"(hits {cache.get('hits')}, misses {cache.get('misses')}); written {RESULT_PATH}"
+    )
+
+
+class Follower(FastHttpUser):
+    """One seeded user: their token, their accounts, their accounts' bridges."""
+
+    wait_time = between(WAIT_MIN, WAIT_MAX)
+
+    def on_start(self) -> None:
+        with _lock:
+            index = next(_next_user)
+        user = _seed.users[index % len(_seed.users)]
+        self.auth = {"Authorization": f"Bearer {user.token}"}
+        self.accounts = list(user.accounts)
+        self.bridges = {account: SnapshotSigner(_seed.account(account)) for account in self.accounts}
+
+    def _read(self, path: str, name: str) -> None:
+        account = random.choice(self.accounts)
+        self.client.get(f"{path}?account_id={account}", headers=self.auth, name=name)
+
+    @task(5)
+    def reconciliation_status(self) -> None:
+        self._read("/api/v1/reconciliation/status", "/api/v1/reconciliation/status")
+
+    @task(3)
+    def open_positions(self) -> None:
+        self._read("/api/v1/positions/open", "/api/v1/positions/open")
+
+    @task(2)
+    def guard_status(self) -> None:
+        self._read("/api/v1/guards/status", "/api/v1/guards/status")
+
+    @task(INGEST_WEIGHT)
+    def ingest(self) -> None:
+        bridge = self.bridges[random.choice(self.accounts)]
+        body = bridge.body()
+        self.client.post(SNAPSHOTS_PATH, data=body, headers=bridge.headers(body), name=SNAPSHOTS_PATH)

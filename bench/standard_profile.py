@@ -1,0 +1,94 @@
+"""The standard load profile, end to end: start the server from the seed, run Locust headless, stop.
+
+    .venv/bin/python bench/standard_profile.py --run-time 60s
+    .venv/bin/python bench/standard_profile.py --run-time 60s --env TRADEGUARD_CACHE_TTL_SECONDS=60
+
+Runs bench/locustfile.py against a fresh server (uvicorn, N workers, PostgreSQL + Redis from the
+seed) with 100 users at a 10/s ramp, and the hit rate summed over every worker. Writes
+bench/results/locust.json (and whatever --output names).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import base_parser, console, server_env
+
+from tradeguard.bench import environment, harness
+from tradeguard.bench.counters import CpuMeter
+from tradeguard.bench.harness import RESULTS
+from tradeguard.bench.report import environment_line, write_json
+from tradeguard.bench.seed import Seed
+from tradeguard.bench.servers import running
+
+HERE = Path(__file__).resolve().parent
+
+
+async def run(args) -> dict:
+    seed = Seed.load(args.seed)
+    await harness.flush_redis(seed.redis_url)
+    spec = harness.server_spec(seed, workers=args.workers, **server_env(args.env))
+    env_block = await environment.describe(
+        database_url=seed.database_url, redis_url=seed.redis_url, server=spec.describe()
+    )
+    output = args.output or RESULTS / "locust.json"
+    async with running(spec, log_dir=RESULTS / "logs") as server:
+        users = seed.users[: args.users]
+        await harness.ensure_primed(seed, server.port, [seed.account(a) for u in users for a in u.accounts])
+        env = {
+            **os.environ,
+            "TG_SEED": str(args.seed),
+            "TG_RESULT": str(output),
+            "TG_INGEST_WEIGHT": str(args.ingest_weight),
+            "TG_WAIT_MIN": str(args.wait_min),
+            "TG_WAIT_MAX": str(args.wait_max),
+        }
+        if server.metrics_dir is not None:
+            env["TG_METRICS_DIR"] = str(server.metrics_dir)
+        argv = [str(Path(sys.executable).parent / "locust"), "-f", str(HERE / "locustfile.py"), "--headless"]
+        argv += ["-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time, "--host", server.url]
+        argv += ["--only-summary", "--loglevel", "WARNING"]
+        meter = CpuMeter(server.pids())
+        began = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=3600, check=False)
+        cpu = meter.read(time.perf_counter() - began)
+    console.print(done.stdout[-3000:])
+    if not output.exists():
+        console.print(done.stderr[-5000:])
+    if done.returncode not in (0, 1):
+        console.print(done.stderr[-3000:])
+        raise SystemExit(f"locust exited with {done.returncode}")
+    result = json.loads(output.read_text())
+    result["environment"] = env_block
+    result["command"] = " ".join(argv[:1] + ["-f", "bench/locustfile.py"] + argv[3:-6] + argv[-5:])
+    result["cpu"] = cpu
+    result["targets"] = {
+        "hit_rate_target": 0.95,
+        "hit_rate_met": bool(result["cache"].get("hit_rate") and result["cache"]["hit_rate"] >= 0.95),
+    }
+    write_json(result, output)
+    console.print(environment_line(env_block))
+    return result
+
+
+def main() -> int:
+    parser = base_parser(__doc__)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--spawn-rate", type=float, default=10)
+    parser.add_argument("--run-time", default="60s")
+    parser.add_argument("--ingest-weight", type=int, default=1)
+    parser.add_argument("--wait-min", type=float, default=0.5)
+    parser.add_argument("--wait-max", type=float, default=1.5)
+    args = parser.parse_args()
+    asyncio.run(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

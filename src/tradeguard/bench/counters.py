@@ -1,0 +1,162 @@
+"""Reading the server's counters: cache hits and misses, and CPU time per process group.
+
+`/metrics` is per process: under `uvicorn --workers N` each scrape answers for whichever worker
+took the connection. The bench's own servers therefore run with PROMETHEUS_MULTIPROC_DIR and the
+bench adds up every worker's counters from there; a single-process server is read over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+
+from tradeguard.bench.client import get
+
+HITS = "tradeguard_cache_hits_total"
+MISSES = "tradeguard_cache_misses_total"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheCounts:
+    hits: dict[str, float]
+    misses: dict[str, float]
+
+    def minus(self, earlier: CacheCounts) -> CacheCounts:
+        return CacheCounts(
+            {view: count - earlier.hits.get(view, 0) for view, count in self.hits.items()},
+            {view: count - earlier.misses.get(view, 0) for view, count in self.misses.items()},
+        )
+
+    def summary(self) -> dict:
+        hits, misses = sum(self.hits.values()), sum(self.misses.values())
+        views = sorted(set(self.hits) | set(self.misses))
+        return {
+            "hits": int(hits),
+            "misses": int(misses),
+            "hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
+            "by_view": {
+                view: {"hits": int(self.hits.get(view, 0)), "misses": int(self.misses.get(view, 0))}
+                for view in views
+            },
+        }
+
+
+def parse_prometheus_text(text: str) -> CacheCounts:
+    hits: dict[str, float] = {}
+    misses: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(HITS) or line.startswith(MISSES):
+            name_and_labels, value = line.rsplit(" ", 1)
+            view = name_and_labels.split('view="', 1)[1].split('"', 1)[0] if 'view="' in line else ""
+            target = hits if line.startswith(HITS) else misses
+            target[view] = target.get(view, 0) + float(value)
+    return CacheCounts(hits, misses)
+
+
+async def cache_counts(host: str, port: int, metrics_dir: Path | None = None) -> CacheCounts:
+    if metrics_dir is not None:
+        return _from_multiprocess_dir(metrics_dir)
+    answer = await get(host, port, "/metrics")
+    return parse_prometheus_text(answer.body.decode())
+
+
+def _from_multiprocess_dir(path: Path) -> CacheCounts:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(path))
+    hits: dict[str, float] = {}
+    misses: dict[str, float] = {}
+    for metric in registry.collect():
+        for sample in metric.samples:
+            if sample.name in (HITS, MISSES):
+                target = hits if sample.name == HITS else misses
+                view = sample.labels.get("view", "")
+                target[view] = target.get(view, 0) + sample.value
+    return CacheCounts(hits, misses)
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_table() -> dict[int, tuple[str, int, float]]:
+    """pid → (command name, parent pid, CPU seconds used so far)."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                raw = stat.read()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        table[int(entry)] = (name, int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS)
+    return table
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds used by the server, PostgreSQL, Redis, the load generator and the rest, between two reads.
+
+    Processes that end between the reads are not in /proc any more; the bench's own finished
+    children (wrk, locust) are counted from rusage, other short-lived processes are not.
+    """
+
+    def __init__(self, server_pids: list[int], client_pids: list[int] | None = None) -> None:
+        self._server = set(server_pids)
+        self._client = set(client_pids or [os.getpid()])
+        self._start = _process_table()
+        self._children_start = _children_cpu()
+
+    def _group(self, pid: int, name: str, table) -> str:
+        if pid in self._server or table.get(pid, ("", 0, 0))[1] in self._server:
+            return "server"
+        if pid in self._client:
+            return "load_generator"
+        if name.startswith("postgres"):
+            return "postgresql"
+        if name.startswith("redis"):
+            return "redis"
+        if name.startswith("wrk") or name.startswith("locust"):
+            return "load_generator"
+        if name.startswith("py-spy"):
+            return "profiler"
+        return "other"
+
+    def read(self, elapsed_seconds: float) -> dict:
+        end = _process_table()
+        used: dict[str, float] = {}
+        others: dict[str, float] = {}
+        for pid, (name, _parent, cpu) in end.items():
+            before = self._start.get(pid)
+            if before is not None and before[0] != name:
+                continue  # a kernel worker renamed itself: not comparable
+            delta = cpu - (before[2] if before else 0.0)
+            if delta <= 0:
+                continue
+            group = self._group(pid, name, end)
+            used[group] = used.get(group, 0.0) + delta
+            if group == "other":
+                others[name] = others.get(name, 0.0) + delta
+        # Load generators run as subprocesses (wrk, locust) have exited by now: count them from rusage.
+        finished_children = _children_cpu() - self._children_start
+        if finished_children > 0:
+            used["load_generator"] = used.get("load_generator", 0.0) + finished_children
+        total = sum(used.values())
+        return {
+            "elapsed_s": round(elapsed_seconds, 3),
+            "cpu_seconds": {group: round(value, 2) for group, value in sorted(used.items())},
+            "cores_busy": round(total / elapsed_seconds, 2) if elapsed_seconds else None,
+            "other_processes": {
+                name: round(value, 2) for name, value in sorted(others.items(), key=lambda kv: -kv[1])[:5]
+            },
+        }

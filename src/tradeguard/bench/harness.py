@@ -1,0 +1,109 @@
+"""What every benchmark needs around the measurement: its database, its Redis, a seed, primed accounts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tradeguard.bench import load
+from tradeguard.bench.seed import Seed, SeededAccount, unprimed_accounts
+from tradeguard.bench.servers import HOST, ServerSpec
+from tradeguard.bench.snapshots import SnapshotSigner
+
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/tradeguard_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+RESULTS = Path("bench/results")
+TRADEGUARD_APP = "tradeguard.app:create_app"
+INSTRUMENTED_APP = "tradeguard.bench.instrumented:create_app"
+BARE_APP = "tradeguard.bench.bare_app:app"
+
+
+def _admin_url(database_url: str) -> tuple[str, str]:
+    url = make_url(database_url)
+    return url.set(database="postgres").render_as_string(hide_password=False), url.database
+
+
+async def create_database(database_url: str, *, recreate: bool = False) -> bool:
+    """Create the PostgreSQL database of the URL if it is missing; True when it was created."""
+    if database_url.startswith("sqlite"):
+        return False
+    import asyncpg
+
+    admin, name = _admin_url(database_url)
+    url = make_url(admin)
+    connection = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password, database="postgres"
+    )
+    try:
+        if recreate:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        return not exists
+    finally:
+        await connection.close()
+
+
+async def drop_database(database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        path = make_url(database_url).database
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError, TypeError):
+                Path(f"{path}{suffix}").unlink()
+        return
+    import asyncpg
+
+    admin, name = _admin_url(database_url)
+    url = make_url(admin)
+    connection = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password, database="postgres"
+    )
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+async def flush_redis(redis_url: str) -> None:
+    """Empty the benchmark's Redis database (cache entries and nonces of earlier runs)."""
+    if not redis_url:
+        return
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+def engine_for(seed: Seed) -> AsyncEngine:
+    return create_async_engine(seed.database_url)
+
+
+def server_spec(seed: Seed, *, workers: int, app: str = TRADEGUARD_APP, **env: str) -> ServerSpec:
+    return ServerSpec(app=app, workers=workers, env={**seed.server_env(), **env}, metrics_dir=workers > 1)
+
+
+def signers_for(accounts: Sequence[SeededAccount]) -> list[SnapshotSigner]:
+    return [SnapshotSigner(account) for account in accounts]
+
+
+async def ensure_primed(
+    seed: Seed, port: int, accounts: Sequence[SeededAccount], *, on_done=None
+) -> dict | None:
+    """Send the first snapshot to every account that has had none; None when all had one."""
+    engine = engine_for(seed)
+    try:
+        missing = await unprimed_accounts(engine, [account.account_id for account in accounts])
+    finally:
+        await engine.dispose()
+    if not missing:
+        return None
+    todo = [account for account in accounts if account.account_id in missing]
+    return await load.prime(HOST, port, signers_for(todo), concurrency=32, on_done=on_done)

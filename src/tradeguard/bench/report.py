@@ -1,0 +1,128 @@
+"""Human summaries (Rich tables) and machine-readable results (JSON) of the benchmarks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tradeguard.bench.stats import ms
+
+
+def write_json(result: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return path
+
+
+def environment_line(env: dict) -> str:
+    server = env.get("server", {})
+    return (
+        f"{env.get('cores')} cores ({env.get('cpu_model')}), {env.get('database_version', '')[:40]}, "
+        f"cache {env.get('cache')} {env.get('cache_version') or ''}, uvicorn x{server.get('workers')} "
+        f"(uvloop, httptools), guard workers {server.get('guard_workers', 0)}"
+    )
+
+
+def reads_table(result: dict) -> Table:
+    table = Table(title="cached reads vs bare ASGI (wrk, same server settings)", title_justify="left")
+    for column in (
+        "endpoint",
+        "body B",
+        "req/s",
+        "bare req/s",
+        "ratio",
+        "p50 ms",
+        "p99 ms",
+        "bare p99",
+        "hit rate",
+        "errors",
+    ):
+        table.add_column(column, justify="left" if column == "endpoint" else "right")
+    for name, row in result["endpoints"].items():
+        ours, bare = row["tradeguard"], row["bare"]
+        hit = ours.get("cache", {}).get("hit_rate")
+        table.add_row(
+            name,
+            str(row["body_bytes"]),
+            f"{ours['requests_per_s']:,.0f}",
+            f"{bare['requests_per_s']:,.0f}",
+            f"{row['throughput_ratio']:.2f}" if row["throughput_ratio"] is not None else "-",
+            ms(ours["latency_ms"].get("p50_ms")),
+            ms(ours["latency_ms"].get("p99_ms")),
+            ms(bare["latency_ms"].get("p99_ms")),
+            f"{hit:.1%}" if hit is not None else "-",
+            str(ours["error_count"]),
+        )
+    return table
+
+
+def ingest_table(result: dict) -> Table:
+    table = Table(
+        title="ingest: signed snapshots, 10 positions, reconciled and guarded", title_justify="left"
+    )
+    for column in (
+        "accounts",
+        "in flight",
+        "snapshots/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+        "server CPU ms/snap",
+        "PG CPU ms/snap",
+    ):
+        table.add_column(column, justify="right")
+    for run in result["runs"]:
+        latency = run["latency"]
+        per = run.get("cpu_ms_per_snapshot", {})
+        table.add_row(
+            f"{run['accounts']:,}",
+            str(run["concurrency"]),
+            f"{run['snapshots_per_s']:,.0f}" if run["snapshots_per_s"] else "-",
+            ms(latency.get("p50_ms")),
+            ms(latency.get("p95_ms")),
+            ms(latency.get("p99_ms")),
+            str(run["errors"]),
+            ms(per.get("server")),
+            ms(per.get("postgresql")),
+        )
+    return table
+
+
+def breach_table(result: dict) -> Table:
+    table = Table(title="breach → close command (one critical snapshot per account)", title_justify="left")
+    for column in ("measure", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    rows = [
+        ("server: arrival → commit", result["breach"]["server_arrival_to_commit"]),
+        ("server: arrival → answer", result["breach"]["server_arrival_to_answer"]),
+        ("client round trip", result["breach"]["client_round_trip"]),
+        ("stored last_sync_duration_ms", result["stored"]["last_sync_duration"]),
+    ]
+    for name, summary in rows:
+        table.add_row(
+            name,
+            str(summary.get("count", 0)),
+            ms(summary.get("p50_ms")),
+            ms(summary.get("p95_ms")),
+            ms(summary.get("p99_ms")),
+            ms(summary.get("max_ms")),
+        )
+    return table
+
+
+def profile_table(profile: dict, title: str, limit: int = 12) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("layer (self time)")
+    table.add_column("%", justify="right")
+    for row in profile["by_layer_self"][:limit]:
+        table.add_row(row["name"], f"{row['pct']:.1f}")
+    return table
+
+
+def show(console: Console, *tables: Table) -> None:
+    for table in tables:
+        console.print(table)
