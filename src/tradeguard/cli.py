@@ -8,6 +8,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -207,6 +208,27 @@ def instruments_list() -> None:
     for instrument in sorted(asyncio.run(run()).overrides.values(), key=lambda item: item.symbol):
         table.add_row(instrument.symbol, str(instrument.pip_size), str(instrument.contract_size))
     Console().print(table)
+
+
+@app.command()
+def bench(
+    accounts: Annotated[int, typer.Option(min=1, help="Seeded accounts.")] = 40,
+    breaches: Annotated[
+        int, typer.Option(min=1, help="Critical snapshots timed for breach to command.")
+    ] = 40,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of load per read measurement.")] = 5.0,
+    output: Annotated[Path, typer.Option(help="Where the machine-readable result goes.")] = Path(
+        "var/bench/quick.json"
+    ),
+) -> None:
+    """A short benchmark: cached reads against a bare ASGI app, ingest, breach to close command.
+
+    On PostgreSQL and Redis when configured (in a database of its own, created and dropped),
+    otherwise embedded. The full benchmarks are under bench/ (see docs/benchmarks.md).
+    """
+    from tradeguard.bench import run_quick_bench
+
+    run_quick_bench(get_settings(), accounts=accounts, breaches=breaches, duration=duration, output=output)
 
 
 @app.command()
