@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tradeguard.actions.guarding import GuardPolicy
+from tradeguard.auth.tokens import TokenCache
 from tradeguard.cache import MemoryCache, RedisCache, ResponseCache
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.ingest.devices import DeviceSecrets
@@ -36,6 +37,7 @@ class Services:
     reads: ReadService
     device_secrets: DeviceSecrets
     jwt_secret: str
+    tokens: TokenCache
     redis: Redis | None = None
     write_lock: asyncio.Lock | None = None
     instruments: InstrumentTable = field(default_factory=lambda: InstrumentTable({}))
@@ -46,6 +48,7 @@ class Services:
     def open(cls, settings: Settings) -> Services:
         engine = create_engine(settings)
         sessions = session_factory(engine)
+        jwt_secret = settings.resolved_jwt_secret()
         redis = (
             fail_fast_redis(settings.redis_url, settings.redis_timeout_seconds)
             if settings.redis_url
@@ -69,7 +72,8 @@ class Services:
             nonces=nonces,
             reads=ReadService(sessions, cache),
             device_secrets=DeviceSecrets(settings.resolved_secret_key()),
-            jwt_secret=settings.resolved_jwt_secret(),
+            jwt_secret=jwt_secret,
+            tokens=TokenCache(jwt_secret),
             redis=redis,
             bus=RedisBus(redis, settings.redis_url) if redis is not None else MemoryBus(),
             # SQLite has one writer at a time, and a transaction that read before another's commit

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -84,31 +84,23 @@ async def issue_close_commands(
     if not targets:
         return []
     tickets = [target.ticket for target in targets]
-    attempts_by_ticket = dict(
-        (
-            await session.execute(
-                select(CloseCommand.ticket, func.count())
-                .where(
-                    CloseCommand.account_id == account_id,
-                    CloseCommand.cause == cause,
-                    CloseCommand.ticket.in_(tickets),
-                )
-                .group_by(CloseCommand.ticket)
+    history = (
+        await session.execute(
+            select(
+                CloseCommand.ticket,
+                func.count(),
+                func.sum(case((CloseCommand.state.in_(LIVE_COMMAND_STATES), 1), else_=0)),
             )
-        ).all()
-    )
-    live = set(
-        (
-            await session.scalars(
-                select(CloseCommand.ticket).where(
-                    CloseCommand.account_id == account_id,
-                    CloseCommand.cause == cause,
-                    CloseCommand.ticket.in_(tickets),
-                    CloseCommand.state.in_(LIVE_COMMAND_STATES),
-                )
+            .where(
+                CloseCommand.account_id == account_id,
+                CloseCommand.cause == cause,
+                CloseCommand.ticket.in_(tickets),
             )
-        ).all()
-    )
+            .group_by(CloseCommand.ticket)
+        )
+    ).all()
+    attempts_by_ticket = {ticket: attempts for ticket, attempts, _ in history}
+    live = {ticket for ticket, _, live_count in history if live_count}
     rows = [
         {
             "id": str(uuid.uuid4()),
@@ -134,15 +126,12 @@ async def issue_close_commands(
 async def _insert_unless_live(session: AsyncSession, rows: list[dict], now: datetime) -> list[CloseCommand]:
     # The partial unique index decides between concurrent ingests: the loser inserts nothing.
     insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    inserted_ids = (
-        await session.scalars(
-            insert(CloseCommand).values(rows).on_conflict_do_nothing().returning(CloseCommand.id)
-        )
-    ).all()
-    if not inserted_ids:
-        return []
     commands = list(
-        (await session.scalars(select(CloseCommand).where(CloseCommand.id.in_(inserted_ids)))).all()
+        (
+            await session.scalars(
+                insert(CloseCommand).values(rows).on_conflict_do_nothing().returning(CloseCommand)
+            )
+        ).all()
     )
     for command in commands:
         audit(
@@ -243,26 +232,27 @@ def _same_acknowledgement(command: CloseCommand, ack: Acknowledgement) -> bool:
     return _ack_status(command) == ack.status
 
 
-async def settle_with_snapshot(
+async def unsettled_commands(session: AsyncSession, account_id: int) -> list[CloseCommand]:
+    """The account's commands a snapshot may still settle: live ones, and executed ones not yet confirmed."""
+    query = select(CloseCommand).where(
+        CloseCommand.account_id == account_id,
+        CloseCommand.state.in_(SETTLED_BY_SNAPSHOT_STATES),
+        CloseCommand.confirmed_at.is_(None),
+    )
+    return list((await session.scalars(query)).all())
+
+
+def settle_with_snapshot(
     session: AsyncSession,
-    account_id: int,
+    commands: list[CloseCommand],
     held_tickets: set[str],
     closed: Mapping[str, ClosedOnBroker],
     now: datetime,
 ) -> list[CloseCommand]:
     """The broker's snapshot is the truth: a position it no longer holds is closed.
 
-    Returns the commands confirmed by this snapshot.
+    `commands` are the account's `unsettled_commands`; returns those confirmed by this snapshot.
     """
-    commands = (
-        await session.scalars(
-            select(CloseCommand).where(
-                CloseCommand.account_id == account_id,
-                CloseCommand.state.in_(SETTLED_BY_SNAPSHOT_STATES),
-                CloseCommand.confirmed_at.is_(None),
-            )
-        )
-    ).all()
     confirmed = []
     for command in commands:
         if command.ticket not in held_tickets:

@@ -129,14 +129,16 @@ async def act_on_guards(
     balance: Decimal,
     positions: list[BrokerPosition],
     quotes: list[Quote],
+    evaluated_at: datetime,
     now: datetime,
     policy: GuardPolicy,
 ) -> GuardOutcome:
+    """`evaluated_at` is the snapshot's time, which places it in a trading day; `now` stamps the records."""
     drawdown = evaluate_drawdown(
         drawdown_state_of(state),
         equity=equity,
         balance=balance,
-        now=now,
+        now=evaluated_at,
         settings=drawdown_settings_of(account),
     )
     store_drawdown_state(state, drawdown.next_state)

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradeguard.auth.tokens import Principal, read_token
+from tradeguard.auth.tokens import Principal
 from tradeguard.errors import NotAuthenticated
 from tradeguard.queries.service import ReadService
 from tradeguard.services import Services
@@ -17,7 +17,7 @@ from tradeguard.services import Services
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
@@ -40,7 +40,7 @@ async def get_write_session(request: Request) -> AsyncIterator[AsyncSession]:
 async def current_principal(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
     if not token:
         raise NotAuthenticated("not authenticated")
-    return read_token(token, secret=request.app.state.services.jwt_secret)
+    return request.app.state.services.tokens.read(token)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -28,7 +28,7 @@ class RequestMetrics:
             await self.app(scope, receive, send_with_status)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
+            template = getattr(route, "path", None) or scope.get("tradeguard.route", "unmatched")
             REQUEST_LATENCY.labels(scope["method"], template, str(status)).observe(
                 time.perf_counter() - started
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +36,10 @@ def issue_token(principal: Principal, *, secret: str, now: datetime, lifetime: t
 
 
 def read_token(token: str, *, secret: str) -> Principal:
+    return _verify(token, secret)[0]
+
+
+def _verify(token: str, secret: str) -> tuple[Principal, int]:
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "iat"]})
     except jwt.ExpiredSignatureError as exc:
@@ -45,4 +50,31 @@ def read_token(token: str, *, secret: str) -> Principal:
     subject = claims["sub"]
     if role not in ROLES or not isinstance(subject, str) or not subject.isdigit():
         raise NotAuthenticated("invalid token")
-    return Principal(user_id=int(subject), role=role)
+    return Principal(user_id=int(subject), role=role), int(claims["exp"])
+
+
+class TokenCache:
+    """Verified tokens, remembered until they expire: a cached read then costs no signature check.
+
+    Only tokens that verified are kept, each with its own expiry, so nothing is trusted longer than
+    the token itself allows.
+    """
+
+    def __init__(self, secret: str, *, max_entries: int = 50_000, clock=time.time) -> None:
+        self._secret = secret
+        self._max_entries = max_entries
+        self._clock = clock
+        self._verified: dict[str, tuple[Principal, int]] = {}
+
+    def read(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            principal, expires_at = known
+            if self._clock() < expires_at:
+                return principal
+            del self._verified[token]
+        principal, expires_at = _verify(token, self._secret)
+        if len(self._verified) >= self._max_entries:
+            self._verified.clear()
+        self._verified[token] = (principal, expires_at)
+        return principal

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions.audit import audit_event
-from tradeguard.actions.commands import live_commands, mark_sent, settle_with_snapshot
+from tradeguard.actions.commands import mark_sent, settle_with_snapshot, unsettled_commands
 from tradeguard.actions.guarding import GuardOutcome, GuardPolicy, act_on_guards
 from tradeguard.domain import model as domain
 from tradeguard.domain.instruments import InstrumentTable
@@ -23,6 +23,7 @@ from tradeguard.domain.reconcile import PreviousSnapshot, ReconcileSettings, Rec
 from tradeguard.ingest.devices import DeviceIdentity
 from tradeguard.ingest.validation import SnapshotIn
 from tradeguard.store.models import (
+    LIVE_COMMAND_STATES,
     Account,
     AccountSnapshot,
     AccountState,
@@ -65,14 +66,19 @@ async def apply_snapshot(
     A snapshot not newer than the last one applied is acknowledged and changes nothing: bridges
     retry, and networks reorder.
     """
-    state = await session.scalar(
-        select(AccountState).where(AccountState.account_id == device.account_id).with_for_update()
-    )
+    state, account = (
+        await session.execute(
+            select(AccountState, Account)
+            .join(Account, Account.id == AccountState.account_id)
+            .where(AccountState.account_id == device.account_id)
+            .with_for_update(of=AccountState)
+        )
+    ).one()
+    unsettled = await unsettled_commands(session, account.id)
     if state.last_snapshot_taken_at is not None and snapshot.taken_at <= state.last_snapshot_taken_at:
-        commands = await _deliver_live_commands(session, device.account_id, received_at, policy)
+        commands = _deliver(session, unsettled, received_at, policy)
         return IngestOutcome(False, device.account_id, state, None, None, commands)
 
-    account = await session.get(Account, device.account_id)
     stored_positions = {
         row.ticket: row
         for row in (
@@ -106,9 +112,9 @@ async def apply_snapshot(
     await _store_positions(session, account.id, positions, stored_positions, result, snapshot.taken_at)
     _close_expected_trades(open_trades, result, snapshot.taken_at)
     _log_changes(session, account.id, state, stored_positions, result, received_at)
-    await settle_with_snapshot(
+    settle_with_snapshot(
         session,
-        account.id,
+        unsettled,
         {position.ticket for position in positions},
         {closed.ticket: closed for closed in result.closed},
         received_at,
@@ -121,7 +127,8 @@ async def apply_snapshot(
         balance=snapshot.balance,
         positions=positions,
         quotes=[quote.to_domain() for quote in snapshot.quotes],
-        now=snapshot.taken_at,
+        evaluated_at=snapshot.taken_at,
+        now=received_at,
         policy=policy.guards,
     )
     _record_equity(session, account.id, state, snapshot, received_at)
@@ -139,19 +146,25 @@ async def apply_snapshot(
     state.open_divergences = _divergence_rows_json(result)
     state.feed_stale = False
     state.stale_at = received_at + timedelta(seconds=account.stale_after_seconds)
-    commands = await _deliver_live_commands(session, account.id, received_at, policy)
-    await session.flush()
+    commands = _deliver(session, [*unsettled, *guards.new_commands], received_at, policy)
+    # Measured before the flush so that the counters go out in the state's one UPDATE.
     state.last_sync_duration_ms = round(_elapsed_ms(started), 3)
+    await session.flush()
     return IngestOutcome(True, account.id, state, result, guards, commands)
 
 
-async def _deliver_live_commands(
-    session: AsyncSession, account_id: int, now: datetime, policy: IngestPolicy
+def _deliver(
+    session: AsyncSession, commands: list[CloseCommand], now: datetime, policy: IngestPolicy
 ) -> list[CloseCommand]:
     """The ingest answer carries every live command; those delivered for the first time become sent."""
-    commands = await live_commands(session, account_id)
-    mark_sent(session, commands, now=now, timeout=policy.command_timeout)
-    return commands
+    live = [
+        command
+        for command in commands
+        if command.state in LIVE_COMMAND_STATES and not command.outcome_unknown
+    ]
+    live.sort(key=lambda command: (command.created_at, command.ticket, command.id))
+    mark_sent(session, live, now=now, timeout=policy.command_timeout)
+    return live
 
 
 def _elapsed_ms(started: float) -> float:

@@ -61,16 +61,17 @@ class ReadService:
         if owner is None or not may_see(principal, owner):
             raise NotFound(f"account {account_id} not found")
 
+    def known_visible(self, principal: Principal, account_id: int) -> bool:
+        """Whether the caller may see the account, answered from memory only (False when unknown)."""
+        owner = self._owners.get(account_id)
+        return owner is not None and may_see(principal, owner)
+
     async def _cached(
         self, principal: Principal, account_id: int | None, view: str, params: dict, build: Build
     ) -> bytes:
         if account_id is not None:
             await self.authorize(principal, account_id)
-            scope = account_scope(account_id)
-        else:
-            scope = user_scope(principal.user_id)
-        present = {name: _param_text(value) for name, value in params.items() if value is not None}
-        field = f"{view}:{principal.user_id}?{urlencode(sorted(present.items()))}"
+        scope, field = cache_key(principal, account_id, view, params)
 
         async def build_body() -> bytes:
             async with self._sessions() as session:
@@ -190,6 +191,13 @@ class ReadService:
 
         params = {"since": since, "until": until, "limit": limit}
         return await self._cached(principal, account_id, "equity", params, build)
+
+
+def cache_key(principal: Principal, account_id: int | None, view: str, params: dict) -> tuple[str, str]:
+    """(scope, field) of a read: the scope is what a write invalidates, the field what was asked."""
+    scope = account_scope(account_id) if account_id is not None else user_scope(principal.user_id)
+    present = {name: _param_text(value) for name, value in params.items() if value is not None}
+    return scope, f"{view}:{principal.user_id}?{urlencode(sorted(present.items()))}"
 
 
 def _param_text(value) -> str:

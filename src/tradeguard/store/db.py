@@ -23,7 +23,9 @@ def create_engine(settings: Settings, database_url: str | None = None) -> AsyncE
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        # No ping per checkout (a round trip on every request); connections are recycled instead,
+        # and one broken by a database restart fails one request, not every one after it.
+        pool_recycle=1800,
     )
 
 

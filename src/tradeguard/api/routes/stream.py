@@ -10,7 +10,6 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tradeguard.api.deps import ServicesDep
-from tradeguard.auth.tokens import read_token
 from tradeguard.errors import NotAuthenticated
 from tradeguard.stream.bus import StreamEvent, Subscription
 from tradeguard.stream.replay import stream_accounts, stream_start
@@ -54,7 +53,7 @@ async def stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ):
     """Events as they happen. With `Last-Event-ID`, what happened since that id is sent first."""
-    principal = read_token(_bearer(request, access_token), secret=services.jwt_secret)
+    principal = services.tokens.read(_bearer(request, access_token))
     account_ids = await stream_accounts(services, principal, account_id)
     subscription = services.bus.subscribe(account_ids)
     try:
