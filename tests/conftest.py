@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.http_receiver import Receiver
 from tests.net import free_port, reachable, wait_for_port
+from tests.support import sign_up
 from tradeguard.app import create_app
 from tradeguard.settings import Settings
 
@@ -196,3 +197,19 @@ async def serve_live(settings: Settings) -> AsyncIterator[LiveServer]:
     finally:
         server.should_exit = True
         await task
+
+
+@pytest.fixture(scope="module")
+async def alice(api):
+    """A user shared by one module's tests on one (database, cache) pair: signing up hashes a password, which is slow."""
+    return await sign_up(api)
+
+
+@pytest.fixture(scope="module")
+async def bob(api):
+    return await sign_up(api)
+
+
+@pytest.fixture(scope="module")
+async def sqlite_user(sqlite_api):
+    return await sign_up(sqlite_api)

@@ -48,22 +48,6 @@ def as_config(body: dict) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-async def alice(api):
-    """A user shared by the tests of one (database, cache) pair: signing up hashes a password, which is slow."""
-    return await sign_up(api)
-
-
-@pytest.fixture(scope="module")
-async def bob(api):
-    return await sign_up(api)
-
-
-@pytest.fixture(scope="module")
-async def sqlite_user(sqlite_api):
-    return await sign_up(sqlite_api)
-
-
 async def all_listed_ids(caller, limit: int = 500) -> list[int]:
     ids: list[int] = []
     cursor = None
@@ -76,9 +60,6 @@ async def all_listed_ids(caller, limit: int = 500) -> list[int]:
         cursor = page["next_cursor"]
         if cursor is None:
             return ids
-
-
-# Creating
 
 
 async def test_create_returns_201_with_the_stored_account(alice):
@@ -154,9 +135,6 @@ async def test_create_requires_a_token(api):
     assert response.status_code == 401
 
 
-# Listing
-
-
 async def test_a_user_lists_only_their_own_accounts(api):
     alice = await sign_up(api)
     bob = await sign_up(api)
@@ -212,9 +190,6 @@ async def test_account_list_rejects_bad_paging_parameters(sqlite_user, params):
     assert next(iter(params)) in response.json()["detail"]
 
 
-# Guard configuration: who may see it
-
-
 async def test_another_users_guard_config_is_404_for_get_and_put(alice, bob):
     owner, stranger = alice, bob
     account_id = await owner.new_account()
@@ -233,9 +208,6 @@ async def test_unknown_account_guard_config_is_404(alice):
     response = await alice.get(guard_config_url(2_000_000_000))
 
     assert response.status_code == 404, response.text
-
-
-# Guard configuration: reading and changing
 
 
 async def test_a_new_account_has_the_default_guard_config(alice):

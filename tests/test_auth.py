@@ -45,9 +45,6 @@ def _assert_rejected(response, detail: str | None = None) -> None:
         assert body["detail"] == detail
 
 
-# Signing in (both databases, both caches)
-
-
 async def test_right_password_issues_a_bearer_token_for_the_user(api):
     caller = await sign_up(api)
 
@@ -118,9 +115,6 @@ async def test_me_without_a_token_is_401(api):
     response = await api.http.get(ME_URL)
 
     _assert_rejected(response)
-
-
-# Forged and broken tokens: the subject is the token check, not the storage, so SQLite only
 
 
 @pytest.fixture

@@ -70,9 +70,6 @@ def broker_on(market: Market, balance: str = "10000") -> SimulatedBroker:
     return SimulatedBroker(market, random.Random(0), itertools.count(1), balance=Decimal(balance))
 
 
-# --- the market and the broker, on their own ----------------------------------------------------------
-
-
 def test_the_same_seed_walks_the_same_prices_and_another_seed_does_not():
     def walk(seed: int) -> list[list]:
         market = Market(random.Random(seed))
@@ -184,9 +181,6 @@ def test_the_broker_clock_steps_in_broker_time_but_never_ahead_of_the_real_clock
     assert times[-1] - NOW < timedelta(seconds=1)
 
 
-# --- the bridge's side of close commands --------------------------------------------------------------
-
-
 class FakeTradeguard:
     """Answers snapshots with a close command every time (at-least-once delivery); has no ack endpoint."""
 
@@ -279,9 +273,6 @@ async def test_the_same_seed_replays_the_same_run():
     assert await run(SEED) != await run(SEED + 1)
 
 
-# --- a scripted run against the real service ------------------------------------------------------------
-
-
 async def demo_accounts(caller: Caller, count: int = 3) -> tuple[list[int], dict[int, tuple[str, str]]]:
     accounts, devices = [], {}
     for role in DEMO_SCENARIO.roles[:count]:
@@ -372,9 +363,6 @@ def test_the_demo_scenario_fits_in_the_steps_it_promises():
     scenario: Scenario = DEMO_SCENARIO
     assert {event.step for event in scenario.script} <= set(range(1, scenario.scripted_steps + 1))
     assert set(scenario.roles) == set(Role)
-
-
-# --- the demo command ---------------------------------------------------------------------------------
 
 
 def test_the_demo_serves_simulates_and_stops_on_ctrl_c(tmp_path):

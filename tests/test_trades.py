@@ -44,25 +44,6 @@ async def listed_trades(caller, account_id: int, **params) -> list[dict]:
     return response.json()["trades"]
 
 
-@pytest.fixture(scope="module")
-async def alice(api):
-    """Signing up hashes a password, which is slow: one user per module and backend, a fresh account per test."""
-    return await sign_up(api)
-
-
-@pytest.fixture(scope="module")
-async def bob(api):
-    return await sign_up(api)
-
-
-@pytest.fixture(scope="module")
-async def sqlite_user(sqlite_api):
-    return await sign_up(sqlite_api)
-
-
-# Recording
-
-
 async def test_a_new_trade_is_recorded_with_201_and_normalized_fields(alice):
     account_id = await alice.new_account()
 
@@ -228,9 +209,6 @@ async def test_an_open_time_a_little_ahead_of_the_server_clock_is_accepted(alice
     assert response.status_code == 201, response.text
 
 
-# Who may record
-
-
 async def test_another_users_account_answers_404_and_stores_nothing(alice, bob):
     account_id = await alice.new_account()
 
@@ -276,9 +254,6 @@ async def test_recording_requires_a_token(api, alice):
 
     assert response.status_code == 401
     assert await listed_trades(alice, account_id) == []
-
-
-# Validation
 
 
 def _future(minutes: int) -> str:
@@ -381,9 +356,6 @@ async def test_a_stop_on_the_wrong_side_is_explained(sqlite_user):
     assert response.json()["detail"] == "body.stop_loss: must be below entry_price 1.08500 for a buy"
 
 
-# Closing
-
-
 async def test_closing_marks_the_trade_closed_and_closing_again_changes_nothing(alice):
     account_id = await alice.new_account()
     recorded = (await alice.post(trades_url(account_id), json=a_trade())).json()
@@ -433,9 +405,6 @@ async def test_closing_one_account_s_trade_id_on_another_account_answers_404(ali
     assert [t["status"] for t in await listed_trades(alice, first_account)] == ["open"]
 
 
-# Listing
-
-
 async def test_the_list_filters_by_status_newest_first(alice):
     account_id = await alice.new_account()
     for trade_id in ("T1", "T2", "T3", "T4"):
@@ -478,9 +447,6 @@ async def test_the_list_rejects_bad_parameters(sqlite_user, params):
 
     assert response.status_code == 422
     assert next(iter(params)) in response.json()["detail"]
-
-
-# The reconciliation result depends on expected trades
 
 
 async def test_recording_and_closing_drop_the_account_s_cached_views(api, alice):

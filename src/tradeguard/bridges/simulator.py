@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 
 from tradeguard.bridges.client import BridgeClient, BridgeError, encode_body
+from tradeguard.domain.model import Side
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +98,6 @@ SYMBOLS: Mapping[str, SymbolSpec] = MappingProxyType(
         )
     }
 )
-
-
-class Side(enum.StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-
-    @property
-    def sign(self) -> int:
-        return 1 if self is Side.BUY else -1
 
 
 @dataclass(frozen=True, slots=True)
