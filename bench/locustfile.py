@@ -10,7 +10,12 @@ user per simulated user). Its tasks: reconciliation status 5, open positions 3, 
 each for one of its accounts, and, with weight TG_INGEST_WEIGHT (default 1, i.e. ~9 % of
 requests), a signed snapshot of one of its accounts, as its bridge would send it (HMAC signature
 of tradeguard.ingest.signature.sign, fresh nonce, strictly newer taken_at), so the cache sees
-the invalidations real writes cause. Users wait TG_WAIT_MIN..TG_WAIT_MAX seconds (default
+the invalidations real writes cause.
+
+TRADEGUARD_BENCH_INGEST_SHARE (a fraction, e.g. 0.02) sets the ingest share of the tasks
+directly instead: the read weights become 500/300/200 and the ingest weight
+round(1000 * share / (1 - share)) (0.02 → 20, i.e. 1.96 % of tasks). When it is set it wins
+over TG_INGEST_WEIGHT. Users wait TG_WAIT_MIN..TG_WAIT_MAX seconds (default
 0.5..1.5) between tasks.
 
 At the end it prints p50/p95/p99, throughput and errors, and the server's cache hit rate over
@@ -42,7 +47,17 @@ from tradeguard.bridges.client import SNAPSHOTS_PATH  # noqa: E402
 
 SEED_PATH = Path(os.environ.get("TG_SEED", "bench/results/seed.json"))
 RESULT_PATH = Path(os.environ.get("TG_RESULT", "bench/results/locust.json"))
-INGEST_WEIGHT = int(os.environ.get("TG_INGEST_WEIGHT", "1"))
+INGEST_SHARE = os.environ.get("TRADEGUARD_BENCH_INGEST_SHARE")
+if INGEST_SHARE:
+    _share = float(INGEST_SHARE)
+    if not 0.0 <= _share < 1.0:
+        raise SystemExit(f"TRADEGUARD_BENCH_INGEST_SHARE must be in [0, 1), not {INGEST_SHARE}")
+    READ_SCALE = 100
+    INGEST_WEIGHT = round(10 * READ_SCALE * _share / (1.0 - _share))
+else:
+    READ_SCALE = 1
+    INGEST_WEIGHT = int(os.environ.get("TG_INGEST_WEIGHT", "1"))
+STATUS_WEIGHT, POSITIONS_WEIGHT, GUARDS_WEIGHT = 5 * READ_SCALE, 3 * READ_SCALE, 2 * READ_SCALE
 WAIT_MIN = float(os.environ.get("TG_WAIT_MIN", "0.5"))
 WAIT_MAX = float(os.environ.get("TG_WAIT_MAX", "1.5"))
 METRICS_DIR = os.environ.get("TG_METRICS_DIR")
@@ -92,11 +107,14 @@ def _report(environment) -> None:
         "spawn_rate": environment.parsed_options.spawn_rate if environment.parsed_options else None,
         "run_time": environment.parsed_options.run_time if environment.parsed_options else None,
         "weights": {
-            "reconciliation_status": 5,
-            "open_positions": 3,
-            "guard_status": 2,
+            "reconciliation_status": STATUS_WEIGHT,
+            "open_positions": POSITIONS_WEIGHT,
+            "guard_status": GUARDS_WEIGHT,
             "ingest": INGEST_WEIGHT,
         },
+        "ingest_task_share": round(
+            INGEST_WEIGHT / (STATUS_WEIGHT + POSITIONS_WEIGHT + GUARDS_WEIGHT + INGEST_WEIGHT), 4
+        ),
         "wait_seconds": [WAIT_MIN, WAIT_MAX],
         "requests": total.num_requests,
         "errors": total.num_failures,
@@ -136,15 +154,15 @@ class Follower(FastHttpUser):
         account = random.choice(self.accounts)
         self.client.get(f"{path}?account_id={account}", headers=self.auth, name=name)
 
-    @task(5)
+    @task(STATUS_WEIGHT)
     def reconciliation_status(self) -> None:
         self._read("/api/v1/reconciliation/status", "/api/v1/reconciliation/status")
 
-    @task(3)
+    @task(POSITIONS_WEIGHT)
     def open_positions(self) -> None:
         self._read("/api/v1/positions/open", "/api/v1/positions/open")
 
-    @task(2)
+    @task(GUARDS_WEIGHT)
     def guard_status(self) -> None:
         self._read("/api/v1/guards/status", "/api/v1/guards/status")
 

@@ -1,7 +1,8 @@
 """The standard load profile, end to end: start the server from the seed, run Locust headless, stop.
 
     .venv/bin/python bench/standard_profile.py --run-time 60s
-    .venv/bin/python bench/standard_profile.py --run-time 60s --env TRADEGUARD_CACHE_TTL_SECONDS=60
+    .venv/bin/python bench/standard_profile.py --run-time 60s --env TRADEGUARD_CACHE_TTL_SECONDS=60 \
+        --ingest-share 0.02        # or TRADEGUARD_BENCH_INGEST_SHARE=0.02 in the environment
 
 Runs bench/locustfile.py against a fresh server (uvicorn, N workers, PostgreSQL + Redis from the
 seed) with 100 users at a 10/s ramp, and the hit rate summed over every worker. Writes
@@ -49,6 +50,10 @@ async def run(args) -> dict:
             "TG_WAIT_MIN": str(args.wait_min),
             "TG_WAIT_MAX": str(args.wait_max),
         }
+        if args.ingest_share is not None:
+            env["TRADEGUARD_BENCH_INGEST_SHARE"] = str(args.ingest_share)
+        else:
+            env.pop("TRADEGUARD_BENCH_INGEST_SHARE", None)
         if server.metrics_dir is not None:
             env["TG_METRICS_DIR"] = str(server.metrics_dir)
         argv = [str(Path(sys.executable).parent / "locust"), "-f", str(HERE / "locustfile.py"), "--headless"]
@@ -66,8 +71,13 @@ async def run(args) -> dict:
         raise SystemExit(f"locust exited with {done.returncode}")
     result = json.loads(output.read_text())
     result["environment"] = env_block
-    result["command"] = " ".join(argv[:1] + ["-f", "bench/locustfile.py"] + argv[3:-6] + argv[-5:])
+    locust_env = " ".join(f"{name}={env[name]}" for name in ("TRADEGUARD_BENCH_INGEST_SHARE",) if name in env)
+    result["command"] = " ".join(
+        ([locust_env] if locust_env else []) + argv[:1] + ["-f", "bench/locustfile.py"] + argv[3:]
+    )
     result["cpu"] = cpu
+    result["server_settings"] = server_env(args.env)
+    result["ingest_share_setting"] = args.ingest_share
     result["targets"] = {
         "hit_rate_target": 0.95,
         "hit_rate_met": bool(result["cache"].get("hit_rate") and result["cache"]["hit_rate"] >= 0.95),
@@ -82,7 +92,14 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--spawn-rate", type=float, default=10)
     parser.add_argument("--run-time", default="60s")
-    parser.add_argument("--ingest-weight", type=int, default=1)
+    parser.add_argument("--ingest-weight", type=int, default=1, help="ingest task weight against reads 5/3/2")
+    parser.add_argument(
+        "--ingest-share",
+        type=float,
+        default=os.environ.get("TRADEGUARD_BENCH_INGEST_SHARE") or None,
+        help="ingest share of the tasks, e.g. 0.02 (wins over --ingest-weight; default from "
+        "TRADEGUARD_BENCH_INGEST_SHARE)",
+    )
     parser.add_argument("--wait-min", type=float, default=0.5)
     parser.add_argument("--wait-max", type=float, default=1.5)
     args = parser.parse_args()

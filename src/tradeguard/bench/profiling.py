@@ -24,6 +24,7 @@ LAYERS = (
     ("tradeguard: queries + cache", "(tradeguard/queries/"),
     ("tradeguard: queries + cache", "(tradeguard/cache/"),
     ("tradeguard: api", "(tradeguard/api/"),
+    ("tradeguard: auth (token cache, principal)", "(tradeguard/auth/"),
     ("tradeguard: other", "(tradeguard/"),
     ("redis client", "(redis/"),
     ("asyncpg driver", "(asyncpg/"),
