@@ -406,3 +406,21 @@ async def test_health_needs_no_token_and_checks_database_and_cache(api):
     assert body["checks"]["database"]["status"] == "ok"
     assert body["checks"]["cache"]["status"] == "ok"
     assert body["checks"]["cache"]["backend"] == api.services.cache.backend
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/positions/99999999999999999999999",
+        "/api/v1/accounts/99999999999999999999999/equity",
+        "/api/v1/reconciliation/status?account_id=99999999999999999999999",
+        "/api/v1/alerts?cursor=99999999999999999999999",
+    ],
+)
+async def test_ids_beyond_any_database_integer_are_refused_with_422(sqlite_api, path):
+    caller = await sign_up(sqlite_api)
+
+    response = await sqlite_api.http.get(path, headers=caller.headers)
+
+    assert response.status_code == 422
+    assert "less than or equal" in response.json()["detail"]

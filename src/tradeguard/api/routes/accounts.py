@@ -15,6 +15,7 @@ from tradeguard.accounts.service import (
 from tradeguard.actions.audit import committed_audit_events
 from tradeguard.actions.guarding import rearm_account
 from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
+from tradeguard.api.params import MAX_ID, AccountIdPath
 from tradeguard.api.responses import JSONBytes, model_response
 from tradeguard.api.schemas import (
     AccountCreate,
@@ -58,7 +59,9 @@ async def index(
     principal: PrincipalDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[int | None, Query(ge=0, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="next_cursor of the previous page")
+    ] = None,
 ):
     accounts = await list_accounts(session, principal, limit=limit, after_id=cursor)
     next_cursor = accounts[-1].id if len(accounts) == limit else None
@@ -66,14 +69,14 @@ async def index(
 
 
 @router.get("/{account_id}/guard-config", response_model=GuardConfigOut)
-async def read_guard_config(account_id: int, principal: PrincipalDep, session: SessionDep):
+async def read_guard_config(account_id: AccountIdPath, principal: PrincipalDep, session: SessionDep):
     account = await get_visible_account(session, principal, account_id)
     return model_response(GuardConfigOut(account_id=account.id, **guard_config_of(account).model_dump()))
 
 
 @router.put("/{account_id}/guard-config", response_model=GuardConfigOut)
 async def change_guard_config(
-    account_id: int,
+    account_id: AccountIdPath,
     body: GuardConfigUpdate,
     principal: PrincipalDep,
     session: WriteSessionDep,
@@ -92,7 +95,7 @@ async def change_guard_config(
     responses={404: {"description": "no such account"}},
 )
 async def rearm(
-    account_id: int,
+    account_id: AccountIdPath,
     principal: PrincipalDep,
     session: WriteSessionDep,
     services: ServicesDep,

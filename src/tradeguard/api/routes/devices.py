@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 
 from tradeguard.accounts.service import get_visible_account
 from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
+from tradeguard.api.params import AccountIdPath
 from tradeguard.api.responses import json_response, model_response
 from tradeguard.api.schemas import DeviceCreated, DeviceOut
 from tradeguard.ingest.devices import create_device, list_devices, revoke_device
@@ -14,7 +15,9 @@ router = APIRouter(prefix="/accounts", tags=["devices"])
 
 
 @router.post("/{account_id}/devices", response_model=DeviceCreated, status_code=201)
-async def create(account_id: int, principal: PrincipalDep, session: WriteSessionDep, services: ServicesDep):
+async def create(
+    account_id: AccountIdPath, principal: PrincipalDep, session: WriteSessionDep, services: ServicesDep
+):
     """Register a bridge for the account. The secret is in this response only."""
     account = await get_visible_account(session, principal, account_id)
     device, secret = await create_device(session, account, services.device_secrets, datetime.now(UTC))
@@ -26,7 +29,7 @@ async def create(account_id: int, principal: PrincipalDep, session: WriteSession
 
 
 @router.get("/{account_id}/devices", response_model=list[DeviceOut])
-async def index(account_id: int, principal: PrincipalDep, session: SessionDep):
+async def index(account_id: AccountIdPath, principal: PrincipalDep, session: SessionDep):
     account = await get_visible_account(session, principal, account_id)
     devices = await list_devices(session, account)
     return json_response(
@@ -35,7 +38,9 @@ async def index(account_id: int, principal: PrincipalDep, session: SessionDep):
 
 
 @router.delete("/{account_id}/devices/{device_id}", status_code=204)
-async def revoke(account_id: int, device_id: str, principal: PrincipalDep, session: WriteSessionDep):
+async def revoke(
+    account_id: AccountIdPath, device_id: str, principal: PrincipalDep, session: WriteSessionDep
+):
     """Revoke a bridge: its signatures are refused from the next request on."""
     account = await get_visible_account(session, principal, account_id)
     await revoke_device(session, account, device_id, datetime.now(UTC))

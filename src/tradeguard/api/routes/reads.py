@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from tradeguard.api.deps import PrincipalDep, ReadsDep
+from tradeguard.api.params import AccountIdPath, AccountIdQuery, CursorQuery, PositionIdPath
 from tradeguard.api.responses import JSONBytes
 from tradeguard.api.schemas import (
     AlertPage,
@@ -21,17 +22,12 @@ from tradeguard.api.schemas import (
 
 router = APIRouter(tags=["reads"])
 
-AccountId = Annotated[
-    int | None,
-    Query(ge=1, description="One account; without it, all the caller's own accounts together."),
-]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Cursor = Annotated[int | None, Query(ge=1, description="next_cursor of the previous page")]
 NOT_FOUND = {404: {"description": "no such resource visible to the caller"}}
 
 
 @router.get("/reconciliation/status", response_model=ReconciliationStatus, responses=NOT_FOUND)
-async def reconciliation_status(principal: PrincipalDep, reads: ReadsDep, account_id: AccountId = None):
+async def reconciliation_status(principal: PrincipalDep, reads: ReadsDep, account_id: AccountIdQuery = None):
     return JSONBytes(await reads.reconciliation_status(principal, account_id))
 
 
@@ -39,14 +35,14 @@ async def reconciliation_status(principal: PrincipalDep, reads: ReadsDep, accoun
 async def reconciliation_logs(
     principal: PrincipalDep,
     reads: ReadsDep,
-    account_id: AccountId = None,
+    account_id: AccountIdQuery = None,
     event_type: Annotated[str | None, Query(max_length=32)] = None,
     reason: Annotated[str | None, Query(max_length=64)] = None,
     symbol: Annotated[str | None, Query(max_length=32)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Limit = 50,
-    cursor: Cursor = None,
+    cursor: CursorQuery = None,
 ):
     body = await reads.reconciliation_logs(
         principal,
@@ -66,19 +62,19 @@ async def reconciliation_logs(
 async def open_positions(
     principal: PrincipalDep,
     reads: ReadsDep,
-    account_id: AccountId = None,
+    account_id: AccountIdQuery = None,
     symbol: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
 ):
     return JSONBytes(await reads.open_positions(principal, account_id, symbol))
 
 
 @router.get("/positions/{position_id}", response_model=PositionOut, responses=NOT_FOUND)
-async def position(position_id: int, principal: PrincipalDep, reads: ReadsDep):
+async def position(position_id: PositionIdPath, principal: PrincipalDep, reads: ReadsDep):
     return JSONBytes(await reads.position(principal, position_id))
 
 
 @router.get("/guards/status", response_model=GuardStatus, responses=NOT_FOUND)
-async def guard_status(principal: PrincipalDep, reads: ReadsDep, account_id: AccountId = None):
+async def guard_status(principal: PrincipalDep, reads: ReadsDep, account_id: AccountIdQuery = None):
     return JSONBytes(await reads.guard_status(principal, account_id))
 
 
@@ -86,11 +82,11 @@ async def guard_status(principal: PrincipalDep, reads: ReadsDep, account_id: Acc
 async def alerts(
     principal: PrincipalDep,
     reads: ReadsDep,
-    account_id: AccountId = None,
+    account_id: AccountIdQuery = None,
     level: Literal["info", "warning", "critical"] | None = None,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     limit: Limit = 50,
-    cursor: Cursor = None,
+    cursor: CursorQuery = None,
 ):
     body = await reads.alerts(principal, account_id, limit=limit, cursor=cursor, level=level, kind=kind)
     return JSONBytes(body)
@@ -98,7 +94,7 @@ async def alerts(
 
 @router.get("/accounts/{account_id}/equity", response_model=EquitySeries, responses=NOT_FOUND)
 async def equity(
-    account_id: int,
+    account_id: AccountIdPath,
     principal: PrincipalDep,
     reads: ReadsDep,
     since: datetime | None = None,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tradeguard.api.deps import ServicesDep
+from tradeguard.api.params import MAX_ID
 from tradeguard.errors import NotAuthenticated
 from tradeguard.stream.bus import StreamEvent, Subscription
 from tradeguard.stream.replay import stream_accounts, stream_start
@@ -45,7 +46,7 @@ async def stream(
     request: Request,
     services: ServicesDep,
     account_id: Annotated[
-        int | None, Query(ge=1, description="One account; without it, all the caller's own.")
+        int | None, Query(ge=1, le=MAX_ID, description="One account; without it, all the caller's own.")
     ] = None,
     access_token: Annotated[
         str | None, Query(description="For EventSource, which cannot send headers.")

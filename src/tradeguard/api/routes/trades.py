@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from tradeguard.accounts.service import get_visible_account
 from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
 from tradeguard.api.openapi import exact_json_body, raw_json_body
+from tradeguard.api.params import AccountIdPath, CursorQuery
 from tradeguard.api.responses import model_response
 from tradeguard.api.schemas import ErrorBody
 from tradeguard.api.trade_schemas import TradeIn, TradeOut, TradePage, TradeStatus
@@ -39,7 +40,7 @@ def _trade_out(trade: ExpectedTrade) -> TradeOut:
     openapi_extra=raw_json_body(TradeIn),
 )
 async def record(
-    account_id: int,
+    account_id: AccountIdPath,
     body: ExactTradeIn,
     principal: PrincipalDep,
     session: WriteSessionDep,
@@ -54,7 +55,11 @@ async def record(
 
 @router.post("/{account_id}/trades/{trade_id}/close", response_model=TradeOut, responses=NOT_FOUND)
 async def close(
-    account_id: int, trade_id: str, principal: PrincipalDep, session: WriteSessionDep, services: ServicesDep
+    account_id: AccountIdPath,
+    trade_id: str,
+    principal: PrincipalDep,
+    session: WriteSessionDep,
+    services: ServicesDep,
 ):
     account = await get_visible_account(session, principal, account_id)
     trade = await close_expected_trade(session, account, trade_id, now=datetime.now(UTC))
@@ -65,12 +70,12 @@ async def close(
 
 @router.get("/{account_id}/trades", response_model=TradePage, responses=NOT_FOUND)
 async def index(
-    account_id: int,
+    account_id: AccountIdPath,
     principal: PrincipalDep,
     session: SessionDep,
     status: TradeStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[int | None, Query(ge=1, description="next_cursor of the previous page")] = None,
+    cursor: CursorQuery = None,
 ):
     account = await get_visible_account(session, principal, account_id)
     trades = await list_expected_trades(session, account, status=status, limit=limit, before_id=cursor)
