@@ -38,6 +38,7 @@ class Services:
     device_secrets: DeviceSecrets
     jwt_secret: str
     tokens: TokenCache
+    ingest_policy: IngestPolicy
     redis: Redis | None = None
     write_lock: asyncio.Lock | None = None
     instruments: InstrumentTable = field(default_factory=lambda: InstrumentTable({}))
@@ -74,6 +75,12 @@ class Services:
             device_secrets=DeviceSecrets(settings.resolved_secret_key()),
             jwt_secret=jwt_secret,
             tokens=TokenCache(jwt_secret),
+            ingest_policy=IngestPolicy(
+                guards=GuardPolicy(
+                    notifiers=settings.notifier_names(), command_max_attempts=settings.command_max_attempts
+                ),
+                command_timeout=timedelta(seconds=settings.command_timeout_seconds),
+            ),
             redis=redis,
             bus=RedisBus(redis, settings.redis_url) if redis is not None else MemoryBus(),
             # SQLite has one writer at a time, and a transaction that read before another's commit
@@ -86,15 +93,6 @@ class Services:
         """A session for a read-then-write unit of work; uncommitted work is rolled back on exit."""
         async with self.write_lock or contextlib.nullcontext(), self.sessions() as session:
             yield session
-
-    def ingest_policy(self) -> IngestPolicy:
-        return IngestPolicy(
-            guards=GuardPolicy(
-                notifiers=self.settings.notifier_names(),
-                command_max_attempts=self.settings.command_max_attempts,
-            ),
-            command_timeout=timedelta(seconds=self.settings.command_timeout_seconds),
-        )
 
     async def publish(self, audit_rows, states=()) -> None:
         """Tell live subscribers what a committed unit of work changed."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.accounts.guard_config import GUARD_CONFIG_FIELDS, GuardConfig
@@ -71,10 +71,6 @@ async def list_accounts(
 async def account_ids_of(session: AsyncSession, user_id: int) -> list[int]:
     rows = await session.scalars(select(Account.id).where(Account.owner_id == user_id).order_by(Account.id))
     return list(rows.all())
-
-
-async def count_accounts(session: AsyncSession, user_id: int) -> int:
-    return await session.scalar(select(func.count()).select_from(Account).where(Account.owner_id == user_id))
 
 
 async def get_visible_account(session: AsyncSession, principal: Principal, account_id: int) -> Account:

@@ -146,6 +146,15 @@ async def _insert_unless_live(session: AsyncSession, rows: list[dict], now: date
     return sorted(commands, key=lambda command: (command.ticket, command.id))
 
 
+def deliverable(commands: Iterable[CloseCommand]) -> list[CloseCommand]:
+    """Of commands already loaded, those a bridge should still be told about (as `live_commands` selects)."""
+    return [
+        command
+        for command in commands
+        if command.state in LIVE_COMMAND_STATES and not command.outcome_unknown
+    ]
+
+
 async def live_commands(session: AsyncSession, account_id: int) -> list[CloseCommand]:
     query = (
         select(CloseCommand)

@@ -35,10 +35,6 @@ def issue_token(principal: Principal, *, secret: str, now: datetime, lifetime: t
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def read_token(token: str, *, secret: str) -> Principal:
-    return _verify(token, secret)[0]
-
-
 def _verify(token: str, secret: str) -> tuple[Principal, int]:
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "iat"]})

@@ -74,9 +74,6 @@ class Server:
         workers = [pid for pid in children if "resource_tracker" not in _cmdline(pid)]
         return workers or [self.process.pid]
 
-    def all_pids(self) -> list[int]:
-        return [self.process.pid, *_children(self.process.pid)]
-
 
 def _children(pid: int) -> list[int]:
     found = []

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions.audit import audit_event
-from tradeguard.actions.commands import mark_sent, settle_with_snapshot, unsettled_commands
+from tradeguard.actions.commands import deliverable, mark_sent, settle_with_snapshot, unsettled_commands
 from tradeguard.actions.guarding import GuardOutcome, GuardPolicy, act_on_guards
 from tradeguard.domain import model as domain
 from tradeguard.domain.instruments import InstrumentTable
@@ -23,7 +23,6 @@ from tradeguard.domain.reconcile import PreviousSnapshot, ReconcileSettings, Rec
 from tradeguard.ingest.devices import DeviceIdentity
 from tradeguard.ingest.validation import SnapshotIn
 from tradeguard.store.models import (
-    LIVE_COMMAND_STATES,
     Account,
     AccountSnapshot,
     AccountState,
@@ -157,11 +156,7 @@ def _deliver(
     session: AsyncSession, commands: list[CloseCommand], now: datetime, policy: IngestPolicy
 ) -> list[CloseCommand]:
     """The ingest answer carries every live command; those delivered for the first time become sent."""
-    live = [
-        command
-        for command in commands
-        if command.state in LIVE_COMMAND_STATES and not command.outcome_unknown
-    ]
+    live = deliverable(commands)
     live.sort(key=lambda command: (command.created_at, command.ticket, command.id))
     mark_sent(session, live, now=now, timeout=policy.command_timeout)
     return live

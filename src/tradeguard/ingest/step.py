@@ -4,23 +4,32 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from tradeguard.actions import commands
 from tradeguard.actions.audit import committed_audit_events
 from tradeguard.cache import invalidate_account
 from tradeguard.ingest.authentication import SignedRequest, verify_device
+from tradeguard.ingest.devices import DeviceIdentity
 from tradeguard.ingest.snapshots import IngestOutcome, apply_snapshot
 from tradeguard.ingest.validation import AcknowledgementIn, SnapshotIn
 from tradeguard.services import Services
 from tradeguard.store.models import CloseCommand
 
 
+async def _signed_device(
+    services: Services, session: AsyncSession, signed: SignedRequest, now: datetime
+) -> DeviceIdentity:
+    return await verify_device(
+        session, signed, device_secrets=services.device_secrets, nonces=services.nonces, now=now
+    )
+
+
 async def ingest_snapshot(
     services: Services, signed: SignedRequest, *, received_at: datetime, started: float
 ) -> IngestOutcome:
     async with services.write_session() as session:
-        device = await verify_device(
-            session, signed, device_secrets=services.device_secrets, nonces=services.nonces, now=received_at
-        )
+        device = await _signed_device(services, session, signed, received_at)
         snapshot = SnapshotIn.model_validate_json(signed.body)
         outcome = await apply_snapshot(
             session,
@@ -29,7 +38,7 @@ async def ingest_snapshot(
             received_at=received_at,
             started=started,
             instruments=services.instruments,
-            policy=services.ingest_policy(),
+            policy=services.ingest_policy,
         )
         await session.commit()
         audit_rows = committed_audit_events(session)
@@ -43,11 +52,9 @@ async def ingest_snapshot(
 async def poll_commands(services: Services, signed: SignedRequest, *, now: datetime) -> list[CloseCommand]:
     """Every command the account's bridge has not acknowledged; delivery is at least once."""
     async with services.write_session() as session:
-        device = await verify_device(
-            session, signed, device_secrets=services.device_secrets, nonces=services.nonces, now=now
-        )
+        device = await _signed_device(services, session, signed, now)
         live = await commands.live_commands(session, device.account_id)
-        commands.mark_sent(session, live, now=now, timeout=services.ingest_policy().command_timeout)
+        commands.mark_sent(session, live, now=now, timeout=services.ingest_policy.command_timeout)
         await session.commit()
         await services.publish(committed_audit_events(session))
     return live
@@ -57,9 +64,7 @@ async def acknowledge_command(
     services: Services, signed: SignedRequest, command_id: str, *, now: datetime
 ) -> CloseCommand:
     async with services.write_session() as session:
-        device = await verify_device(
-            session, signed, device_secrets=services.device_secrets, nonces=services.nonces, now=now
-        )
+        device = await _signed_device(services, session, signed, now)
         ack = AcknowledgementIn.model_validate_json(signed.body)
         command = await commands.acknowledge(
             session,

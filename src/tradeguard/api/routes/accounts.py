@@ -111,7 +111,7 @@ async def rearm(
         by_user_id=principal.user_id,
         reset_peak=body.reset_peak if body else False,
         now=datetime.now(UTC),
-        policy=services.ingest_policy().guards,
+        policy=services.ingest_policy.guards,
     )
     await session.commit()
     await services.publish(committed_audit_events(session), [state])
