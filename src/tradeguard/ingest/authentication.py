@@ -46,10 +46,9 @@ async def verify_device(
         raise NotAuthenticated("timestamp missing or more than 300 s from the server's clock")
     if not _NONCE.match(signed.nonce):
         raise NotAuthenticated("nonce must be 8-128 characters of letters, digits and ._:-")
-    found = await active_device(session, signed.device_id)
-    if found is None:
+    device = await active_device(session, signed.device_id)
+    if device is None:
         raise NotAuthenticated("unknown or revoked device")
-    device, owner_id = found
     expected = sign(
         device_secrets.open(device.secret_ciphertext),
         signed.method,
@@ -62,4 +61,4 @@ async def verify_device(
         raise NotAuthenticated("bad signature")
     if not await nonces.claim(session, device.device_id, signed.nonce, now):
         raise NotAuthenticated("nonce already used")
-    return DeviceIdentity(device_id=device.device_id, account_id=device.account_id, owner_id=owner_id)
+    return DeviceIdentity(device_id=device.device_id, account_id=device.account_id, owner_id=device.owner_id)

@@ -2,6 +2,12 @@
 
 load state (locked) → reconcile → persist positions, snapshot, log changes, counters → commit →
 invalidate the account's cache. Nothing here decides anything: `domain.reconcile` does.
+
+Every snapshot runs the statements here, so they are Core statements built once: ORM loading and
+the unit of work cost several times the round trip itself. The account and its state are built
+as ORM objects outside the session, so the guards and the answer read them as before, and the
+state goes back in one UPDATE; what is rare (audit entries, alerts, close commands) still goes
+through the session.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions.audit import audit_event
@@ -50,6 +56,40 @@ class IngestOutcome:
     commands: list[CloseCommand]
 
 
+_states = AccountState.__table__
+_accounts = Account.__table__
+_positions = BrokerPosition.__table__
+_trades = ExpectedTrade.__table__
+
+_LOCKED_STATE = (
+    select(*_states.c, *_accounts.c)
+    .join_from(_states, _accounts, _accounts.c.id == _states.c.account_id)
+    .where(_states.c.account_id == bindparam("account_id"))
+    .with_for_update(of=_states)
+)
+_INSERT_SNAPSHOT = insert(AccountSnapshot.__table__)
+_STATE_KEYS = tuple(_states.c.keys())
+_ACCOUNT_KEYS = tuple(_accounts.c.keys())
+# The SET clause is every column but the key: the row is locked, so nothing else changed it.
+_UPDATE_STATE = update(_states).where(_states.c.account_id == bindparam("key_account_id"))
+_STORED_POSITIONS = select(_positions).where(_positions.c.account_id == bindparam("account_id"))
+_INSERT_POSITIONS = insert(_positions)
+_UPDATE_POSITION = update(_positions).where(_positions.c.id == bindparam("row_id"))
+_OPEN_TRADES = select(
+    _trades.c.id,
+    _trades.c.trade_id,
+    _trades.c.symbol,
+    _trades.c.side,
+    _trades.c.volume,
+    _trades.c.entry_price,
+    _trades.c.received_at,
+    _trades.c.opened_at,
+    _trades.c.stop_loss,
+    _trades.c.take_profit,
+    _trades.c.ticket,
+).where(_trades.c.account_id == bindparam("account_id"), _trades.c.status == "open")
+
+
 async def apply_snapshot(
     session: AsyncSession,
     device: DeviceIdentity,
@@ -65,34 +105,16 @@ async def apply_snapshot(
     A snapshot not newer than the last one applied is acknowledged and changes nothing: bridges
     retry, and networks reorder.
     """
-    state, account = (
-        await session.execute(
-            select(AccountState, Account)
-            .join(Account, Account.id == AccountState.account_id)
-            .where(AccountState.account_id == device.account_id)
-            .with_for_update(of=AccountState)
-        )
-    ).one()
+    state, account = await _locked_state(session, device.account_id)
     unsettled = await unsettled_commands(session, account.id)
     if state.last_snapshot_taken_at is not None and snapshot.taken_at <= state.last_snapshot_taken_at:
         commands = _deliver(session, unsettled, received_at, policy)
         return IngestOutcome(False, device.account_id, state, None, None, commands)
 
     stored_positions = {
-        row.ticket: row
-        for row in (
-            await session.scalars(select(BrokerPosition).where(BrokerPosition.account_id == account.id))
-        ).all()
+        row.ticket: row for row in await session.execute(_STORED_POSITIONS, {"account_id": account.id})
     }
-    open_trades = list(
-        (
-            await session.scalars(
-                select(ExpectedTrade).where(
-                    ExpectedTrade.account_id == account.id, ExpectedTrade.status == "open"
-                )
-            )
-        ).all()
-    )
+    open_trades = (await session.execute(_OPEN_TRADES, {"account_id": account.id})).all()
     positions = [position.to_domain() for position in snapshot.positions]
     result = reconcile(
         [expected_trade_of(row) for row in open_trades],
@@ -109,7 +131,7 @@ async def apply_snapshot(
     )
 
     await _store_positions(session, account.id, positions, stored_positions, result, snapshot.taken_at)
-    _close_expected_trades(open_trades, result, snapshot.taken_at)
+    await _close_expected_trades(session, open_trades, result, snapshot.taken_at)
     _log_changes(session, account.id, state, stored_positions, result, received_at)
     settle_with_snapshot(
         session,
@@ -130,7 +152,7 @@ async def apply_snapshot(
         now=received_at,
         policy=policy.guards,
     )
-    _record_equity(session, account.id, state, snapshot, received_at)
+    await _record_equity(session, account.id, state, snapshot, received_at)
     if state.feed_stale:
         audit_event(session, account.id, "feed_resumed", "snapshots arrive again", at=received_at)
 
@@ -146,9 +168,9 @@ async def apply_snapshot(
     state.feed_stale = False
     state.stale_at = received_at + timedelta(seconds=account.stale_after_seconds)
     commands = _deliver(session, [*unsettled, *guards.new_commands], received_at, policy)
-    # Measured before the flush so that the counters go out in the state's one UPDATE.
+    # Measured before the write so that the counters go out in the state's one UPDATE.
     state.last_sync_duration_ms = round(_elapsed_ms(started), 3)
-    await session.flush()
+    await session.execute(_UPDATE_STATE, _state_values(state))
     return IngestOutcome(True, account.id, state, result, guards, commands)
 
 
@@ -166,7 +188,21 @@ def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def expected_trade_of(row: ExpectedTrade) -> domain.ExpectedTrade:
+async def _locked_state(session: AsyncSession, account_id: int) -> tuple[AccountState, Account]:
+    row = (await session.execute(_LOCKED_STATE, {"account_id": account_id})).one()
+    split = len(_STATE_KEYS)
+    state = AccountState(**dict(zip(_STATE_KEYS, row[:split], strict=True)))
+    account = Account(**dict(zip(_ACCOUNT_KEYS, row[split:], strict=True)))
+    return state, account
+
+
+def _state_values(state: AccountState) -> dict:
+    values = {key: getattr(state, key) for key in _STATE_KEYS}
+    values["key_account_id"] = values.pop("account_id")
+    return values
+
+
+def expected_trade_of(row: Row) -> domain.ExpectedTrade:
     return domain.ExpectedTrade(
         trade_id=row.trade_id,
         symbol=row.symbol,
@@ -181,7 +217,7 @@ def expected_trade_of(row: ExpectedTrade) -> domain.ExpectedTrade:
     )
 
 
-def broker_position_of(row: BrokerPosition) -> domain.BrokerPosition:
+def broker_position_of(row: Row) -> domain.BrokerPosition:
     return domain.BrokerPosition(
         ticket=row.ticket,
         symbol=row.symbol,
@@ -221,7 +257,7 @@ async def _store_positions(
     session: AsyncSession,
     account_id: int,
     positions: list[domain.BrokerPosition],
-    stored: dict[str, BrokerPosition],
+    stored: dict[str, Row],
     result: Reconciliation,
     taken_at: datetime,
 ) -> None:
@@ -229,7 +265,9 @@ async def _store_positions(
     held = {position.ticket for position in positions}
     gone = [row.id for ticket, row in stored.items() if ticket not in held]
     if gone:
-        await session.execute(delete(BrokerPosition).where(BrokerPosition.id.in_(gone)))
+        await session.execute(delete(_positions).where(_positions.c.id.in_(gone)))
+    new_rows = []
+    updated_rows = []
     for position in positions:
         matched_trade_id, divergence = findings.get(position.ticket, (None, None))
         fields = {
@@ -250,21 +288,25 @@ async def _store_positions(
         }
         row = stored.get(position.ticket)
         if row is None:
-            session.add(BrokerPosition(account_id=account_id, ticket=position.ticket, **fields))
+            new_rows.append({"account_id": account_id, "ticket": position.ticket, **fields})
         else:
-            for name, value in fields.items():
-                setattr(row, name, value)
+            updated_rows.append({"row_id": row.id, **fields})
+    if new_rows:
+        await session.execute(_INSERT_POSITIONS, new_rows)
+    if updated_rows:
+        await session.execute(_UPDATE_POSITION, updated_rows)
 
 
-def _close_expected_trades(
-    open_trades: list[ExpectedTrade], result: Reconciliation, taken_at: datetime
+async def _close_expected_trades(
+    session: AsyncSession, open_trades: list[Row], result: Reconciliation, taken_at: datetime
 ) -> None:
     """A matched position that left the broker (SL, TP, stop-out, manual close) closes its trade."""
     closed_trade_ids = {closed.trade_id for closed in result.closed if closed.trade_id}
-    for trade in open_trades:
-        if trade.trade_id in closed_trade_ids:
-            trade.status = "closed"
-            trade.closed_at = taken_at
+    closed_rows = [trade.id for trade in open_trades if trade.trade_id in closed_trade_ids]
+    if closed_rows:
+        await session.execute(
+            update(_trades).where(_trades.c.id.in_(closed_rows)).values(status="closed", closed_at=taken_at)
+        )
 
 
 def _divergence_rows(result: Reconciliation) -> list[dict]:
@@ -293,7 +335,7 @@ def _log_changes(
     session: AsyncSession,
     account_id: int,
     state: AccountState,
-    stored: dict[str, BrokerPosition],
+    stored: dict[str, Row],
     result: Reconciliation,
     at: datetime,
 ) -> None:
@@ -350,22 +392,23 @@ def _event_fields(row: dict) -> dict:
     }
 
 
-def _record_equity(
+async def _record_equity(
     session: AsyncSession, account_id: int, state: AccountState, snapshot: SnapshotIn, received_at: datetime
 ) -> None:
     """The equity history; peak and drawdown are the drawdown guard's, already on the state."""
     state.balance = snapshot.balance
     state.equity = snapshot.equity
     state.margin = snapshot.margin
-    session.add(
-        AccountSnapshot(
-            account_id=account_id,
-            taken_at=snapshot.taken_at,
-            received_at=received_at,
-            balance=snapshot.balance,
-            equity=snapshot.equity,
-            margin=snapshot.margin,
-            peak_equity=state.peak_equity,
-            drawdown_pct=state.drawdown_pct,
-        )
+    await session.execute(
+        _INSERT_SNAPSHOT,
+        {
+            "account_id": account_id,
+            "taken_at": snapshot.taken_at,
+            "received_at": received_at,
+            "balance": snapshot.balance,
+            "equity": snapshot.equity,
+            "margin": snapshot.margin,
+            "peak_equity": state.peak_equity,
+            "drawdown_pct": state.drawdown_pct,
+        },
     )
