@@ -109,7 +109,8 @@ def make_settings(tmp_dir: Path, database_url: str, redis_url: str = "", **overr
         redis_url=redis_url,
         data_dir=tmp_dir,
         jwt_secret="test-secret-" + "x" * 32,
-        **{"run_worker_in_api": False, **overrides},
+        # Each app its own cache keys: apps of different databases number their accounts alike.
+        **{"run_worker_in_api": False, "cache_namespace": f"tg:test:{uuid.uuid4().hex}:", **overrides},
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -153,8 +154,9 @@ async def test_a_user_streams_only_accounts_they_may_see(live):
 async def test_events_travel_between_api_processes_through_redis(tmp_path):
     require_service("Redis", "127.0.0.1", 6379)
     database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-    first = make_settings(tmp_path, database, REDIS_URL)
-    second = make_settings(tmp_path, database, REDIS_URL, auto_migrate=False)
+    one_cache = f"tg:test:{uuid.uuid4().hex}:"
+    first = make_settings(tmp_path, database, REDIS_URL, cache_namespace=one_cache)
+    second = make_settings(tmp_path, database, REDIS_URL, cache_namespace=one_cache, auto_migrate=False)
     async with serve_live(first) as watching, serve_live(second) as ingesting:
         follower = await register_follower(watching.api)
         bridge_to_other_process = BridgeClient(

@@ -16,6 +16,7 @@ from tradeguard.api.fast_reads import CachedReadFastPath
 from tradeguard.api.metrics_middleware import RequestMetrics
 from tradeguard.api.openapi import install_openapi
 from tradeguard.api.routes import accounts, auth, dashboard, devices, health, ingest, reads, stream, trades
+from tradeguard.cache import NearCache
 from tradeguard.services import Services
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await services.load_instruments()
         app.state.services = services
         background = [asyncio.create_task(_refresh_instruments(services))]
+        if isinstance(services.cache, NearCache):
+            background.append(asyncio.create_task(services.cache.follow_other_hosts(settings.redis_url)))
         if settings.run_worker_in_api:
             background.append(asyncio.create_task(Worker(services).run()))
         # Everything allocated so far lives as long as the process: out of the collector's sight,

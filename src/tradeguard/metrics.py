@@ -4,6 +4,11 @@ from prometheus_client import Counter, Histogram
 
 CACHE_HITS = Counter("tradeguard_cache_hits_total", "Read responses served from the cache", ["view"])
 CACHE_MISSES = Counter("tradeguard_cache_misses_total", "Read responses built from the database", ["view"])
+CACHE_REFRESHES = Counter(
+    "tradeguard_cache_refreshes_total",
+    "Cached reads rebuilt ahead of a reader: after a write, or before the entry expires",
+    ["view"],
+)
 CACHE_ERRORS = Counter("tradeguard_cache_errors_total", "Cache operations that failed and fell back")
 REQUEST_LATENCY = Histogram(
     "tradeguard_request_seconds",

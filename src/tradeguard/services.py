@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tradeguard.actions.guarding import GuardPolicy
 from tradeguard.auth.tokens import TokenCache
-from tradeguard.cache import MemoryCache, RedisCache, ResponseCache
+from tradeguard.cache import MemoryCache, NearCache, RedisCache, ResponseCache, invalidate_account
+from tradeguard.cache.epochs import SharedEpochs, default_epochs_path
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.ingest.devices import DeviceSecrets
 from tradeguard.ingest.nonces import DatabaseNonces, NonceStore, RedisNonces
@@ -56,9 +57,7 @@ class Services:
             else None
         )
         if redis is not None:
-            cache: ResponseCache = RedisCache(
-                redis, ttl_seconds=settings.cache_ttl_seconds, retry_seconds=settings.redis_retry_seconds
-            )
+            cache: ResponseCache = _shared_cache(settings, redis)
             nonces: NonceStore = RedisNonces(redis)
         else:
             cache = MemoryCache(
@@ -94,6 +93,11 @@ class Services:
         async with self.write_lock or contextlib.nullcontext(), self.sessions() as session:
             yield session
 
+    async def account_changed(self, account_id: int, owner_id: int) -> None:
+        """After a committed write: drop the account's cached views, then rebuild those its owner reads."""
+        warm = await invalidate_account(self.cache, account_id, owner_id)
+        self.reads.rewrite(warm, owner_id)
+
     async def publish(self, audit_rows, states=()) -> None:
         """Tell live subscribers what a committed unit of work changed."""
         await self.bus.publish(account_events(audit_rows, states))
@@ -107,7 +111,25 @@ class Services:
             self.instruments = await load_instrument_table(session)
 
     async def close(self) -> None:
+        await self.reads.wait_for_rebuilds()
         await self.bus.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
+
+
+def _shared_cache(settings: Settings, redis: Redis) -> ResponseCache:
+    namespace = settings.cache_namespace
+    shared = RedisCache(
+        redis,
+        ttl_seconds=settings.cache_ttl_seconds,
+        retry_seconds=settings.redis_retry_seconds,
+        namespace=namespace,
+        announce_channel=f"{namespace}invalidated" if settings.near_cache else None,
+    )
+    if not settings.near_cache:
+        return shared
+    epochs = SharedEpochs(default_epochs_path(f"{settings.redis_url}|{namespace}"))
+    return NearCache(
+        shared, epochs, ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries
+    )

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     jwt_expires_seconds: int = Field(default=3600, gt=0)
     cache_ttl_seconds: float = Field(default=5.0, gt=0)
     cache_max_entries: int = Field(default=100_000, gt=0)
+    cache_namespace: str = Field(
+        default="tg:c:", description="Prefix of the cache's Redis keys; processes sharing a cache share it."
+    )
+    near_cache: bool = Field(
+        default=True,
+        description="With Redis, each process also keeps its own copies of cache hits, kept coherent "
+        "through epochs shared in memory by the host's processes and invalidations announced over Redis.",
+    )
     redis_timeout_seconds: float = Field(default=0.25, gt=0)
     redis_retry_seconds: float = Field(default=1.0, gt=0)
     db_pool_size: int = Field(default=10, gt=0)

@@ -17,7 +17,6 @@ from tradeguard.actions.audit import committed_audit_events
 from tradeguard.actions.delivery import DeliveryLoop, DeliveryPolicy
 from tradeguard.actions.notifiers import notifiers_from_settings
 from tradeguard.actions.sweep import SweepReport, sweep
-from tradeguard.cache import invalidate_account
 from tradeguard.services import Services
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ class Worker:
             await session.commit()
             await self._services.publish(committed_audit_events(session), report.stale_states)
         for account_id, owner_id in report.touched.items():
-            await invalidate_account(self._services.cache, account_id, owner_id)
+            await self._services.account_changed(account_id, owner_id)
         if report.stale_accounts:
             self._services.notify_alerts_raised()
         return report

@@ -4,19 +4,23 @@ Every write path calls `ResponseCache.invalidate` through `invalidate_account` i
 nothing else drops entries, and nothing on the hot path lists keys.
 """
 
-from tradeguard.cache.base import CacheLookup, ResponseCache, account_scope, user_scope
+from tradeguard.cache.base import CacheLookup, Peek, ResponseCache, WarmFields, account_scope, user_scope
 from tradeguard.cache.memory import MemoryCache
-from tradeguard.cache.read_through import invalidate_account, invalidate_user, read_through
+from tradeguard.cache.near import NearCache
+from tradeguard.cache.read_through import ReadThrough, invalidate_account, invalidate_user
 from tradeguard.cache.redis import RedisCache
 
 __all__ = [
     "CacheLookup",
     "MemoryCache",
+    "NearCache",
+    "Peek",
+    "ReadThrough",
     "RedisCache",
     "ResponseCache",
+    "WarmFields",
     "account_scope",
     "invalidate_account",
     "invalidate_user",
-    "read_through",
     "user_scope",
 ]

@@ -26,19 +26,38 @@ class CacheLookup:
     value: bytes | None
     epoch: str | None
     """The scope's epoch when looked up; pass it back to `put`. None when the cache is unavailable."""
+    built_at: float | None = None
+    """Wall-clock seconds when a hit's value was stored."""
+    stamp: int | None = None
+    """The host-shared epoch read before the lookup, for a process's own copy (see `near`)."""
 
     @property
     def hit(self) -> bool:
         return self.value is not None
 
 
+@dataclass(frozen=True, slots=True)
+class Peek:
+    """A hit answered from this process's memory, without a round trip."""
+
+    value: bytes
+    refresh_due: bool
+    """Past half its time to live: still served, and worth rebuilding before it expires."""
+
+
+WarmFields = dict[str, list[str]]
+"""Per invalidated scope, the fields that were cached in it: what readers were asking for."""
+
+
 class ResponseCache(Protocol):
     backend: str
 
+    def peek(self, scope: str, field: str) -> Peek | None: ...
+
     async def get(self, scope: str, field: str) -> CacheLookup: ...
 
-    async def put(self, scope: str, field: str, value: bytes, lookup: CacheLookup) -> None: ...
+    async def put(self, scope: str, field: str, value: bytes, lookup: CacheLookup) -> bool: ...
 
-    async def invalidate(self, scopes: Iterable[str]) -> None: ...
+    async def invalidate(self, scopes: Iterable[str]) -> WarmFields: ...
 
     async def healthy(self) -> bool: ...

@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from tradeguard.cache.base import CacheLookup
+from tradeguard.cache.base import CacheLookup, Peek, WarmFields
 
 _NO_EPOCH = "0"
 
@@ -24,17 +24,23 @@ class MemoryCache:
         self._entries = 0
         self._epoch_counter = itertools.count(1)
 
-    async def get(self, scope: str, field: str) -> CacheLookup:
-        epoch = self._epochs.get(scope, _NO_EPOCH)
+    def peek(self, scope: str, field: str) -> Peek | None:
         entry = self._scopes.get(scope, {}).get(field)
-        if entry is None or self._clock() - entry[0] > self._ttl:
-            return CacheLookup(None, epoch)
+        if entry is None:
+            return None
+        age = self._clock() - entry[0]
+        if age > self._ttl:
+            return None
         self._scopes.move_to_end(scope)
-        return CacheLookup(entry[1], epoch)
+        return Peek(entry[1], refresh_due=age > self._ttl / 2)
 
-    async def put(self, scope: str, field: str, value: bytes, lookup: CacheLookup) -> None:
+    async def get(self, scope: str, field: str) -> CacheLookup:
+        peeked = self.peek(scope, field)
+        return CacheLookup(peeked.value if peeked else None, self._epochs.get(scope, _NO_EPOCH))
+
+    async def put(self, scope: str, field: str, value: bytes, lookup: CacheLookup) -> bool:
         if lookup.epoch is None or self._epochs.get(scope, _NO_EPOCH) != lookup.epoch:
-            return
+            return False
         fields = self._scopes.setdefault(scope, {})
         self._scopes.move_to_end(scope)
         if field not in fields:
@@ -43,13 +49,17 @@ class MemoryCache:
         while self._entries > self._max_entries and self._scopes:
             _, evicted = self._scopes.popitem(last=False)
             self._entries -= len(evicted)
+        return True
 
-    async def invalidate(self, scopes: Iterable[str]) -> None:
+    async def invalidate(self, scopes: Iterable[str]) -> WarmFields:
+        warm: WarmFields = {}
         for scope in scopes:
             self._epochs[scope] = str(next(self._epoch_counter))
             evicted = self._scopes.pop(scope, None)
             if evicted:
                 self._entries -= len(evicted)
+                warm[scope] = list(evicted)
+        return warm
 
     async def healthy(self) -> bool:
         return True

@@ -2,29 +2,68 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
-from tradeguard.cache.base import ResponseCache, account_scope, user_scope
-from tradeguard.metrics import CACHE_HITS, CACHE_MISSES
+from tradeguard.cache.base import CacheLookup, ResponseCache, WarmFields, account_scope, user_scope
+from tradeguard.metrics import CACHE_HITS, CACHE_MISSES, CACHE_REFRESHES
 
 
-async def read_through(
-    cache: ResponseCache, scope: str, view: str, field: str, build: Callable[[], Awaitable[bytes]]
-) -> bytes:
-    lookup = await cache.get(scope, field)
-    if lookup.value is not None:
-        CACHE_HITS.labels(view).inc()
-        return lookup.value
-    CACHE_MISSES.labels(view).inc()
-    body = await build()
-    await cache.put(scope, field, body, lookup)
-    return body
+class ReadThrough:
+    """Answers from the cache, else builds once for every concurrent reader who may share the build.
+
+    A reader joins a build already under way only when it saw the same epoch as the builder: no
+    invalidation came between the builder's lookup and the joiner's, so no write the joiner was
+    told about can be missing from what the builder reads afterwards.
+    """
+
+    def __init__(self, cache: ResponseCache) -> None:
+        self._cache = cache
+        self._builds: dict[tuple[str, str, str], asyncio.Future[bytes]] = {}
+
+    async def read(
+        self,
+        scope: str,
+        view: str,
+        field: str,
+        build: Callable[[], Awaitable[bytes]],
+        *,
+        refresh: bool = False,
+    ) -> bytes:
+        """The cached body, or a fresh one; `refresh` rebuilds and stores even when there is a hit."""
+        if not refresh:
+            peeked = self._cache.peek(scope, field)
+            if peeked is not None:
+                CACHE_HITS.labels(view).inc()
+                return peeked.value
+        lookup = await self._cache.get(scope, field)
+        if lookup.value is not None and not refresh:
+            CACHE_HITS.labels(view).inc()
+            return lookup.value
+        (CACHE_REFRESHES if refresh else CACHE_MISSES).labels(view).inc()
+        if lookup.epoch is None:
+            return await build()
+        key = (scope, field, lookup.epoch)
+        under_way = self._builds.get(key)
+        if under_way is None:
+            # A task of its own: a reader who hangs up does not cancel the build for the others.
+            under_way = asyncio.ensure_future(self._build_and_store(scope, field, build, lookup))
+            self._builds[key] = under_way
+            under_way.add_done_callback(lambda _: self._builds.pop(key, None))
+        return await asyncio.shield(under_way)
+
+    async def _build_and_store(
+        self, scope: str, field: str, build: Callable[[], Awaitable[bytes]], lookup: CacheLookup
+    ) -> bytes:
+        body = await build()
+        await self._cache.put(scope, field, body, lookup)
+        return body
 
 
-async def invalidate_account(cache: ResponseCache, account_id: int, owner_id: int) -> None:
+async def invalidate_account(cache: ResponseCache, account_id: int, owner_id: int) -> WarmFields:
     """Drop every cached view of the account, including its owner's all-accounts views."""
-    await cache.invalidate((account_scope(account_id), user_scope(owner_id)))
+    return await cache.invalidate((account_scope(account_id), user_scope(owner_id)))
 
 
-async def invalidate_user(cache: ResponseCache, user_id: int) -> None:
-    await cache.invalidate((user_scope(user_id),))
+async def invalidate_user(cache: ResponseCache, user_id: int) -> WarmFields:
+    return await cache.invalidate((user_scope(user_id),))

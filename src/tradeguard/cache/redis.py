@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from tradeguard.cache.base import CacheLookup
+from tradeguard.cache.base import CacheLookup, Peek, WarmFields
 from tradeguard.metrics import CACHE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ _EPOCH_FIELD = "~epoch"
 # The epoch must outlive any read that started before an invalidation; entries themselves age out by ttl.
 _SCOPE_LIFETIME_SECONDS = 3600
 _MAX_REMEMBERED_INVALIDATIONS = 100_000
+EVERY_SCOPE = "*"
 
 _PUT_IF_EPOCH_UNCHANGED = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
@@ -44,6 +45,7 @@ class RedisCache:
         ttl_seconds: float,
         retry_seconds: float,
         namespace: str = "tg:c:",
+        announce_channel: str | None = None,
         clock=time.monotonic,
         wall_clock=time.time,
     ) -> None:
@@ -52,6 +54,7 @@ class RedisCache:
         self._ttl_ms = int(ttl_seconds * 1000)
         self._retry_seconds = retry_seconds
         self._namespace = namespace
+        self._announce_channel = announce_channel
         self._clock = clock
         self._wall_clock = wall_clock
         self._down_until: float | None = None
@@ -60,6 +63,13 @@ class RedisCache:
 
     def _key(self, scope: str) -> str:
         return self._namespace + scope
+
+    @property
+    def announce_channel(self) -> str | None:
+        return self._announce_channel
+
+    def peek(self, scope: str, field: str) -> Peek | None:
+        return None
 
     async def get(self, scope: str, field: str) -> CacheLookup:
         if not await self._available():
@@ -70,30 +80,40 @@ class RedisCache:
             self._went_down(exc)
             return CacheLookup(None, None)
         epoch_text = epoch.decode() if epoch is not None else ""
-        return CacheLookup(self._fresh_payload(stored), epoch_text)
+        if stored is None:
+            return CacheLookup(None, epoch_text)
+        stamp, _, payload = stored.partition(b"|")
+        built_at = int(stamp) / 1000
+        if self._wall_clock() - built_at > self._ttl_ms / 1000:
+            return CacheLookup(None, epoch_text)
+        return CacheLookup(payload, epoch_text, built_at)
 
-    async def put(self, scope: str, field: str, value: bytes, lookup: CacheLookup) -> None:
+    async def put(self, scope: str, field: str, value: bytes, lookup: CacheLookup) -> bool:
         if lookup.epoch is None or not await self._available():
-            return
+            return False
         stamped = b"%d|" % int(self._wall_clock() * 1000) + value
         try:
-            await self._put_script(
+            stored = await self._put_script(
                 keys=[self._key(scope)],
                 args=[_EPOCH_FIELD, lookup.epoch, field, stamped, _SCOPE_LIFETIME_SECONDS],
             )
         except (RedisError, OSError) as exc:
             self._went_down(exc)
+            return False
+        return bool(stored)
 
-    async def invalidate(self, scopes: Iterable[str]) -> None:
+    async def invalidate(self, scopes: Iterable[str], *, origin: int = 0) -> WarmFields:
+        """Drop the scopes and, with an announce channel, tell every process which (`origin` says whose)."""
         scopes = list(scopes)
         if not await self._available():
             self._remember_unsent(scopes)
-            return
+            return {}
         try:
-            await self._send_invalidations(scopes)
+            return await self._send_invalidations(scopes, origin)
         except (RedisError, OSError) as exc:
             self._remember_unsent(scopes)
             self._went_down(exc)
+            return {}
 
     async def healthy(self) -> bool:
         try:
@@ -101,25 +121,26 @@ class RedisCache:
         except (RedisError, OSError):
             return False
 
-    def _fresh_payload(self, stored: bytes | None) -> bytes | None:
-        if stored is None:
-            return None
-        stamp, _, payload = stored.partition(b"|")
-        if int(self._wall_clock() * 1000) - int(stamp) > self._ttl_ms:
-            return None
-        return payload
-
-    async def _send_invalidations(self, scopes: list[str]) -> None:
+    async def _send_invalidations(self, scopes: list[str], origin: int) -> WarmFields:
         if not scopes:
-            return
+            return {}
         epoch = uuid.uuid4().hex
         async with self._client.pipeline(transaction=True) as pipe:
             for scope in scopes:
                 key = self._key(scope)
+                pipe.hkeys(key)
                 pipe.delete(key)
                 pipe.hset(key, _EPOCH_FIELD, epoch)
                 pipe.expire(key, _SCOPE_LIFETIME_SECONDS)
-            await pipe.execute()
+            if self._announce_channel is not None:
+                pipe.publish(self._announce_channel, encode_announcement(origin, scopes))
+            replies = await pipe.execute()
+        warm: WarmFields = {}
+        for index, scope in enumerate(scopes):
+            fields = [name.decode() for name in replies[4 * index] if name != _EPOCH_FIELD.encode()]
+            if fields:
+                warm[scope] = fields
+        return warm
 
     async def _available(self) -> bool:
         if self._down_until is None:
@@ -141,9 +162,11 @@ class RedisCache:
             # Too many writes during the outage to remember one by one: drop the whole namespace.
             async for key in self._client.scan_iter(match=self._namespace + "*", count=1000):
                 await self._client.delete(key)
+            if self._announce_channel is not None:
+                await self._client.publish(self._announce_channel, encode_announcement(0, [EVERY_SCOPE]))
             self._unsent_overflowed = False
         else:
-            await self._send_invalidations(sorted(self._unsent_invalidations))
+            await self._send_invalidations(sorted(self._unsent_invalidations), origin=0)
         self._unsent_invalidations.clear()
 
     def _remember_unsent(self, scopes: list[str]) -> None:
@@ -159,3 +182,12 @@ class RedisCache:
         if self._down_until is None:
             log.warning("redis cache unreachable (%s); reads fall back to the database", exc)
         self._down_until = self._clock() + self._retry_seconds
+
+
+def encode_announcement(origin: int, scopes: list[str]) -> bytes:
+    return f"{origin}|{' '.join(scopes)}".encode()
+
+
+def decode_announcement(message: bytes) -> tuple[int, list[str]]:
+    origin, _, scopes = message.decode().partition("|")
+    return int(origin), scopes.split()

@@ -8,7 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions import commands
 from tradeguard.actions.audit import committed_audit_events
-from tradeguard.cache import invalidate_account
 from tradeguard.ingest.authentication import SignedRequest, verify_device
 from tradeguard.ingest.devices import DeviceIdentity
 from tradeguard.ingest.snapshots import IngestOutcome, apply_snapshot
@@ -43,7 +42,7 @@ async def ingest_snapshot(
         await session.commit()
         audit_rows = committed_audit_events(session)
     if outcome.applied:
-        await invalidate_account(services.cache, device.account_id, device.owner_id)
+        await services.account_changed(device.account_id, device.owner_id)
         services.notify_alerts_raised()
         await services.publish(audit_rows, [outcome.state])
     return outcome
@@ -76,5 +75,5 @@ async def acknowledge_command(
         )
         await session.commit()
         await services.publish(committed_audit_events(session))
-    await invalidate_account(services.cache, device.account_id, device.owner_id)
+    await services.account_changed(device.account_id, device.owner_id)
     return command

@@ -2,14 +2,18 @@
 
 Without `account_id` a read covers all the caller's own accounts (an admin's too: the accounts they
 own, not the whole platform's) and is cached under the caller's scope; with one, it is cached under
-that account's scope. Both scopes are dropped by `invalidate_account` on every write to the account.
+that account's scope. Both scopes are dropped by `invalidate_account` on every write to the account,
+and the hot views their owner had cached there are rebuilt right away (`rewrite`), so the next
+read is still a hit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -25,7 +29,7 @@ from tradeguard.api.schemas import (
     ReconciliationStatus,
 )
 from tradeguard.auth.tokens import Principal
-from tradeguard.cache import ResponseCache, account_scope, read_through, user_scope
+from tradeguard.cache import ReadThrough, ResponseCache, WarmFields, account_scope, user_scope
 from tradeguard.errors import NotFound
 from tradeguard.queries.guards import guard_status_fields
 from tradeguard.queries.history import alerts_page, equity_points
@@ -34,14 +38,18 @@ from tradeguard.queries.reconciliation import log_events, status_fields
 from tradeguard.store.models import Account
 
 Build = Callable[[AsyncSession, list[int]], Awaitable[BaseModel]]
+HotBuild = Callable[[AsyncSession, int, int | None, list[int], dict], Awaitable[BaseModel]]
 
 _MAX_REMEMBERED_OWNERS = 200_000
+
+log = logging.getLogger(__name__)
 
 
 class ReadService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], cache: ResponseCache) -> None:
         self._sessions = sessions
-        self._cache = cache
+        self._read_through = ReadThrough(cache)
+        self._background: set[asyncio.Task] = set()
         # An account never changes owner, so who owns it can be remembered for the life of the process.
         self._owners: dict[int, int] = {}
 
@@ -67,11 +75,18 @@ class ReadService:
         return owner is not None and may_see(principal, owner)
 
     async def _cached(
-        self, principal: Principal, account_id: int | None, view: str, params: dict, build: Build
+        self,
+        principal: Principal,
+        account_id: int | None,
+        view: str,
+        params: dict,
+        build: Build,
+        *,
+        refresh: bool = False,
     ) -> bytes:
         if account_id is not None:
             await self.authorize(principal, account_id)
-        scope, field = cache_key(principal, account_id, view, params)
+        scope, field = cache_key(principal.user_id, account_id, view, params)
 
         async def build_body() -> bytes:
             async with self._sessions() as session:
@@ -82,14 +97,65 @@ class ReadService:
                 model = await build(session, account_ids)
             return model.__pydantic_serializer__.to_json(model)
 
-        return await read_through(self._cache, scope, view, field, build_body)
+        return await self._read_through.read(scope, view, field, build_body, refresh=refresh)
+
+    async def hot_view(
+        self,
+        principal: Principal,
+        account_id: int | None,
+        view: str,
+        params: dict,
+        *,
+        refresh: bool = False,
+    ) -> bytes:
+        """Reconciliation status, open positions or guard status: the reads kept warm."""
+        hot_build = HOT_VIEWS[view]
+
+        async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
+            return await hot_build(session, principal.user_id, account_id, account_ids, params)
+
+        return await self._cached(principal, account_id, view, params, build, refresh=refresh)
+
+    def refresh_soon(self, principal: Principal, account_id: int | None, view: str, params: dict) -> None:
+        """Rebuild a hot view in the background, before its cached copy expires."""
+        self._in_background(self.hot_view(principal, account_id, view, params, refresh=True))
+
+    def rewrite(self, warm: WarmFields, owner_id: int) -> None:
+        """After a write, rebuild in the background the hot views the account's owner had cached."""
+        # Read as the owner with no privilege: ownership alone lets them see what they had cached.
+        owner = Principal(user_id=owner_id, role="user")
+        for scope, fields in warm.items():
+            account_id = account_of_scope(scope)
+            for field in fields:
+                hot = parse_hot_field(field)
+                if hot is not None and hot[1] == owner_id:
+                    view, _, params = hot
+                    self._in_background(self.hot_view(owner, account_id, view, params, refresh=True))
+
+    def _in_background(self, work: Awaitable[bytes]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Only a cache fill failed: the next reader builds the view itself.
+            log.warning("rebuilding a cached view failed: %r", task.exception())
+
+    async def wait_for_rebuilds(self) -> None:
+        """Until the background rebuilds under way are done (none may outlive the database engine)."""
+        await asyncio.gather(*self._background, return_exceptions=True)
 
     async def reconciliation_status(self, principal: Principal, account_id: int | None) -> bytes:
-        async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
-            fields = await status_fields(session, account_ids)
-            return ReconciliationStatus(user_id=principal.user_id, account_id=account_id, **fields)
+        return await self.hot_view(principal, account_id, "reconciliation_status", {})
 
-        return await self._cached(principal, account_id, "reconciliation_status", {}, build)
+    async def open_positions(self, principal: Principal, account_id: int | None, symbol: str | None) -> bytes:
+        params = {"symbol": symbol} if symbol is not None else {}
+        return await self.hot_view(principal, account_id, "open_positions", params)
+
+    async def guard_status(self, principal: Principal, account_id: int | None) -> bytes:
+        return await self.hot_view(principal, account_id, "guard_status", {})
 
     async def reconciliation_logs(
         self,
@@ -124,13 +190,6 @@ class ReadService:
         params = {"limit": limit, "cursor": cursor, **filters}
         return await self._cached(principal, account_id, "reconciliation_logs", params, build)
 
-    async def open_positions(self, principal: Principal, account_id: int | None, symbol: str | None) -> bytes:
-        async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
-            fields = await open_positions_fields(session, account_ids, symbol)
-            return OpenPositions(user_id=principal.user_id, account_id=account_id, **fields)
-
-        return await self._cached(principal, account_id, "open_positions", {"symbol": symbol}, build)
-
     async def position(self, principal: Principal, position_id: int) -> bytes:
         async with self._sessions() as session:
             row = await find_position(session, position_id)
@@ -138,13 +197,6 @@ class ReadService:
             raise NotFound(f"position {position_id} not found")
         model = position_out(row)
         return model.__pydantic_serializer__.to_json(model)
-
-    async def guard_status(self, principal: Principal, account_id: int | None) -> bytes:
-        async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
-            fields = await guard_status_fields(session, account_ids)
-            return GuardStatus(user_id=principal.user_id, account_id=account_id, **fields)
-
-        return await self._cached(principal, account_id, "guard_status", {}, build)
 
     async def alerts(
         self,
@@ -193,11 +245,53 @@ class ReadService:
         return await self._cached(principal, account_id, "equity", params, build)
 
 
-def cache_key(principal: Principal, account_id: int | None, view: str, params: dict) -> tuple[str, str]:
+async def _reconciliation_status(
+    session: AsyncSession, user_id: int, account_id: int | None, account_ids: list[int], params: dict
+) -> BaseModel:
+    fields = await status_fields(session, account_ids)
+    return ReconciliationStatus(user_id=user_id, account_id=account_id, **fields)
+
+
+async def _open_positions(
+    session: AsyncSession, user_id: int, account_id: int | None, account_ids: list[int], params: dict
+) -> BaseModel:
+    fields = await open_positions_fields(session, account_ids, params.get("symbol"))
+    return OpenPositions(user_id=user_id, account_id=account_id, **fields)
+
+
+async def _guard_status(
+    session: AsyncSession, user_id: int, account_id: int | None, account_ids: list[int], params: dict
+) -> BaseModel:
+    fields = await guard_status_fields(session, account_ids)
+    return GuardStatus(user_id=user_id, account_id=account_id, **fields)
+
+
+HOT_VIEWS: dict[str, HotBuild] = {
+    "reconciliation_status": _reconciliation_status,
+    "open_positions": _open_positions,
+    "guard_status": _guard_status,
+}
+
+
+def cache_key(user_id: int, account_id: int | None, view: str, params: dict) -> tuple[str, str]:
     """(scope, field) of a read: the scope is what a write invalidates, the field what was asked."""
-    scope = account_scope(account_id) if account_id is not None else user_scope(principal.user_id)
+    scope = account_scope(account_id) if account_id is not None else user_scope(user_id)
     present = {name: _param_text(value) for name, value in params.items() if value is not None}
-    return scope, f"{view}:{principal.user_id}?{urlencode(sorted(present.items()))}"
+    return scope, f"{view}:{user_id}?{urlencode(sorted(present.items()))}"
+
+
+def parse_hot_field(field: str) -> tuple[str, int, dict[str, str]] | None:
+    """The (view, user id, parameters) that `cache_key` made a hot view's field from; None for others."""
+    view, _, rest = field.partition(":")
+    user_text, _, query = rest.partition("?")
+    if view not in HOT_VIEWS or not user_text.isdigit():
+        return None
+    return view, int(user_text), dict(parse_qsl(query))
+
+
+def account_of_scope(scope: str) -> int | None:
+    kind, _, number = scope.partition(":")
+    return int(number) if kind == "a" else None
 
 
 def _param_text(value) -> str:

@@ -26,7 +26,7 @@ from tradeguard.api.schemas import (
     GuardStatus,
     RearmRequest,
 )
-from tradeguard.cache import invalidate_account, invalidate_user
+from tradeguard.cache import invalidate_user
 from tradeguard.store.models import Account, AccountState
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
@@ -85,7 +85,7 @@ async def change_guard_config(
     account = await get_visible_account(session, principal, account_id)
     config = await update_guard_config(session, account, body.model_dump(exclude_unset=True))
     await session.commit()
-    await invalidate_account(services.cache, account.id, account.owner_id)
+    await services.account_changed(account.id, account.owner_id)
     return model_response(GuardConfigOut(account_id=account.id, **config.model_dump()))
 
 
@@ -115,6 +115,6 @@ async def rearm(
     )
     await session.commit()
     await services.publish(committed_audit_events(session), [state])
-    await invalidate_account(services.cache, account.id, account.owner_id)
+    await services.account_changed(account.id, account.owner_id)
     services.notify_alerts_raised()
     return JSONBytes(await services.reads.guard_status(principal, account.id))

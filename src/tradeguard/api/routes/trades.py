@@ -14,7 +14,6 @@ from tradeguard.api.params import AccountIdPath, CursorQuery
 from tradeguard.api.responses import model_response
 from tradeguard.api.schemas import ErrorBody
 from tradeguard.api.trade_schemas import TradeIn, TradeOut, TradePage, TradeStatus
-from tradeguard.cache import invalidate_account
 from tradeguard.ingest.trades import close_expected_trade, list_expected_trades, record_expected_trade
 from tradeguard.store.models import ExpectedTrade
 
@@ -49,7 +48,7 @@ async def record(
     account = await get_visible_account(session, principal, account_id)
     trade, created = await record_expected_trade(session, account, body, now=datetime.now(UTC))
     await session.commit()
-    await invalidate_account(services.cache, account.id, account.owner_id)
+    await services.account_changed(account.id, account.owner_id)
     return model_response(_trade_out(trade), 201 if created else 200)
 
 
@@ -64,7 +63,7 @@ async def close(
     account = await get_visible_account(session, principal, account_id)
     trade = await close_expected_trade(session, account, trade_id, now=datetime.now(UTC))
     await session.commit()
-    await invalidate_account(services.cache, account.id, account.owner_id)
+    await services.account_changed(account.id, account.owner_id)
     return model_response(_trade_out(trade))
 
 
