@@ -12,6 +12,10 @@ requests), a signed snapshot of one of its accounts, as its bridge would send it
 of tradeguard.ingest.signature.sign, fresh nonce, strictly newer taken_at), so the cache sees
 the invalidations real writes cause.
 
+TG_BRIDGE_CADENCE (seconds, e.g. 5, the design's cadence) instead makes each account's bridge
+send a snapshot at that steady pace beside its user's reads, as bridges do, and the ingest task
+weight becomes 0 unless TG_INGEST_WEIGHT or TRADEGUARD_BENCH_INGEST_SHARE is also set.
+
 TRADEGUARD_BENCH_INGEST_SHARE (a fraction, e.g. 0.02) sets the ingest share of the tasks
 directly instead: the read weights become 500/300/200 and the ingest weight
 round(1000 * share / (1 - share)) (0.02 → 20, i.e. 1.96 % of tasks). When it is set it wins
@@ -33,9 +37,11 @@ import os
 import random
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
+import gevent
 from locust import FastHttpUser, between, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -48,6 +54,7 @@ from tradeguard.bridges.client import SNAPSHOTS_PATH  # noqa: E402
 SEED_PATH = Path(os.environ.get("TG_SEED", "bench/results/seed.json"))
 RESULT_PATH = Path(os.environ.get("TG_RESULT", "bench/results/locust.json"))
 INGEST_SHARE = os.environ.get("TRADEGUARD_BENCH_INGEST_SHARE")
+BRIDGE_CADENCE = float(os.environ.get("TG_BRIDGE_CADENCE") or 0)
 if INGEST_SHARE:
     _share = float(INGEST_SHARE)
     if not 0.0 <= _share < 1.0:
@@ -56,7 +63,7 @@ if INGEST_SHARE:
     INGEST_WEIGHT = round(10 * READ_SCALE * _share / (1.0 - _share))
 else:
     READ_SCALE = 1
-    INGEST_WEIGHT = int(os.environ.get("TG_INGEST_WEIGHT", "1"))
+    INGEST_WEIGHT = int(os.environ.get("TG_INGEST_WEIGHT", "0" if BRIDGE_CADENCE else "1"))
 STATUS_WEIGHT, POSITIONS_WEIGHT, GUARDS_WEIGHT = 5 * READ_SCALE, 3 * READ_SCALE, 2 * READ_SCALE
 WAIT_MIN = float(os.environ.get("TG_WAIT_MIN", "0.5"))
 WAIT_MAX = float(os.environ.get("TG_WAIT_MAX", "1.5"))
@@ -115,6 +122,12 @@ def _report(environment) -> None:
         "ingest_task_share": round(
             INGEST_WEIGHT / (STATUS_WEIGHT + POSITIONS_WEIGHT + GUARDS_WEIGHT + INGEST_WEIGHT), 4
         ),
+        "bridge_cadence_seconds": BRIDGE_CADENCE or None,
+        "ingest_request_share": round(
+            sum(e.num_requests for e in environment.stats.entries.values() if e.method == "POST")
+            / max(total.num_requests, 1),
+            4,
+        ),
         "wait_seconds": [WAIT_MIN, WAIT_MAX],
         "requests": total.num_requests,
         "errors": total.num_failures,
@@ -149,6 +162,25 @@ class Follower(FastHttpUser):
         self.auth = {"Authorization": f"Bearer {user.token}"}
         self.accounts = list(user.accounts)
         self.bridges = {account: SnapshotSigner(_seed.account(account)) for account in self.accounts}
+        self.paced_bridges = (
+            [gevent.spawn(self._send_steadily, bridge) for bridge in self.bridges.values()]
+            if BRIDGE_CADENCE
+            else []
+        )
+
+    def on_stop(self) -> None:
+        gevent.killall(self.paced_bridges)
+
+    def _send(self, bridge: SnapshotSigner) -> None:
+        body = bridge.body()
+        self.client.post(SNAPSHOTS_PATH, data=body, headers=bridge.headers(body), name=SNAPSHOTS_PATH)
+
+    def _send_steadily(self, bridge: SnapshotSigner) -> None:
+        gevent.sleep(random.uniform(0, BRIDGE_CADENCE))
+        while True:
+            began = time.monotonic()
+            self._send(bridge)
+            gevent.sleep(max(0.0, BRIDGE_CADENCE - (time.monotonic() - began)))
 
     def _read(self, path: str, name: str) -> None:
         account = random.choice(self.accounts)
@@ -168,6 +200,4 @@ class Follower(FastHttpUser):
 
     @task(INGEST_WEIGHT)
     def ingest(self) -> None:
-        bridge = self.bridges[random.choice(self.accounts)]
-        body = bridge.body()
-        self.client.post(SNAPSHOTS_PATH, data=body, headers=bridge.headers(body), name=SNAPSHOTS_PATH)
+        self._send(self.bridges[random.choice(self.accounts)])

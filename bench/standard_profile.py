@@ -1,6 +1,7 @@
 """The standard load profile, end to end: start the server from the seed, run Locust headless, stop.
 
-    .venv/bin/python bench/standard_profile.py --run-time 60s
+    .venv/bin/python bench/standard_profile.py --run-time 60s      # bridges on a 5 s cadence
+    .venv/bin/python bench/standard_profile.py --run-time 60s --bridge-cadence 0   # reads + 1/11 ingests
     .venv/bin/python bench/standard_profile.py --run-time 60s --env TRADEGUARD_CACHE_TTL_SECONDS=60 \
         --ingest-share 0.02        # or TRADEGUARD_BENCH_INGEST_SHARE=0.02 in the environment
 
@@ -46,7 +47,10 @@ async def run(args) -> dict:
             **os.environ,
             "TG_SEED": str(args.seed),
             "TG_RESULT": str(output),
-            "TG_INGEST_WEIGHT": str(args.ingest_weight),
+            "TG_INGEST_WEIGHT": str(
+                args.ingest_weight if args.ingest_weight is not None else 0 if args.bridge_cadence else 1
+            ),
+            "TG_BRIDGE_CADENCE": str(args.bridge_cadence),
             "TG_WAIT_MIN": str(args.wait_min),
             "TG_WAIT_MAX": str(args.wait_max),
         }
@@ -71,13 +75,18 @@ async def run(args) -> dict:
         raise SystemExit(f"locust exited with {done.returncode}")
     result = json.loads(output.read_text())
     result["environment"] = env_block
-    locust_env = " ".join(f"{name}={env[name]}" for name in ("TRADEGUARD_BENCH_INGEST_SHARE",) if name in env)
+    locust_env = " ".join(
+        f"{name}={env[name]}"
+        for name in ("TRADEGUARD_BENCH_INGEST_SHARE", "TG_BRIDGE_CADENCE", "TG_INGEST_WEIGHT")
+        if name in env
+    )
     result["command"] = " ".join(
         ([locust_env] if locust_env else []) + argv[:1] + ["-f", "bench/locustfile.py"] + argv[3:]
     )
     result["cpu"] = cpu
     result["server_settings"] = server_env(args.env)
     result["ingest_share_setting"] = args.ingest_share
+    result["bridge_cadence_setting"] = args.bridge_cadence
     result["targets"] = {
         "hit_rate_target": 0.95,
         "hit_rate_met": bool(result["cache"].get("hit_rate") and result["cache"]["hit_rate"] >= 0.95),
@@ -92,7 +101,18 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--spawn-rate", type=float, default=10)
     parser.add_argument("--run-time", default="60s")
-    parser.add_argument("--ingest-weight", type=int, default=1, help="ingest task weight against reads 5/3/2")
+    parser.add_argument(
+        "--bridge-cadence",
+        type=float,
+        default=5.0,
+        help="seconds between each account's snapshots, sent beside the reads (the design's 5 s); 0 for none",
+    )
+    parser.add_argument(
+        "--ingest-weight",
+        type=int,
+        default=None,
+        help="ingest task weight against reads 5/3/2 (default 1 without a bridge cadence, else 0)",
+    )
     parser.add_argument(
         "--ingest-share",
         type=float,
