@@ -146,15 +146,15 @@ async def test_a_filler_that_looked_up_before_a_write_keeps_no_copy(process_on, 
     assert reading.peek("a:4", "status") is None
 
 
-async def test_a_copy_is_due_for_refresh_at_half_its_life_and_gone_after_it(process_on, tmp_path):
+async def test_a_copy_is_due_for_refresh_late_in_its_life_and_gone_after_it(process_on, tmp_path):
     clock = WallClock()
     near = await process_on(Host(tmp_path / "epochs"), clock)
     await fill(near, "a:5", "status", b"v")
 
     young = near.peek("a:5", "status")
-    clock.now += 2.6
+    clock.now += 3.9
     ageing = near.peek("a:5", "status")
-    clock.now += 2.5
+    clock.now += 1.2
     expired = near.peek("a:5", "status")
 
     assert (young.value, young.refresh_due) == (b"v", False)
@@ -189,7 +189,7 @@ async def test_concurrent_misses_share_one_build():
         await release.wait()
         return b"built"
 
-    readers = [asyncio.create_task(reads.read("a:1", "status", "f", build)) for _ in range(5)]
+    readers = [asyncio.create_task(reads.read("a:1", "reconciliation_status", "f", build)) for _ in range(5)]
     await asyncio.sleep(0)
     release.set()
 
@@ -210,12 +210,12 @@ async def test_a_reader_after_a_write_does_not_join_a_build_that_started_before_
         await release.wait()
         return seen
 
-    early = asyncio.create_task(reads.read("a:1", "status", "f", build))
+    early = asyncio.create_task(reads.read("a:1", "reconciliation_status", "f", build))
     while not started:
         await asyncio.sleep(0)
     state["value"] = b"after the write"
     await cache.invalidate(["a:1"])
-    late = asyncio.create_task(reads.read("a:1", "status", "f", build))
+    late = asyncio.create_task(reads.read("a:1", "reconciliation_status", "f", build))
     while len(started) < 2:
         await asyncio.sleep(0)
     release.set()
@@ -233,8 +233,8 @@ async def test_a_reader_who_hangs_up_does_not_cancel_the_build_others_wait_for()
         await release.wait()
         return b"built"
 
-    leaving = asyncio.create_task(reads.read("a:1", "status", "f", build))
-    staying = asyncio.create_task(reads.read("a:1", "status", "f", build))
+    leaving = asyncio.create_task(reads.read("a:1", "reconciliation_status", "f", build))
+    staying = asyncio.create_task(reads.read("a:1", "reconciliation_status", "f", build))
     await asyncio.sleep(0)
     leaving.cancel()
     release.set()
@@ -291,3 +291,24 @@ async def test_a_read_on_one_api_process_right_after_an_ingest_on_another_is_nev
                 )
 
     assert seen == list(range(1, 21))
+
+
+async def test_a_rebuild_ahead_of_readers_takes_a_younger_entry_another_process_stored():
+    clock = WallClock()
+    cache = MemoryCache(ttl_seconds=5, max_entries=10, clock=clock)
+    reads = ReadThrough(cache)
+    builds = []
+
+    async def build() -> bytes:
+        builds.append(clock.now)
+        return b"built %d" % len(builds)
+
+    await reads.read("a:1", "guard_status", "f", build)
+    first_built_at = clock.now
+    clock.now += 4
+    younger_elsewhere = await reads.read("a:1", "guard_status", "f", build, stale_before=first_built_at - 1)
+    rebuilt = await reads.read("a:1", "guard_status", "f", build, stale_before=first_built_at)
+
+    assert younger_elsewhere == b"built 1"
+    assert rebuilt == b"built 2"
+    assert (await cache.get("a:1", "f")).value == b"built 2"

@@ -2,6 +2,14 @@
 
 from prometheus_client import Counter, Histogram
 
+CACHED_VIEWS = (
+    "reconciliation_status",
+    "reconciliation_logs",
+    "open_positions",
+    "guard_status",
+    "alerts",
+    "equity",
+)
 CACHE_HITS = Counter("tradeguard_cache_hits_total", "Read responses served from the cache", ["view"])
 CACHE_MISSES = Counter("tradeguard_cache_misses_total", "Read responses built from the database", ["view"])
 CACHE_REFRESHES = Counter(

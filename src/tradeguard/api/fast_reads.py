@@ -24,6 +24,7 @@ _VIEWS = {
     "/api/v1/guards/status": ("guard_status", frozenset()),
 }
 _HEADERS = [(b"content-type", b"application/json")]
+_HITS = {view: CACHE_HITS.labels(view) for view, _ in _VIEWS.values()}
 
 
 class CachedReadFastPath:
@@ -73,11 +74,11 @@ class CachedReadFastPath:
         if peeked is not None:
             body = peeked.value
             if peeked.refresh_due:
-                services.reads.refresh_soon(principal, account_id, view, query)
+                services.reads.refresh_soon(principal, account_id, view, query, built_at=peeked.built_at)
         else:
             body = (await services.cache.get(cache_scope, field)).value
         if body is not None:
-            CACHE_HITS.labels(view).inc()
+            _HITS[view].inc()
             scope["tradeguard.route"] = scope["path"]
         return body
 

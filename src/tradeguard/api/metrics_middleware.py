@@ -10,6 +10,8 @@ from tradeguard.metrics import REQUEST_LATENCY
 class RequestMetrics:
     def __init__(self, app) -> None:
         self.app = app
+        # Looking a labelled child up takes a lock and validates the labels; remembering it does not.
+        self._latencies: dict[tuple[str, str, int], object] = {}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -29,6 +31,8 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or scope.get("tradeguard.route", "unmatched")
-            REQUEST_LATENCY.labels(scope["method"], template, str(status)).observe(
-                time.perf_counter() - started
-            )
+            key = (scope["method"], template, status)
+            latency = self._latencies.get(key)
+            if latency is None:
+                latency = self._latencies[key] = REQUEST_LATENCY.labels(key[0], template, str(status))
+            latency.observe(time.perf_counter() - started)

@@ -27,7 +27,7 @@ class CacheLookup:
     epoch: str | None
     """The scope's epoch when looked up; pass it back to `put`. None when the cache is unavailable."""
     built_at: float | None = None
-    """Wall-clock seconds when a hit's value was stored."""
+    """When a hit's value was stored, in the cache's own clock."""
     stamp: int | None = None
     """The host-shared epoch read before the lookup, for a process's own copy (see `near`)."""
 
@@ -36,13 +36,19 @@ class CacheLookup:
         return self.value is not None
 
 
+REFRESH_AFTER = 0.75
+"""Share of its time to live after which a hit is still served but rebuilt in the background."""
+
+
 @dataclass(frozen=True, slots=True)
 class Peek:
     """A hit answered from this process's memory, without a round trip."""
 
     value: bytes
+    built_at: float
+    """When it was stored, in the cache's own clock."""
     refresh_due: bool
-    """Past half its time to live: still served, and worth rebuilding before it expires."""
+    """Old enough to be rebuilt before it expires; still served meanwhile."""
 
 
 WarmFields = dict[str, list[str]]

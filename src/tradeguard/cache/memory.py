@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from tradeguard.cache.base import CacheLookup, Peek, WarmFields
+from tradeguard.cache.base import REFRESH_AFTER, CacheLookup, Peek, WarmFields
 
 _NO_EPOCH = "0"
 
@@ -32,11 +32,14 @@ class MemoryCache:
         if age > self._ttl:
             return None
         self._scopes.move_to_end(scope)
-        return Peek(entry[1], refresh_due=age > self._ttl / 2)
+        return Peek(entry[1], entry[0], refresh_due=age > self._ttl * REFRESH_AFTER)
 
     async def get(self, scope: str, field: str) -> CacheLookup:
+        epoch = self._epochs.get(scope, _NO_EPOCH)
         peeked = self.peek(scope, field)
-        return CacheLookup(peeked.value if peeked else None, self._epochs.get(scope, _NO_EPOCH))
+        if peeked is None:
+            return CacheLookup(None, epoch)
+        return CacheLookup(peeked.value, epoch, peeked.built_at)
 
     async def put(self, scope: str, field: str, value: bytes, lookup: CacheLookup) -> bool:
         if lookup.epoch is None or self._epochs.get(scope, _NO_EPOCH) != lookup.epoch:

@@ -21,7 +21,7 @@ from dataclasses import replace
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from tradeguard.cache.base import CacheLookup, Peek, WarmFields
+from tradeguard.cache.base import REFRESH_AFTER, CacheLookup, Peek, WarmFields
 from tradeguard.cache.epochs import SharedEpochs
 from tradeguard.cache.redis import EVERY_SCOPE, RedisCache, decode_announcement
 
@@ -62,7 +62,7 @@ class NearCache:
             del fields[field]
             self._count -= 1
             return None
-        return Peek(value, refresh_due=age > self._ttl / 2)
+        return Peek(value, built_at, refresh_due=age > self._ttl * REFRESH_AFTER)
 
     async def get(self, scope: str, field: str) -> CacheLookup:
         stamp = self._epochs.current(scope)

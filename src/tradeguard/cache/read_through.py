@@ -6,7 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from tradeguard.cache.base import CacheLookup, ResponseCache, WarmFields, account_scope, user_scope
-from tradeguard.metrics import CACHE_HITS, CACHE_MISSES, CACHE_REFRESHES
+from tradeguard.metrics import CACHE_HITS, CACHE_MISSES, CACHE_REFRESHES, CACHED_VIEWS
+
+_HITS = {view: CACHE_HITS.labels(view) for view in CACHED_VIEWS}
+_MISSES = {view: CACHE_MISSES.labels(view) for view in CACHED_VIEWS}
+_REFRESHES = {view: CACHE_REFRESHES.labels(view) for view in CACHED_VIEWS}
 
 
 class ReadThrough:
@@ -28,19 +32,28 @@ class ReadThrough:
         field: str,
         build: Callable[[], Awaitable[bytes]],
         *,
-        refresh: bool = False,
+        stale_before: float | None = None,
     ) -> bytes:
-        """The cached body, or a fresh one; `refresh` rebuilds and stores even when there is a hit."""
-        if not refresh:
+        """The cached body, else a fresh one.
+
+        With `stale_before` (in the cache's clock; `math.inf` for always), this is a rebuild ahead
+        of readers: an entry stored before then is rebuilt, a younger one (another process's
+        rebuild) is taken as it is.
+        """
+        rebuilding = stale_before is not None
+        if not rebuilding:
             peeked = self._cache.peek(scope, field)
             if peeked is not None:
-                CACHE_HITS.labels(view).inc()
+                _HITS[view].inc()
                 return peeked.value
         lookup = await self._cache.get(scope, field)
-        if lookup.value is not None and not refresh:
-            CACHE_HITS.labels(view).inc()
-            return lookup.value
-        (CACHE_REFRESHES if refresh else CACHE_MISSES).labels(view).inc()
+        if lookup.value is not None:
+            if not rebuilding:
+                _HITS[view].inc()
+                return lookup.value
+            if lookup.built_at is not None and lookup.built_at > stale_before:
+                return lookup.value
+        (_REFRESHES if rebuilding else _MISSES)[view].inc()
         if lookup.epoch is None:
             return await build()
         key = (scope, field, lookup.epoch)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode
@@ -50,6 +51,7 @@ class ReadService:
         self._sessions = sessions
         self._read_through = ReadThrough(cache)
         self._background: set[asyncio.Task] = set()
+        self._refreshing: set[tuple[str, str]] = set()
         # An account never changes owner, so who owns it can be remembered for the life of the process.
         self._owners: dict[int, int] = {}
 
@@ -82,7 +84,7 @@ class ReadService:
         params: dict,
         build: Build,
         *,
-        refresh: bool = False,
+        stale_before: float | None = None,
     ) -> bytes:
         if account_id is not None:
             await self.authorize(principal, account_id)
@@ -97,7 +99,7 @@ class ReadService:
                 model = await build(session, account_ids)
             return model.__pydantic_serializer__.to_json(model)
 
-        return await self._read_through.read(scope, view, field, build_body, refresh=refresh)
+        return await self._read_through.read(scope, view, field, build_body, stale_before=stale_before)
 
     async def hot_view(
         self,
@@ -106,7 +108,7 @@ class ReadService:
         view: str,
         params: dict,
         *,
-        refresh: bool = False,
+        stale_before: float | None = None,
     ) -> bytes:
         """Reconciliation status, open positions or guard status: the reads kept warm."""
         hot_build = HOT_VIEWS[view]
@@ -114,11 +116,18 @@ class ReadService:
         async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
             return await hot_build(session, principal.user_id, account_id, account_ids, params)
 
-        return await self._cached(principal, account_id, view, params, build, refresh=refresh)
+        return await self._cached(principal, account_id, view, params, build, stale_before=stale_before)
 
-    def refresh_soon(self, principal: Principal, account_id: int | None, view: str, params: dict) -> None:
-        """Rebuild a hot view in the background, before its cached copy expires."""
-        self._in_background(self.hot_view(principal, account_id, view, params, refresh=True))
+    def refresh_soon(
+        self, principal: Principal, account_id: int | None, view: str, params: dict, *, built_at: float
+    ) -> None:
+        """Rebuild a hot view whose copy (stored at `built_at`) nears its expiry; once, however often asked."""
+        key = cache_key(principal.user_id, account_id, view, params)
+        if key in self._refreshing:
+            return
+        self._refreshing.add(key)
+        task = self._in_background(self.hot_view(principal, account_id, view, params, stale_before=built_at))
+        task.add_done_callback(lambda _: self._refreshing.discard(key))
 
     def rewrite(self, warm: WarmFields, owner_id: int) -> None:
         """After a write, rebuild in the background the hot views the account's owner had cached."""
@@ -130,12 +139,13 @@ class ReadService:
                 hot = parse_hot_field(field)
                 if hot is not None and hot[1] == owner_id:
                     view, _, params = hot
-                    self._in_background(self.hot_view(owner, account_id, view, params, refresh=True))
+                    self._in_background(self.hot_view(owner, account_id, view, params, stale_before=math.inf))
 
-    def _in_background(self, work: Awaitable[bytes]) -> None:
+    def _in_background(self, work: Awaitable[bytes]) -> asyncio.Task:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background_done)
+        return task
 
     def _background_done(self, task: asyncio.Task) -> None:
         self._background.discard(task)
