@@ -1,6 +1,6 @@
 """The standard load profile, end to end: start the server from the seed, run Locust headless, stop.
 
-    .venv/bin/python bench/standard_profile.py --run-time 60s      # bridges on a 5 s cadence
+    .venv/bin/python bench/standard_profile.py --run-time 90s      # bridges on a 5 s cadence, 30 s warm-up
     .venv/bin/python bench/standard_profile.py --run-time 60s --bridge-cadence 0   # reads + 1/11 ingests
     .venv/bin/python bench/standard_profile.py --run-time 60s --env TRADEGUARD_CACHE_TTL_SECONDS=60 \
         --ingest-share 0.02        # or TRADEGUARD_BENCH_INGEST_SHARE=0.02 in the environment
@@ -51,6 +51,7 @@ async def run(args) -> dict:
                 args.ingest_weight if args.ingest_weight is not None else 0 if args.bridge_cadence else 1
             ),
             "TG_BRIDGE_CADENCE": str(args.bridge_cadence),
+            "TG_WARMUP": str(args.warmup),
             "TG_WAIT_MIN": str(args.wait_min),
             "TG_WAIT_MAX": str(args.wait_max),
         }
@@ -77,7 +78,7 @@ async def run(args) -> dict:
     result["environment"] = env_block
     locust_env = " ".join(
         f"{name}={env[name]}"
-        for name in ("TRADEGUARD_BENCH_INGEST_SHARE", "TG_BRIDGE_CADENCE", "TG_INGEST_WEIGHT")
+        for name in ("TRADEGUARD_BENCH_INGEST_SHARE", "TG_BRIDGE_CADENCE", "TG_INGEST_WEIGHT", "TG_WARMUP")
         if name in env
     )
     result["command"] = " ".join(
@@ -119,6 +120,12 @@ def main() -> int:
         default=os.environ.get("TRADEGUARD_BENCH_INGEST_SHARE") or None,
         help="ingest share of the tasks, e.g. 0.02 (wins over --ingest-weight; default from "
         "TRADEGUARD_BENCH_INGEST_SHARE)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=30.0,
+        help="seconds after which latencies and the hit rate are measured (0: the whole run)",
     )
     parser.add_argument("--wait-min", type=float, default=0.5)
     parser.add_argument("--wait-max", type=float, default=1.5)
