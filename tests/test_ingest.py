@@ -229,6 +229,21 @@ async def test_a_revoked_device_is_refused(follower):
     await _nothing_stored(follower)
 
 
+async def test_a_device_revoked_after_it_sent_snapshots_is_refused_on_its_next_request(follower):
+    await follower.bridge.send_snapshot(snapshot(position(1)))
+    response = await follower.owner.api.http.delete(
+        f"/api/v1/accounts/{follower.account_id}/devices/{follower.device_id}", headers=follower.owner.headers
+    )
+
+    with pytest.raises(BridgeError) as refused:
+        await follower.bridge.send_snapshot(snapshot(position(1, current_price="1.0900")))
+
+    assert response.status_code == 204
+    assert refused.value.status_code == 401
+    assert refused.value.detail == "unknown or revoked device"
+    assert (await follower.status())["total_syncs"] == 1
+
+
 async def test_a_device_secret_is_shown_once_and_never_again(follower):
     listing = await follower.owner.get(f"/api/v1/accounts/{follower.account_id}/devices")
 

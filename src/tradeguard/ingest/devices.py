@@ -28,22 +28,47 @@ class DeviceIdentity:
     owner_id: int
 
 
-class DeviceSecrets:
-    """Encrypts new secrets and decrypts stored ones, remembering the plaintext per ciphertext."""
+@dataclass(frozen=True, slots=True)
+class KnownDevice:
+    """What never changes about a device: its account, that account's owner, and its secret.
 
-    def __init__(self, key: str) -> None:
+    Revocation does change, so it is never part of this: it is checked in the database on every
+    request (see `authentication.verify_known_device`).
+    """
+
+    identity: DeviceIdentity
+    secret: str
+
+
+class DeviceSecrets:
+    """Encrypts new secrets and decrypts stored ones, and remembers the devices this process has seen."""
+
+    def __init__(self, key: str, *, max_known: int = 50_000) -> None:
         self._fernet = Fernet(key.encode())
-        self._plaintext_by_ciphertext: dict[str, str] = {}
+        self._known: dict[str, KnownDevice] = {}
+        self._max_known = max_known
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()
 
     def open(self, ciphertext: str) -> str:
-        plaintext = self._plaintext_by_ciphertext.get(ciphertext)
-        if plaintext is None:
-            plaintext = self._fernet.decrypt(ciphertext.encode()).decode()
-            self._plaintext_by_ciphertext[ciphertext] = plaintext
-        return plaintext
+        return self._fernet.decrypt(ciphertext.encode()).decode()
+
+    def known(self, device_id: str) -> KnownDevice | None:
+        return self._known.get(device_id)
+
+    def remember(self, device: Row) -> KnownDevice:
+        """`device` is a row of `active_device`; decrypting its secret is the costly part."""
+        known = self._known.get(device.device_id)
+        if known is None:
+            known = KnownDevice(
+                DeviceIdentity(device.device_id, device.account_id, device.owner_id),
+                self.open(device.secret_ciphertext),
+            )
+            if len(self._known) >= self._max_known:
+                del self._known[next(iter(self._known))]
+            self._known[device.device_id] = known
+        return known
 
 
 async def create_device(

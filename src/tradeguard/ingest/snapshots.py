@@ -26,6 +26,7 @@ from tradeguard.actions.guarding import GuardOutcome, GuardPolicy, act_on_guards
 from tradeguard.domain import model as domain
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.domain.reconcile import PreviousSnapshot, ReconcileSettings, Reconciliation, reconcile
+from tradeguard.errors import NotAuthenticated
 from tradeguard.ingest.devices import DeviceIdentity
 from tradeguard.ingest.validation import SnapshotIn
 from tradeguard.store.models import (
@@ -34,6 +35,7 @@ from tradeguard.store.models import (
     AccountState,
     BrokerPosition,
     CloseCommand,
+    Device,
     ExpectedTrade,
 )
 
@@ -44,6 +46,14 @@ class IngestPolicy:
 
     guards: GuardPolicy
     command_timeout: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class LockedAccount:
+    """An account and its state, the state's row locked until the transaction ends."""
+
+    account: Account
+    state: AccountState
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +71,19 @@ _accounts = Account.__table__
 _positions = BrokerPosition.__table__
 _trades = ExpectedTrade.__table__
 
+_devices = Device.__table__
+
+# Joined with the device, so that the lock also refuses a device revoked since the process
+# remembered it (`verify_known_device`), without a statement of its own.
 _LOCKED_STATE = (
     select(*_states.c, *_accounts.c)
     .join_from(_states, _accounts, _accounts.c.id == _states.c.account_id)
-    .where(_states.c.account_id == bindparam("account_id"))
+    .join(_devices, _devices.c.account_id == _states.c.account_id)
+    .where(
+        _states.c.account_id == bindparam("account_id"),
+        _devices.c.device_id == bindparam("device_id"),
+        _devices.c.revoked_at.is_(None),
+    )
     .with_for_update(of=_states)
 )
 _INSERT_SNAPSHOT = insert(AccountSnapshot.__table__)
@@ -90,9 +109,23 @@ _OPEN_TRADES = select(
 ).where(_trades.c.account_id == bindparam("account_id"), _trades.c.status == "open")
 
 
+async def lock_account(session: AsyncSession, device: DeviceIdentity) -> LockedAccount:
+    """The device's account and its state, locked; a revoked device is refused here."""
+    row = (
+        await session.execute(_LOCKED_STATE, {"account_id": device.account_id, "device_id": device.device_id})
+    ).first()
+    if row is None:
+        raise NotAuthenticated("unknown or revoked device")
+    split = len(_STATE_KEYS)
+    return LockedAccount(
+        account=Account(**dict(zip(_ACCOUNT_KEYS, row[split:], strict=True))),
+        state=AccountState(**dict(zip(_STATE_KEYS, row[:split], strict=True))),
+    )
+
+
 async def apply_snapshot(
     session: AsyncSession,
-    device: DeviceIdentity,
+    locked: LockedAccount,
     snapshot: SnapshotIn,
     *,
     received_at: datetime,
@@ -105,11 +138,11 @@ async def apply_snapshot(
     A snapshot not newer than the last one applied is acknowledged and changes nothing: bridges
     retry, and networks reorder.
     """
-    state, account = await _locked_state(session, device.account_id)
+    state, account = locked.state, locked.account
     unsettled = await unsettled_commands(session, account.id)
     if state.last_snapshot_taken_at is not None and snapshot.taken_at <= state.last_snapshot_taken_at:
         commands = _deliver(session, unsettled, received_at, policy)
-        return IngestOutcome(False, device.account_id, state, None, None, commands)
+        return IngestOutcome(False, account.id, state, None, None, commands)
 
     stored_positions = {
         row.ticket: row for row in await session.execute(_STORED_POSITIONS, {"account_id": account.id})
@@ -186,14 +219,6 @@ def _deliver(
 
 def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-async def _locked_state(session: AsyncSession, account_id: int) -> tuple[AccountState, Account]:
-    row = (await session.execute(_LOCKED_STATE, {"account_id": account_id})).one()
-    split = len(_STATE_KEYS)
-    state = AccountState(**dict(zip(_STATE_KEYS, row[:split], strict=True)))
-    account = Account(**dict(zip(_ACCOUNT_KEYS, row[split:], strict=True)))
-    return state, account
 
 
 def _state_values(state: AccountState) -> dict:

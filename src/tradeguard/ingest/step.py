@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions import commands
 from tradeguard.actions.audit import committed_audit_events
-from tradeguard.ingest.authentication import SignedRequest, verify_device
+from tradeguard.ingest.authentication import SignedRequest, verify_device, verify_known_device
 from tradeguard.ingest.devices import DeviceIdentity
-from tradeguard.ingest.snapshots import IngestOutcome, apply_snapshot
+from tradeguard.ingest.snapshots import IngestOutcome, apply_snapshot, lock_account
 from tradeguard.ingest.validation import AcknowledgementIn, SnapshotIn
 from tradeguard.services import Services
 from tradeguard.store.models import CloseCommand
@@ -28,11 +28,14 @@ async def ingest_snapshot(
     services: Services, signed: SignedRequest, *, received_at: datetime, started: float
 ) -> IngestOutcome:
     async with services.write_session() as session:
-        device = await _signed_device(services, session, signed, received_at)
+        device = await verify_known_device(
+            session, signed, device_secrets=services.device_secrets, nonces=services.nonces, now=received_at
+        )
+        locked = await lock_account(session, device)
         snapshot = SnapshotIn.model_validate_json(signed.body)
         outcome = await apply_snapshot(
             session,
-            device,
+            locked,
             snapshot,
             received_at=received_at,
             started=started,
