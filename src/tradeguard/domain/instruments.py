@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -51,6 +52,8 @@ def normalize_symbol(symbol: str) -> str:
     return symbol.strip().upper()
 
 
+# Reconciliation compares every open trade with every position, and an account has few symbols.
+@functools.lru_cache(maxsize=4096)
 def symbol_root(symbol: str) -> str:
     """The instrument behind a broker's symbol: EURUSD.m, EURUSD-ECN and eurusd are all EURUSD."""
     letters = []
