@@ -152,9 +152,9 @@ async def test_a_copy_is_due_for_refresh_late_in_its_life_and_gone_after_it(proc
     await fill(near, "a:5", "status", b"v")
 
     young = near.peek("a:5", "status")
-    clock.now += 3.9
+    clock.now += 4.6
     ageing = near.peek("a:5", "status")
-    clock.now += 1.2
+    clock.now += 0.5
     expired = near.peek("a:5", "status")
 
     assert (young.value, young.refresh_due) == (b"v", False)

@@ -8,6 +8,7 @@ ingest never sees older data.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,8 +37,17 @@ class CacheLookup:
         return self.value is not None
 
 
-REFRESH_AFTER = 0.75
-"""Share of its time to live after which a hit is still served but rebuilt in the background."""
+_REFRESH_FROM, _REFRESH_UNTIL = 0.5, 0.9
+
+
+def refresh_due_at(built_at: float, ttl_seconds: float) -> float:
+    """When a hit becomes worth rebuilding ahead of its expiry (it is still served meanwhile).
+
+    A random point late in its life, so that entries stored together, or copies of one entry in
+    several processes, are not all rebuilt at the same moment: the first rebuild's result reaches
+    the shared cache, and the others take it from there instead of building again.
+    """
+    return built_at + ttl_seconds * random.uniform(_REFRESH_FROM, _REFRESH_UNTIL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from tradeguard.cache.base import REFRESH_AFTER, CacheLookup, Peek, WarmFields
+from tradeguard.cache.base import CacheLookup, Peek, WarmFields, refresh_due_at
 
 _NO_EPOCH = "0"
 
@@ -20,7 +20,7 @@ class MemoryCache:
         self._max_entries = max_entries
         self._clock = clock
         self._epochs: dict[str, str] = {}
-        self._scopes: OrderedDict[str, dict[str, tuple[float, bytes]]] = OrderedDict()
+        self._scopes: OrderedDict[str, dict[str, tuple[float, float, bytes]]] = OrderedDict()
         self._entries = 0
         self._epoch_counter = itertools.count(1)
 
@@ -28,11 +28,12 @@ class MemoryCache:
         entry = self._scopes.get(scope, {}).get(field)
         if entry is None:
             return None
-        age = self._clock() - entry[0]
-        if age > self._ttl:
+        stored_at, refresh_at, value = entry
+        now = self._clock()
+        if now - stored_at > self._ttl:
             return None
         self._scopes.move_to_end(scope)
-        return Peek(entry[1], entry[0], refresh_due=age > self._ttl * REFRESH_AFTER)
+        return Peek(value, stored_at, refresh_due=now > refresh_at)
 
     async def get(self, scope: str, field: str) -> CacheLookup:
         epoch = self._epochs.get(scope, _NO_EPOCH)
@@ -48,7 +49,8 @@ class MemoryCache:
         self._scopes.move_to_end(scope)
         if field not in fields:
             self._entries += 1
-        fields[field] = (self._clock(), value)
+        now = self._clock()
+        fields[field] = (now, refresh_due_at(now, self._ttl), value)
         while self._entries > self._max_entries and self._scopes:
             _, evicted = self._scopes.popitem(last=False)
             self._entries -= len(evicted)

@@ -21,7 +21,7 @@ from dataclasses import replace
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from tradeguard.cache.base import REFRESH_AFTER, CacheLookup, Peek, WarmFields
+from tradeguard.cache.base import CacheLookup, Peek, WarmFields, refresh_due_at
 from tradeguard.cache.epochs import SharedEpochs
 from tradeguard.cache.redis import EVERY_SCOPE, RedisCache, decode_announcement
 
@@ -44,7 +44,7 @@ class NearCache:
         self._ttl = ttl_seconds
         self._max_entries = max_entries
         self._wall_clock = wall_clock
-        self._copies: dict[str, dict[str, tuple[int, float, bytes]]] = {}
+        self._copies: dict[str, dict[str, tuple[int, float, float, bytes]]] = {}
         self._count = 0
         self.following = False
         """Whether announcements from other hosts reach this process; copies are kept only then."""
@@ -56,13 +56,13 @@ class NearCache:
         copy = fields.get(field)
         if copy is None:
             return None
-        stamp, built_at, value = copy
-        age = self._wall_clock() - built_at
-        if stamp != self._epochs.current(scope) or age > self._ttl:
+        stamp, built_at, refresh_at, value = copy
+        now = self._wall_clock()
+        if stamp != self._epochs.current(scope) or now - built_at > self._ttl:
             del fields[field]
             self._count -= 1
             return None
-        return Peek(value, built_at, refresh_due=age > self._ttl * REFRESH_AFTER)
+        return Peek(value, built_at, refresh_due=now > refresh_at)
 
     async def get(self, scope: str, field: str) -> CacheLookup:
         stamp = self._epochs.current(scope)
@@ -132,7 +132,7 @@ class NearCache:
                 self._evict_oldest_scope()
             self._count += 1
             fields = self._copies.setdefault(scope, {})
-        fields[field] = (stamp, built_at, value)
+        fields[field] = (stamp, built_at, refresh_due_at(built_at, self._ttl), value)
 
     def _evict_oldest_scope(self) -> None:
         oldest = next(iter(self._copies))
