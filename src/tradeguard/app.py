@@ -74,6 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Account reconciliation and risk guards for signal and copy-trading platforms.",
         lifespan=lifespan,
+        # Metrics are Prometheus's (/metrics); FastAPI's OpenTelemetry bridge would otherwise look
+        # for a configured provider on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     install_openapi(app)

@@ -287,7 +287,8 @@ def cache_key(user_id: int, account_id: int | None, view: str, params: dict) -> 
     """(scope, field) of a read: the scope is what a write invalidates, the field what was asked."""
     scope = account_scope(account_id) if account_id is not None else user_scope(user_id)
     present = {name: _param_text(value) for name, value in params.items() if value is not None}
-    return scope, f"{view}:{user_id}?{urlencode(sorted(present.items()))}"
+    query = urlencode(sorted(present.items())) if present else ""
+    return scope, f"{view}:{user_id}?{query}"
 
 
 def parse_hot_field(field: str) -> tuple[str, int, dict[str, str]] | None:
