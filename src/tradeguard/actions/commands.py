@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import ColumnElement, Exists, case, exists, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -242,23 +242,23 @@ def _same_acknowledgement(command: CloseCommand, ack: Acknowledgement) -> bool:
 
 
 _commands = CloseCommand.__table__
-_ANY_UNSETTLED = (
-    select(_commands.c.id)
-    .where(
-        _commands.c.account_id == bindparam("account_id"),
+
+
+def any_unsettled(account_id: ColumnElement[int]) -> Exists:
+    """Whether `unsettled_commands` would find any, as an expression for the caller's own query.
+
+    Every snapshot needs to know and almost every one finds none, so the ingest step asks along
+    with a query it runs anyway, and loads the commands only when there are some.
+    """
+    return exists().where(
+        _commands.c.account_id == account_id,
         _commands.c.state.in_(SETTLED_BY_SNAPSHOT_STATES),
         _commands.c.confirmed_at.is_(None),
     )
-    .limit(1)
-)
 
 
 async def unsettled_commands(session: AsyncSession, account_id: int) -> list[CloseCommand]:
     """The account's commands a snapshot may still settle: live ones, and executed ones not yet confirmed."""
-    # Every snapshot asks and almost every one finds none: a Core probe costs a fraction of an ORM
-    # query, which is then run only for the accounts that have some.
-    if (await session.execute(_ANY_UNSETTLED, {"account_id": account_id})).first() is None:
-        return []
     query = select(CloseCommand).where(
         CloseCommand.account_id == account_id,
         CloseCommand.state.in_(SETTLED_BY_SNAPSHOT_STATES),

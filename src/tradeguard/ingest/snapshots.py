@@ -17,11 +17,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
-from sqlalchemy import Row, bindparam, delete, insert, select, update
+from sqlalchemy import Row, bindparam, delete, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions.audit import audit_event
-from tradeguard.actions.commands import deliverable, mark_sent, settle_with_snapshot, unsettled_commands
+from tradeguard.actions.commands import (
+    any_unsettled,
+    deliverable,
+    mark_sent,
+    settle_with_snapshot,
+    unsettled_commands,
+)
 from tradeguard.actions.guarding import GuardOutcome, GuardPolicy, act_on_guards
 from tradeguard.domain import model as domain
 from tradeguard.domain.instruments import InstrumentTable
@@ -91,7 +97,15 @@ _STATE_KEYS = tuple(_states.c.keys())
 _ACCOUNT_KEYS = tuple(_accounts.c.keys())
 # The SET clause is every column but the key: the row is locked, so nothing else changed it.
 _UPDATE_STATE = update(_states).where(_states.c.account_id == bindparam("key_account_id"))
-_STORED_POSITIONS = select(_positions).where(_positions.c.account_id == bindparam("account_id"))
+# Whether any command awaits settling comes with the stored positions, saving a statement; the
+# outer join from one row answers it for an account that holds no position too.
+_POSITIONS_AND_ANY_UNSETTLED = select(
+    any_unsettled(bindparam("account_id")).label("any_unsettled"), *_positions.c
+).select_from(
+    select(literal_column("1"))
+    .subquery("one")
+    .outerjoin(_positions, _positions.c.account_id == bindparam("account_id"))
+)
 _INSERT_POSITIONS = insert(_positions)
 _UPDATE_POSITION = update(_positions).where(_positions.c.id == bindparam("row_id"))
 _OPEN_TRADES = select(
@@ -139,14 +153,13 @@ async def apply_snapshot(
     retry, and networks reorder.
     """
     state, account = locked.state, locked.account
-    unsettled = await unsettled_commands(session, account.id)
+    rows = (await session.execute(_POSITIONS_AND_ANY_UNSETTLED, {"account_id": account.id})).all()
+    unsettled = await unsettled_commands(session, account.id) if rows[0].any_unsettled else []
     if state.last_snapshot_taken_at is not None and snapshot.taken_at <= state.last_snapshot_taken_at:
         commands = _deliver(session, unsettled, received_at, policy)
         return IngestOutcome(False, account.id, state, None, None, commands)
 
-    stored_positions = {
-        row.ticket: row for row in await session.execute(_STORED_POSITIONS, {"account_id": account.id})
-    }
+    stored_positions = {row.ticket: row for row in rows if row.id is not None}
     open_trades = (await session.execute(_OPEN_TRADES, {"account_id": account.id})).all()
     positions = [position.to_domain() for position in snapshot.positions]
     result = reconcile(
