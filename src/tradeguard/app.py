@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from tradeguard import __version__
 from tradeguard.api.errors import install_error_handlers
-from tradeguard.api.fast_reads import CachedReadFastPath
+from tradeguard.api.fast_reads import FastReadsAPI
 from tradeguard.api.metrics_middleware import RequestMetrics
 from tradeguard.api.openapi import install_openapi
 from tradeguard.api.routes import accounts, auth, dashboard, devices, health, ingest, reads, stream, trades
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await task
             await services.close()
 
-    app = FastAPI(
+    app = FastReadsAPI(
         title="tradeguard",
         version=__version__,
         summary="Account reconciliation and risk guards for signal and copy-trading platforms.",
@@ -92,6 +92,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix="/api/v1")
     app.include_router(health.router)
     app.include_router(dashboard.router)
-    app.add_middleware(CachedReadFastPath)
     app.add_middleware(RequestMetrics)
     return app

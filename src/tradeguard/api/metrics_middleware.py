@@ -30,7 +30,7 @@ class RequestMetrics:
             await self.app(scope, receive, send_with_status)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or scope.get("tradeguard.route", "unmatched")
+            template = getattr(route, "path", None) or "unmatched"
             key = (scope["method"], template, status)
             latency = self._latencies.get(key)
             if latency is None:
