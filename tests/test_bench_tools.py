@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ElementTree
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from tradeguard.bench import wrk
 from tradeguard.bench.bare_app import constant_body
 from tradeguard.bench.counters import parse_prometheus_text
+from tradeguard.bench.plot import Series, line_chart
 from tradeguard.bench.seed import Seed, SeededAccount, SeededUser, position_specs
 from tradeguard.bench.snapshots import SnapshotSigner
 from tradeguard.bench.stats import latency_summary, percentile
@@ -83,3 +85,27 @@ def test_seed_file_round_trips_without_storing_positions(tmp_path):
     loaded = Seed.load(path)
     assert loaded.account(7).positions == _account().positions
     assert loaded.users[0].accounts == (7,)
+
+
+def test_latency_chart_draws_each_series_through_its_points_and_the_target_line(tmp_path):
+    path = line_chart(
+        tmp_path / "chart.svg",
+        [
+            Series("p50", [(1000, 1.0), (20000, 5.0)]),
+            Series("p99", [(1000, 3.0), (20000, 25.0)], dashed=True),
+        ],
+        title="latency <against> load",
+        x_label="req/s",
+        y_label="ms",
+        y_line=(10.0, "target"),
+    )
+
+    svg = ElementTree.parse(path).getroot()
+    namespace = "{http://www.w3.org/2000/svg}"
+    texts = [text.text for text in svg.iter(f"{namespace}text")]
+    circles = svg.findall(f"{namespace}circle")
+    dashed = [line for line in svg.iter(f"{namespace}polyline") if line.get("stroke-dasharray") == "6,4"]
+    assert "latency <against> load" in texts
+    assert {"p50", "p99", "target"} <= set(texts)
+    assert len(circles) == 4
+    assert len(dashed) == 1
