@@ -97,12 +97,12 @@ class NearCache:
                 try:
                     async with client.pubsub() as pubsub:
                         await pubsub.subscribe(channel)
-                        self._copies.clear()
-                        self._count = 0
-                        self.following = True
                         async for message in pubsub.listen():
                             if message["type"] == "message":
                                 self._apply(message["data"])
+                            elif message["type"] == "subscribe":
+                                # Only from Redis's confirmation on is no announcement missed.
+                                self.following = True
                 except (RedisError, OSError) as exc:
                     log.warning("cache invalidations from other hosts lost (%s); retrying", exc)
                 finally:
