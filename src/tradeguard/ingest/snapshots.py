@@ -76,6 +76,7 @@ _states = AccountState.__table__
 _accounts = Account.__table__
 _positions = BrokerPosition.__table__
 _trades = ExpectedTrade.__table__
+_snapshots = AccountSnapshot.__table__
 
 _devices = Device.__table__
 
@@ -92,11 +93,35 @@ _LOCKED_STATE = (
     )
     .with_for_update(of=_states)
 )
-_INSERT_SNAPSHOT = insert(AccountSnapshot.__table__)
 _STATE_KEYS = tuple(_states.c.keys())
 _ACCOUNT_KEYS = tuple(_accounts.c.keys())
+_STATE_WRITTEN = tuple(key for key in _STATE_KEYS if key != "account_id")
 # The SET clause is every column but the key: the row is locked, so nothing else changed it.
-_UPDATE_STATE = update(_states).where(_states.c.account_id == bindparam("key_account_id"))
+_UPDATE_STATE = (
+    update(_states)
+    .where(_states.c.account_id == bindparam("key_account_id"))
+    .values({key: bindparam(f"new_{key}", type_=_states.c[key].type) for key in _STATE_WRITTEN})
+)
+# The equity history's row is a copy of the state just written.
+_EQUITY_ROW = {
+    "account_id": _states.c.account_id,
+    "taken_at": _states.c.last_snapshot_taken_at,
+    "received_at": _states.c.last_sync_at,
+    "balance": _states.c.balance,
+    "equity": _states.c.equity,
+    "margin": _states.c.margin,
+    "peak_equity": _states.c.peak_equity,
+    "drawdown_pct": _states.c.drawdown_pct,
+}
+_COPY_STATE_TO_EQUITY = insert(_snapshots).from_select(
+    list(_EQUITY_ROW),
+    select(*_EQUITY_ROW.values()).where(_states.c.account_id == bindparam("key_account_id")),
+)
+_written = _UPDATE_STATE.returning(*_EQUITY_ROW.values()).cte("written")
+# PostgreSQL does both in one statement, its UPDATE's RETURNING feeding the INSERT.
+_UPDATE_STATE_COPYING_EQUITY = insert(_snapshots).from_select(
+    list(_EQUITY_ROW), select(*(_written.c[column.key] for column in _EQUITY_ROW.values()))
+)
 # Whether any command awaits settling comes with the stored positions, saving a statement; the
 # outer join from one row answers it for an account that holds no position too.
 _POSITIONS_AND_ANY_UNSETTLED = select(
@@ -198,7 +223,6 @@ async def apply_snapshot(
         now=received_at,
         policy=policy.guards,
     )
-    await _record_equity(session, account.id, state, snapshot, received_at)
     if state.feed_stale:
         audit_event(session, account.id, "feed_resumed", "snapshots arrive again", at=received_at)
 
@@ -207,6 +231,9 @@ async def apply_snapshot(
     state.total_syncs += 1
     state.last_sync_at = received_at
     state.last_snapshot_taken_at = snapshot.taken_at
+    state.balance = snapshot.balance
+    state.equity = snapshot.equity
+    state.margin = snapshot.margin
     state.open_positions_count = result.open_positions_count
     state.matched_positions = result.matched_positions
     state.divergences_detected = result.divergences_detected
@@ -216,7 +243,7 @@ async def apply_snapshot(
     commands = _deliver(session, [*unsettled, *guards.new_commands], received_at, policy)
     # Measured before the write so that the counters go out in the state's one UPDATE.
     state.last_sync_duration_ms = round(_elapsed_ms(started), 3)
-    await session.execute(_UPDATE_STATE, _state_values(state))
+    await _store_state_and_equity(session, state)
     return IngestOutcome(True, account.id, state, result, guards, commands)
 
 
@@ -234,10 +261,15 @@ def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def _state_values(state: AccountState) -> dict:
-    values = {key: getattr(state, key) for key in _STATE_KEYS}
-    values["key_account_id"] = values.pop("account_id")
-    return values
+async def _store_state_and_equity(session: AsyncSession, state: AccountState) -> None:
+    """The state's one UPDATE, and the equity history's row (peak and drawdown are the guard's)."""
+    values = {f"new_{key}": getattr(state, key) for key in _STATE_WRITTEN}
+    values["key_account_id"] = state.account_id
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(_UPDATE_STATE_COPYING_EQUITY, values)
+    else:
+        await session.execute(_UPDATE_STATE, values)
+        await session.execute(_COPY_STATE_TO_EQUITY, {"key_account_id": state.account_id})
 
 
 def expected_trade_of(row: Row) -> domain.ExpectedTrade:
@@ -428,25 +460,3 @@ def _event_fields(row: dict) -> dict:
         "ticket": row["ticket"],
         "trade_id": row["trade_id"],
     }
-
-
-async def _record_equity(
-    session: AsyncSession, account_id: int, state: AccountState, snapshot: SnapshotIn, received_at: datetime
-) -> None:
-    """The equity history; peak and drawdown are the drawdown guard's, already on the state."""
-    state.balance = snapshot.balance
-    state.equity = snapshot.equity
-    state.margin = snapshot.margin
-    await session.execute(
-        _INSERT_SNAPSHOT,
-        {
-            "account_id": account_id,
-            "taken_at": snapshot.taken_at,
-            "received_at": received_at,
-            "balance": snapshot.balance,
-            "equity": snapshot.equity,
-            "margin": snapshot.margin,
-            "peak_equity": state.peak_equity,
-            "drawdown_pct": state.drawdown_pct,
-        },
-    )
