@@ -77,7 +77,6 @@ _accounts = Account.__table__
 _positions = BrokerPosition.__table__
 _trades = ExpectedTrade.__table__
 _snapshots = AccountSnapshot.__table__
-
 _devices = Device.__table__
 
 # Joined with the device, so that the lock also refuses a device revoked since the process
@@ -117,8 +116,8 @@ _COPY_STATE_TO_EQUITY = insert(_snapshots).from_select(
     list(_EQUITY_ROW),
     select(*_EQUITY_ROW.values()).where(_states.c.account_id == bindparam("key_account_id")),
 )
-_written = _UPDATE_STATE.returning(*_EQUITY_ROW.values()).cte("written")
 # PostgreSQL does both in one statement, its UPDATE's RETURNING feeding the INSERT.
+_written = _UPDATE_STATE.returning(*_EQUITY_ROW.values()).cte("written")
 _UPDATE_STATE_COPYING_EQUITY = insert(_snapshots).from_select(
     list(_EQUITY_ROW), select(*(_written.c[column.key] for column in _EQUITY_ROW.values()))
 )
