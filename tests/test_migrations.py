@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -109,6 +112,28 @@ async def test_upgrade_twice_is_a_no_op(fresh_engine):
     await migrate.upgrade(fresh_engine)
 
     assert await table_names(fresh_engine) == MODEL_TABLES | {"alembic_version"}
+    assert await schema_differences(fresh_engine) == []
+
+
+async def test_processes_starting_together_migrate_one_at_a_time(fresh_engine, tmp_path):
+    if fresh_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite is the embedded mode: one process")
+    environment = {
+        **os.environ,
+        "TRADEGUARD_DATABASE_URL": fresh_engine.url.render_as_string(hide_password=False),
+        "TRADEGUARD_DATA_DIR": str(tmp_path),
+    }
+    command = [sys.executable, "-c", "from tradeguard.cli import app; app()", "migrate"]
+    processes = [
+        await asyncio.create_subprocess_exec(
+            *command, env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        for _ in range(4)
+    ]
+    outputs = [(await process.communicate())[0].decode() for process in processes]
+
+    assert [process.returncode for process in processes] == [0] * 4, outputs
+    assert await current_revision(fresh_engine) == head_revision()
     assert await schema_differences(fresh_engine) == []
 
 

@@ -6,9 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Any fixed number: every tradeguard process that migrates the same PostgreSQL database takes it.
+_MIGRATION_LOCK = 0x7472_6164_6567_7561
 
 
 def alembic_config() -> Config:
@@ -32,4 +35,8 @@ async def _run(engine: AsyncEngine, operation) -> None:
         operation(config)
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several API processes start at once and each migrates: one at a time, the others
+            # then find the schema at head.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         await connection.run_sync(run_with)
