@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
+import tempfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 import uvicorn
@@ -21,15 +23,13 @@ from tradeguard.auth.users import create_user
 from tradeguard.demo import run_demo
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.errors import TradeguardError
+from tradeguard.metrics import MULTIPROCESS_METRICS_DIR
 from tradeguard.services import Services
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
 from tradeguard.store.db import create_engine, session_factory
 from tradeguard.store.instruments import load_instrument_table, set_instrument
 from tradeguard.worker import Worker
-
-if TYPE_CHECKING:
-    pass
 
 app = typer.Typer(help="Account reconciliation and risk guards for signal and copy-trading platforms.")
 users_app = typer.Typer(help="Manage users.")
@@ -47,19 +47,34 @@ def _configure_logging(settings: Settings) -> None:
 
 def _run_server(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     if workers > 1:
-        # Worker processes import the app themselves; each reads the same TRADEGUARD_* settings.
-        uvicorn.run(
-            "tradeguard.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=settings.log_level.lower(),
-        )
+        # Worker processes import the app themselves; each reads the same TRADEGUARD_* settings,
+        # and they write their metrics where /metrics, in any of them, adds them all up.
+        with _shared_metrics_dir():
+            uvicorn.run(
+                "tradeguard.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level=settings.log_level.lower(),
+            )
         return
     from tradeguard.app import create_app
 
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+@contextlib.contextmanager
+def _shared_metrics_dir():
+    if os.environ.get(MULTIPROCESS_METRICS_DIR):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="tradeguard-metrics-") as directory:
+        os.environ[MULTIPROCESS_METRICS_DIR] = directory
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_METRICS_DIR]
 
 
 @app.command()

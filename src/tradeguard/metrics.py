@@ -1,6 +1,12 @@
-"""Prometheus metrics served at GET /metrics."""
+"""Prometheus metrics served at GET /metrics, added up over every worker process when there are several."""
 
-from prometheus_client import Counter, Histogram
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's own setting: set before the worker processes start, each writes its values there."""
 
 CACHED_VIEWS = (
     "reconciliation_status",
@@ -24,3 +30,12 @@ REQUEST_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus's text format, with the content type to serve them as."""
+    if not os.environ.get(MULTIPROCESS_METRICS_DIR):
+        return generate_latest(), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return generate_latest(registry), CONTENT_TYPE_LATEST

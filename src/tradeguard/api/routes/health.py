@@ -4,7 +4,6 @@ import time
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.responses import Response
 
@@ -12,6 +11,7 @@ from tradeguard import __version__
 from tradeguard.api.deps import ServicesDep
 from tradeguard.api.responses import model_response
 from tradeguard.api.schemas import ComponentCheck, Health
+from tradeguard.metrics import exposition
 
 router = APIRouter()
 
@@ -50,4 +50,5 @@ async def _check_database(services: ServicesDep) -> ComponentCheck:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics():
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
