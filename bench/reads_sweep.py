@@ -1,6 +1,7 @@
 """Latency against load for cached reads: the reads benchmark at several connection counts, plotted.
 
     .venv/bin/python bench/reads_sweep.py --duration 8 --connections 1 10 25 50 100 200
+    .venv/bin/python bench/reads_sweep.py --replot bench/results/reads-sweep.json   # figure only
 
 Each point is one run of bench/reads_vs_bare.py's method on reconciliation status (servers
 started afresh, cache warm, wrk closed loop), tradeguard and the bare app side by side. Writes
@@ -10,6 +11,7 @@ bench/results/reads-sweep.json and docs/img/reads-latency-vs-load.svg.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -56,19 +58,13 @@ def _summary(run: dict) -> dict:
     return {"requests_per_s": run["requests_per_s"], "p50_ms": latency["p50_ms"], "p99_ms": latency["p99_ms"]}
 
 
-def main() -> int:
-    parser = base_parser(__doc__)
-    parser.add_argument("--duration", type=float, default=8.0)
-    parser.add_argument("--connections", type=int, nargs="+", default=[1, 10, 25, 50, 100, 200])
-    args = parser.parse_args()
-    result = asyncio.run(sweep(args))
-    path = write_json(result, args.output or RESULTS / "reads-sweep.json")
+def plot(result: dict) -> Path:
     points = result["points"]
 
     def series(side: str, measure: str) -> list[tuple[float, float]]:
-        return [(point[side]["requests_per_s"], point[side][measure]) for point in points]
+        return [(point["connections"], point[side][measure]) for point in points]
 
-    line_chart(
+    return line_chart(
         FIGURE,
         [
             Series("tradeguard p50", series("tradeguard", "p50_ms")),
@@ -76,19 +72,33 @@ def main() -> int:
             Series("bare ASGI p50", series("bare", "p50_ms"), dashed=True),
             Series("bare ASGI p99", series("bare", "p99_ms"), dashed=True),
         ],
-        title="Cached reconciliation status: latency against throughput (wrk, 1 to 200 connections)",
-        x_label="requests per second",
+        title="Cached reconciliation status: latency against concurrent connections (wrk, closed loop)",
+        x_label="connections",
         y_label="latency (ms)",
         y_line=(10.0, "p99 target"),
     )
-    for point in points:
+
+
+def main() -> int:
+    parser = base_parser(__doc__)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 10, 25, 50, 100, 200])
+    parser.add_argument("--replot", type=Path, help="draw the figure again from this result, without running")
+    args = parser.parse_args()
+    if args.replot:
+        console.print(f"written {plot(json.loads(args.replot.read_text()))}")
+        return 0
+    result = asyncio.run(sweep(args))
+    path = write_json(result, args.output or RESULTS / "reads-sweep.json")
+    figure = plot(result)
+    for point in result["points"]:
         console.print(
             f"{point['connections']:>4} connections: tradeguard {point['tradeguard']['requests_per_s']:,.0f} req/s "
             f"p50 {point['tradeguard']['p50_ms']} p99 {point['tradeguard']['p99_ms']} ms; "
             f"bare {point['bare']['requests_per_s']:,.0f} req/s p99 {point['bare']['p99_ms']} ms; "
             f"ratio {point['throughput_ratio']}"
         )
-    console.print(f"written {path} and {FIGURE}")
+    console.print(f"written {path} and {figure}")
     return 0
 
 

@@ -12,6 +12,7 @@ background, so a view read steadily never expires under its readers.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable
 from urllib.parse import parse_qsl
@@ -29,6 +30,7 @@ _VIEWS = {
     "/api/v1/guards/status": ("guard_status", frozenset()),
 }
 _HEADERS = [(b"content-type", b"application/json")]
+_ONLY_ACCOUNT = re.compile(rb"account_id=([1-9][0-9]{0,17})")
 _HITS = {view: CACHE_HITS.labels(view) for view, _ in _VIEWS.values()}
 _ANSWERED = {path: REQUEST_LATENCY.labels("GET", path, "200") for path in _VIEWS}
 
@@ -63,13 +65,18 @@ class FastReadsAPI(FastAPI):
         except NotAuthenticated:
             return None
         view, allowed = _VIEWS[scope["path"]]
-        pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
-        query = dict(pairs)
-        if len(query) != len(pairs):
-            return None
-        account_text = query.pop("account_id", None)
-        if set(query) - allowed or any(not value for value in query.values()):
-            return None
+        only_account = _ONLY_ACCOUNT.fullmatch(scope["query_string"])
+        if only_account is not None:
+            # The common query, read without the general parser: the same answer, a little sooner.
+            account_text, query = only_account.group(1).decode(), {}
+        else:
+            pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            query = dict(pairs)
+            if len(query) != len(pairs):
+                return None
+            account_text = query.pop("account_id", None)
+            if set(query) - allowed or any(not value for value in query.values()):
+                return None
         account_id = None
         if account_text is not None:
             if not account_text.isdigit() or int(account_text) < 1:
