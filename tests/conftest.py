@@ -110,7 +110,12 @@ def make_settings(tmp_dir: Path, database_url: str, redis_url: str = "", **overr
         data_dir=tmp_dir,
         jwt_secret="test-secret-" + "x" * 32,
         # Each app its own cache keys: apps of different databases number their accounts alike.
-        **{"run_worker_in_api": False, "cache_namespace": f"tg:test:{uuid.uuid4().hex}:", **overrides},
+        **{
+            "run_worker_in_api": False,
+            "cache_namespace": f"tg:test:{uuid.uuid4().hex}:",
+            "near_cache_epochs_dir": tmp_dir,
+            **overrides,
+        },
     )
 
 
@@ -198,6 +203,18 @@ async def serve_live(settings: Settings) -> AsyncIterator[LiveServer]:
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def two_api_processes(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
+    """Two served apps over one SQLite file and one Redis cache, as two API processes share them."""
+    require_service("Redis", "127.0.0.1", 6379)
+    database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    one_cache = f"tg:test:{uuid.uuid4().hex}:"
+    first = make_settings(tmp_path, database, REDIS_URL, cache_namespace=one_cache)
+    second = make_settings(tmp_path, database, REDIS_URL, cache_namespace=one_cache, auto_migrate=False)
+    async with serve_live(first) as one, serve_live(second) as other:
+        yield one, other
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from tests.bridging import position, register_follower, snapshot
-from tests.conftest import REDIS_URL, make_settings, require_service, serve_live
+from tests.conftest import REDIS_URL, require_service, two_api_processes
 from tradeguard.bridges.client import BridgeClient
 from tradeguard.cache import MemoryCache, NearCache, ReadThrough, RedisCache
 from tradeguard.cache.epochs import SharedEpochs
@@ -269,12 +269,7 @@ async def test_after_a_snapshot_the_views_its_owner_reads_are_rebuilt_and_the_ne
 
 
 async def test_a_read_on_one_api_process_right_after_an_ingest_on_another_is_never_stale(tmp_path):
-    require_service("Redis", "127.0.0.1", 6379)
-    database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-    one_cache = f"tg:test:{uuid.uuid4().hex}:"
-    first = make_settings(tmp_path, database, REDIS_URL, cache_namespace=one_cache)
-    second = make_settings(tmp_path, database, REDIS_URL, cache_namespace=one_cache, auto_migrate=False)
-    async with serve_live(first) as reading, serve_live(second) as ingesting:
+    async with two_api_processes(tmp_path) as (reading, ingesting):
         follower = await register_follower(reading.api)
         bridge = BridgeClient(ingesting.api.http, device_id=follower.device_id, secret=follower.secret)
         headers = follower.owner.headers

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -13,7 +12,7 @@ import orjson
 import pytest
 
 from tests.bridging import position, register_follower, snapshot
-from tests.conftest import REDIS_URL, make_settings, require_service, serve_live
+from tests.conftest import make_settings, serve_live, two_api_processes
 from tests.support import sign_up
 from tradeguard.bridges.client import BridgeClient
 from tradeguard.stream.bus import SUBSCRIBER_QUEUE_LIMIT, MemoryBus, StreamEvent
@@ -152,12 +151,7 @@ async def test_a_user_streams_only_accounts_they_may_see(live):
 
 
 async def test_events_travel_between_api_processes_through_redis(tmp_path):
-    require_service("Redis", "127.0.0.1", 6379)
-    database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-    one_cache = f"tg:test:{uuid.uuid4().hex}:"
-    first = make_settings(tmp_path, database, REDIS_URL, cache_namespace=one_cache)
-    second = make_settings(tmp_path, database, REDIS_URL, cache_namespace=one_cache, auto_migrate=False)
-    async with serve_live(first) as watching, serve_live(second) as ingesting:
+    async with two_api_processes(tmp_path) as (watching, ingesting):
         follower = await register_follower(watching.api)
         bridge_to_other_process = BridgeClient(
             ingesting.api.http, device_id=follower.device_id, secret=follower.secret

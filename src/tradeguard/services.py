@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tradeguard.actions.guarding import GuardPolicy
 from tradeguard.auth.tokens import TokenCache
 from tradeguard.cache import MemoryCache, NearCache, RedisCache, ResponseCache, invalidate_account
-from tradeguard.cache.epochs import SharedEpochs, default_epochs_path
+from tradeguard.cache.epochs import SharedEpochs, epochs_path
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.ingest.devices import DeviceSecrets
 from tradeguard.ingest.nonces import DatabaseNonces, NonceStore, RedisNonces
@@ -129,7 +129,7 @@ def _shared_cache(settings: Settings, redis: Redis) -> ResponseCache:
     )
     if not settings.near_cache:
         return shared
-    epochs = SharedEpochs(default_epochs_path(f"{settings.redis_url}|{namespace}"))
+    epochs = SharedEpochs(epochs_path(f"{settings.redis_url}|{namespace}", settings.near_cache_epochs_dir))
     return NearCache(
         shared, epochs, ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries
     )

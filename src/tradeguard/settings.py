@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     cache_namespace: str = Field(
         default="tg:c:", description="Prefix of the cache's Redis keys; processes sharing a cache share it."
     )
+    near_cache_epochs_dir: Path | None = Field(
+        default=None,
+        description="Where the host's processes share their cache epochs; empty means /dev/shm (or the temp dir).",
+    )
     near_cache: bool = Field(
         default=True,
         description="With Redis, each process also keeps its own copies of cache hits, kept coherent "

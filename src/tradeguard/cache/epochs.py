@@ -28,9 +28,9 @@ _HEADER_BYTES = 64
 _FILE_BYTES = _HEADER_BYTES + SLOTS * _SLOT.size
 
 
-def default_epochs_path(cache_identity: str) -> Path:
+def epochs_path(cache_identity: str, directory: Path | None = None) -> Path:
     """One file per shared cache, so processes sharing a cache on this host share its epochs."""
-    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    base = directory or (Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir()))
     digest = hashlib.sha256(cache_identity.encode()).hexdigest()[:16]
     return base / f"tradeguard-epochs-{digest}"
 
