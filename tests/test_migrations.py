@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -41,6 +42,12 @@ async def fresh_engine(request, tmp_path) -> AsyncIterator[AsyncEngine]:
         finally:
             await engine.dispose()
         return
+    async with fresh_postgres_engine(tmp_path) as engine:
+        yield engine
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_engine(tmp_path) -> AsyncIterator[AsyncEngine]:
     require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
     name = await create_postgres_database()
     engine = create_engine(Settings(database_url=postgres_url(name), data_dir=tmp_path))
@@ -115,12 +122,17 @@ async def test_upgrade_twice_is_a_no_op(fresh_engine):
     assert await schema_differences(fresh_engine) == []
 
 
-async def test_processes_starting_together_migrate_one_at_a_time(fresh_engine, tmp_path):
-    if fresh_engine.dialect.name != "postgresql":
-        pytest.skip("SQLite is the embedded mode: one process")
+async def test_processes_starting_together_migrate_postgresql_one_at_a_time(tmp_path):
+    async with fresh_postgres_engine(tmp_path) as engine:
+        await _migrate_in_four_processes_at_once(engine, tmp_path)
+        assert await current_revision(engine) == head_revision()
+        assert await schema_differences(engine) == []
+
+
+async def _migrate_in_four_processes_at_once(engine: AsyncEngine, tmp_path) -> None:
     environment = {
         **os.environ,
-        "TRADEGUARD_DATABASE_URL": fresh_engine.url.render_as_string(hide_password=False),
+        "TRADEGUARD_DATABASE_URL": engine.url.render_as_string(hide_password=False),
         "TRADEGUARD_DATA_DIR": str(tmp_path),
     }
     command = [sys.executable, "-c", "from tradeguard.cli import app; app()", "migrate"]
@@ -131,10 +143,7 @@ async def test_processes_starting_together_migrate_one_at_a_time(fresh_engine, t
         for _ in range(4)
     ]
     outputs = [(await process.communicate())[0].decode() for process in processes]
-
     assert [process.returncode for process in processes] == [0] * 4, outputs
-    assert await current_revision(fresh_engine) == head_revision()
-    assert await schema_differences(fresh_engine) == []
 
 
 async def test_downgrade_to_base_removes_every_table_and_upgrade_rebuilds_them(fresh_engine):
