@@ -29,6 +29,15 @@ class CacheCounts:
             {view: count - earlier.misses.get(view, 0) for view, count in self.misses.items()},
         )
 
+    def plus(self, other: CacheCounts) -> CacheCounts:
+        return CacheCounts(
+            {view: self.hits.get(view, 0) + other.hits.get(view, 0) for view in self.hits | other.hits},
+            {
+                view: self.misses.get(view, 0) + other.misses.get(view, 0)
+                for view in self.misses | other.misses
+            },
+        )
+
     def summary(self) -> dict:
         hits, misses = sum(self.hits.values()), sum(self.misses.values())
         views = sorted(set(self.hits) | set(self.misses))

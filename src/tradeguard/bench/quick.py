@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tradeguard.bench import environment, harness, load, wrk
 from tradeguard.bench.breach import Timings
-from tradeguard.bench.counters import cache_counts
+from tradeguard.bench.counters import CacheCounts, cache_counts
 from tradeguard.bench.reads import ENDPOINTS, callers_of, warm
 from tradeguard.bench.seed import new_secrets, seed_database
 from tradeguard.bench.servers import HOST, ServerSpec, running
@@ -107,11 +107,14 @@ async def _quick(
 
 async def _reads(seed, server, workers: int, duration: float, progress: Progress, task) -> dict:
     callers = callers_of(seed, len(seed.users))
-    sizes = {name: await warm(server.port, callers, path) for name, path in ENDPOINTS.items()}
-    before = await cache_counts(HOST, server.port, server.metrics_dir)
     out: dict = {"endpoints": {}}
     share = 1.0 / len(ENDPOINTS)
+    sizes = {}
+    measured = CacheCounts({}, {})
     for index, (name, path) in enumerate(ENDPOINTS.items()):
+        # Warmed right before its run: entries nobody read for longer than the TTL have expired.
+        sizes[name] = await warm(server.port, callers, path)
+        before = await cache_counts(HOST, server.port, server.metrics_dir)
         if wrk.available():
             run = await asyncio.to_thread(
                 wrk.run, server.url, callers=callers, path=path, connections=100, threads=2, duration=duration
@@ -122,9 +125,9 @@ async def _reads(seed, server, workers: int, duration: float, progress: Progress
             run["latency_ms"] = run.pop("latency")
             run["generator"] = "python (wrk not installed)"
         out["endpoints"][name] = run | {"body_bytes": sizes[name]}
+        measured = measured.plus((await cache_counts(HOST, server.port, server.metrics_dir)).minus(before))
         progress.update(task, completed=(index + 1) * share * 0.8)
-    after = await cache_counts(HOST, server.port, server.metrics_dir)
-    out["cache"] = after.minus(before).summary()
+    out["cache"] = measured.summary()
     if wrk.available():
         bare = ServerSpec(
             app=harness.BARE_APP,
