@@ -20,6 +20,7 @@ from tradeguard.cache import NearCache
 from tradeguard.services import Services
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
+from tradeguard.store.db import open_pool
 from tradeguard.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.auto_migrate:
             await migrate.upgrade(services.engine)
         await services.load_instruments()
+        await open_pool(services.engine, settings.db_pool_size)
         app.state.services = services
         background = [asyncio.create_task(_refresh_instruments(services))]
         if isinstance(services.cache, NearCache):

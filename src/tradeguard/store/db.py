@@ -29,6 +29,19 @@ def create_engine(settings: Settings, database_url: str | None = None) -> AsyncE
     )
 
 
+async def open_pool(engine: AsyncEngine, size: int) -> None:
+    """Open the pool's connections now, so the first requests under load do not each pay a connect."""
+    if engine.dialect.name == "sqlite":
+        return
+    opened = []
+    try:
+        for _ in range(size):
+            opened.append(await engine.connect())
+    finally:
+        for connection in opened:
+            await connection.close()
+
+
 def _tune_sqlite(dbapi_connection, _record) -> None:
     # WAL lets readers proceed while the ingest step writes; foreign keys are off by default in SQLite.
     cursor = dbapi_connection.cursor()
