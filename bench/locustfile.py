@@ -28,8 +28,8 @@ over TG_INGEST_WEIGHT. Users wait TG_WAIT_MIN..TG_WAIT_MAX seconds (default
 
 At the end it prints p50/p95/p99, throughput and errors, and the server's cache hit rate over
 the run, from `tradeguard_cache_hits_total` / `tradeguard_cache_misses_total` read before and
-after: over HTTP from /metrics (exact for a single-process server), or, when TG_METRICS_DIR
-names the server's PROMETHEUS_MULTIPROC_DIR, summed over every worker. The numbers also go to
+after, over HTTP from /metrics (which adds up every worker when the server runs with
+PROMETHEUS_MULTIPROC_DIR, as `tradeguard serve --workers N` does). The numbers also go to
 TG_RESULT (default bench/results/locust.json).
 """
 
@@ -71,7 +71,6 @@ else:
 STATUS_WEIGHT, POSITIONS_WEIGHT, GUARDS_WEIGHT = 5 * READ_SCALE, 3 * READ_SCALE, 2 * READ_SCALE
 WAIT_MIN = float(os.environ.get("TG_WAIT_MIN", "0.5"))
 WAIT_MAX = float(os.environ.get("TG_WAIT_MAX", "1.5"))
-METRICS_DIR = os.environ.get("TG_METRICS_DIR")
 WARMUP_SECONDS = float(os.environ.get("TG_WARMUP") or 0)
 
 _seed = Seed.load(SEED_PATH)
@@ -81,10 +80,6 @@ _counts: dict[str, CacheCounts] = {}
 
 
 def _cache_counts(host: str) -> CacheCounts:
-    if METRICS_DIR:
-        from tradeguard.bench.counters import _from_multiprocess_dir
-
-        return _from_multiprocess_dir(Path(METRICS_DIR))
     with urllib.request.urlopen(f"{host}/metrics", timeout=10) as answer:
         return parse_prometheus_text(answer.read().decode())
 

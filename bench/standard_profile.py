@@ -59,8 +59,6 @@ async def run(args) -> dict:
             env["TRADEGUARD_BENCH_INGEST_SHARE"] = str(args.ingest_share)
         else:
             env.pop("TRADEGUARD_BENCH_INGEST_SHARE", None)
-        if server.metrics_dir is not None:
-            env["TG_METRICS_DIR"] = str(server.metrics_dir)
         argv = [str(Path(sys.executable).parent / "locust"), "-f", str(HERE / "locustfile.py"), "--headless"]
         argv += ["-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time, "--host", server.url]
         argv += ["--only-summary", "--loglevel", "WARNING"]

@@ -1,8 +1,7 @@
 """Reading the server's counters: cache hits and misses, and CPU time per process group.
 
-`/metrics` is per process: under `uvicorn --workers N` each scrape answers for whichever worker
-took the connection. The bench's own servers therefore run with PROMETHEUS_MULTIPROC_DIR and the
-bench adds up every worker's counters from there; a single-process server is read over HTTP.
+The bench's servers run with PROMETHEUS_MULTIPROC_DIR, as `tradeguard serve --workers N` does,
+so `/metrics` from whichever worker answers adds up every worker's counters.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import os
 import resource
 from dataclasses import dataclass
-from pathlib import Path
 
 from tradeguard.bench.client import get
 
@@ -64,28 +62,9 @@ def parse_prometheus_text(text: str) -> CacheCounts:
     return CacheCounts(hits, misses)
 
 
-async def cache_counts(host: str, port: int, metrics_dir: Path | None = None) -> CacheCounts:
-    if metrics_dir is not None:
-        return _from_multiprocess_dir(metrics_dir)
+async def cache_counts(host: str, port: int) -> CacheCounts:
     answer = await get(host, port, "/metrics")
     return parse_prometheus_text(answer.body.decode())
-
-
-def _from_multiprocess_dir(path: Path) -> CacheCounts:
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.multiprocess import MultiProcessCollector
-
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(path))
-    hits: dict[str, float] = {}
-    misses: dict[str, float] = {}
-    for metric in registry.collect():
-        for sample in metric.samples:
-            if sample.name in (HITS, MISSES):
-                target = hits if sample.name == HITS else misses
-                view = sample.labels.get("view", "")
-                target[view] = target.get(view, 0) + sample.value
-    return CacheCounts(hits, misses)
 
 
 _TICKS = os.sysconf("SC_CLK_TCK")

@@ -114,7 +114,7 @@ async def _reads(seed, server, workers: int, duration: float, progress: Progress
     for index, (name, path) in enumerate(ENDPOINTS.items()):
         # Warmed right before its run: entries nobody read for longer than the TTL have expired.
         sizes[name] = await warm(server.port, callers, path)
-        before = await cache_counts(HOST, server.port, server.metrics_dir)
+        before = await cache_counts(HOST, server.port)
         if wrk.available():
             run = await asyncio.to_thread(
                 wrk.run, server.url, callers=callers, path=path, connections=100, threads=2, duration=duration
@@ -125,7 +125,7 @@ async def _reads(seed, server, workers: int, duration: float, progress: Progress
             run["latency_ms"] = run.pop("latency")
             run["generator"] = "python (wrk not installed)"
         out["endpoints"][name] = run | {"body_bytes": sizes[name]}
-        measured = measured.plus((await cache_counts(HOST, server.port, server.metrics_dir)).minus(before))
+        measured = measured.plus((await cache_counts(HOST, server.port)).minus(before))
         progress.update(task, completed=(index + 1) * share * 0.8)
     out["cache"] = measured.summary()
     if wrk.available():

@@ -125,12 +125,12 @@ async def run_reads(
 
                 note(f"{name}: tradeguard", (2 * index + 1) / (2 * len(endpoints)))
                 await warm(server.port, callers, path)
-                before = await cache_counts(HOST, server.port, server.metrics_dir)
+                before = await cache_counts(HOST, server.port)
                 meter = CpuMeter(server.pids())
                 began = time.perf_counter()
                 run = await _wrk(f"{server.url}", callers=callers, path=path, **options)
                 run["cpu"] = meter.read(time.perf_counter() - began)
-                after = await cache_counts(HOST, server.port, server.metrics_dir)
+                after = await cache_counts(HOST, server.port)
                 run["cache"] = after.minus(before).summary()
                 p99 = run["latency_ms"].get("p99_ms")
                 ratio = (

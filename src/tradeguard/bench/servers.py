@@ -38,7 +38,7 @@ class ServerSpec:
     env: dict[str, str] = field(default_factory=dict)
     ready_path: str = "/api/v1/trading/health"
     metrics_dir: bool = False
-    """Give the workers a PROMETHEUS_MULTIPROC_DIR, so the bench can add up every worker's counters."""
+    """Give the workers a PROMETHEUS_MULTIPROC_DIR, so /metrics adds up every worker's counters."""
 
     def describe(self) -> dict:
         return {
@@ -56,14 +56,11 @@ class ServerSpec:
 class Server:
     """A running uvicorn; `pids()` are the processes that serve (the workers, or the one process)."""
 
-    def __init__(
-        self, spec: ServerSpec, port: int, process: subprocess.Popen, log: Path, metrics: Path | None
-    ):
+    def __init__(self, spec: ServerSpec, port: int, process: subprocess.Popen, log: Path):
         self.spec = spec
         self.port = port
         self.process = process
         self.log = log
-        self.metrics_dir = metrics
 
     @property
     def url(self) -> str:
@@ -130,7 +127,7 @@ async def running(spec: ServerSpec, *, log_dir: Path | None = None, ready_timeou
         process = subprocess.Popen(
             argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = Server(spec, port, process, log, metrics)
+    server = Server(spec, port, process, log)
     try:
         await _wait_ready(server, ready_timeout)
         yield server

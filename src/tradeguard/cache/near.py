@@ -107,8 +107,7 @@ class NearCache:
                     log.warning("cache invalidations from other hosts lost (%s); retrying", exc)
                 finally:
                     self.following = False
-                    self._copies.clear()
-                    self._count = 0
+                    self._drop_all()
                 await asyncio.sleep(retry_seconds)
         finally:
             await client.aclose()
@@ -116,8 +115,7 @@ class NearCache:
     def _apply(self, announcement: bytes) -> None:
         origin, scopes = decode_announcement(announcement)
         if EVERY_SCOPE in scopes:
-            self._copies.clear()
-            self._count = 0
+            self._drop_all()
             return
         if origin != self._epochs.host_token:
             self._epochs.bump(scopes)
@@ -137,6 +135,10 @@ class NearCache:
     def _evict_oldest_scope(self) -> None:
         oldest = next(iter(self._copies))
         self._count -= len(self._copies.pop(oldest))
+
+    def _drop_all(self) -> None:
+        self._copies.clear()
+        self._count = 0
 
     def _drop(self, scopes: Iterable[str]) -> None:
         for scope in scopes:

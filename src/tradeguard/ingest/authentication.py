@@ -41,10 +41,8 @@ async def verify_device(
     The nonce is claimed last, so a forged request cannot use up a real bridge's nonces.
     """
     _check_headers(signed, now)
-    device = await active_device(session, signed.device_id)
-    if device is None:
-        raise NotAuthenticated("unknown or revoked device")
-    return await _check_signature(session, signed, device_secrets.remember(device), nonces, now)
+    device = await _active_device(session, signed.device_id, device_secrets)
+    return await _check_signature(session, signed, device, nonces, now)
 
 
 async def verify_known_device(
@@ -62,13 +60,17 @@ async def verify_known_device(
     saves a round trip this way.
     """
     _check_headers(signed, now)
-    known = device_secrets.known(signed.device_id)
-    if known is None:
-        device = await active_device(session, signed.device_id)
-        if device is None:
-            raise NotAuthenticated("unknown or revoked device")
-        known = device_secrets.remember(device)
-    return await _check_signature(session, signed, known, nonces, now)
+    device = device_secrets.known(signed.device_id) or await _active_device(
+        session, signed.device_id, device_secrets
+    )
+    return await _check_signature(session, signed, device, nonces, now)
+
+
+async def _active_device(session: AsyncSession, device_id: str, device_secrets: DeviceSecrets) -> KnownDevice:
+    device = await active_device(session, device_id)
+    if device is None:
+        raise NotAuthenticated("unknown or revoked device")
+    return device_secrets.remember(device)
 
 
 def _check_headers(signed: SignedRequest, now: datetime) -> None:
