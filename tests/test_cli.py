@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, inspect, select
+from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
 from tradeguard.auth.users import authenticate
+from tradeguard.bench.quick import seed_accounts
+from tradeguard.bench.seed import new_secrets
 from tradeguard.cli import app
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store.db import create_engine, session_factory
@@ -171,3 +174,23 @@ def test_serve_with_several_workers_requires_postgresql_and_redis(database):
 
     assert refused.exit_code == 2
     assert "PostgreSQL" in said(refused)
+
+
+@pytest.mark.parametrize("accounts", [1, 4, 5])
+def test_bench_seeds_exactly_the_number_of_accounts_asked_for(tmp_path, accounts):
+    async def seed():
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'bench.db'}")
+        jwt_secret, secret_key = new_secrets()
+        try:
+            return await seed_accounts(
+                engine, accounts, positions=1, jwt_secret=jwt_secret, secret_key=secret_key
+            )
+        finally:
+            await engine.dispose()
+
+    seeded = asyncio.run(seed())
+
+    assert len(seeded.accounts) == accounts
+    assert sorted(account for user in seeded.users for account in user.accounts) == sorted(
+        account.account_id for account in seeded.accounts
+    )

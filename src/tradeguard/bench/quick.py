@@ -26,7 +26,7 @@ from tradeguard.bench import environment, harness, load, wrk
 from tradeguard.bench.breach import Timings
 from tradeguard.bench.counters import CacheCounts, cache_counts
 from tradeguard.bench.reads import ENDPOINTS, callers_of, warm
-from tradeguard.bench.seed import new_secrets, seed_database
+from tradeguard.bench.seed import Seed, new_secrets, seed_database
 from tradeguard.bench.servers import HOST, ServerSpec, running
 from tradeguard.bench.snapshots import SnapshotSigner
 from tradeguard.bench.stats import ms
@@ -78,7 +78,7 @@ async def _quick(
         engine = create_async_engine(database_url)
         try:
             common = dict(positions=10, jwt_secret=jwt_secret, secret_key=secret_key, redis_url=redis_url)
-            seed = await seed_database(engine, users=max(1, accounts // 2), accounts_per_user=2, **common)
+            seed = await seed_accounts(engine, accounts, **common)
             progress.update(tasks["seed"], completed=0.5)
             pool = await seed_database(
                 engine, users=breaches, accounts_per_user=1, migrate_first=False, **common
@@ -103,6 +103,25 @@ async def _quick(
         await harness.flush_redis(redis_url)
         shutil.rmtree(scratch, ignore_errors=True)
     return result
+
+
+async def seed_accounts(engine, accounts: int, **common) -> Seed:
+    """Exactly `accounts` accounts, two per user so that a user's reads cover several (one for the
+    last user when the number is odd)."""
+    pairs, single = divmod(accounts, 2)
+    batches = [(users, per_user) for users, per_user in ((pairs, 2), (single, 1)) if users]
+    seed = await seed_database(engine, users=batches[0][0], accounts_per_user=batches[0][1], **common)
+    for batch, (users, per_user) in enumerate(batches[1:], start=1):
+        more = await seed_database(
+            engine,
+            users=users,
+            accounts_per_user=per_user,
+            label=f"{seed.label}-{batch}",
+            migrate_first=False,
+            **common,
+        )
+        seed.extend(more)
+    return seed
 
 
 async def _reads(seed, server, workers: int, duration: float, progress: Progress, task) -> dict:
