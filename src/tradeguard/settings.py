@@ -7,10 +7,20 @@ from functools import lru_cache
 from pathlib import Path
 
 from cryptography.fernet import Fernet
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+# Relative to the folder tradeguard is started from, as a project's own `var/` is; every command
+# that opens the database says which file it is (see docs/configuration.md).
 DEFAULT_DATA_DIR = Path("var")
+# The async driver of each database tradeguard runs on, for URLs that name the database only.
+ASYNC_DRIVER_NAMES = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
 
 
 class Settings(BaseSettings):
@@ -69,6 +79,38 @@ class Settings(BaseSettings):
     notify_timeout_seconds: float = Field(default=5.0, gt=0)
     auto_migrate: bool = Field(default=True, description="Upgrade the schema when serving starts.")
     log_level: str = "INFO"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        # Fixed at start-up, so the database, the kept keys and what commands print agree.
+        return path.expanduser().resolve()
+
+    @field_validator("database_url")
+    @classmethod
+    def _with_async_driver(cls, value: str) -> str:
+        """Hosting platforms hand out `postgres://` URLs with libpq's `sslmode`: the same database
+        through asyncpg, which calls that option `ssl`."""
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(
+                "not a database URL (postgresql+asyncpg://user@host/name or sqlite+aiosqlite:///path)"
+            ) from exc
+        backend, _, driver = url.drivername.partition("+")
+        if backend not in ASYNC_DRIVER_NAMES:
+            raise ValueError(
+                "tradeguard runs on PostgreSQL (postgresql+asyncpg://...) or SQLite (sqlite+aiosqlite:///...)"
+            )
+        if driver:
+            return value
+        url = url.set(drivername=ASYNC_DRIVER_NAMES[backend])
+        sslmode = url.query.get("sslmode")
+        if sslmode is not None and backend != "sqlite":
+            url = url.difference_update_query(["sslmode"]).update_query_dict({"ssl": sslmode})
+        return url.render_as_string(hide_password=False)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

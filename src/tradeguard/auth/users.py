@@ -1,4 +1,4 @@
-"""Creating users and checking their passwords."""
+"""Creating and changing users, and checking their passwords."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from tradeguard.auth.tokens import ROLES
-from tradeguard.errors import Conflict, InvalidInput
+from tradeguard.errors import Conflict, InvalidInput, NotFound
 from tradeguard.store.models import User
 
 
@@ -23,13 +23,10 @@ async def create_user(session: AsyncSession, *, email: str, password: str, role:
     email = normalize_email(email)
     if "@" not in email or email.startswith("@") or email.endswith("@"):
         raise InvalidInput(f"not an email address: {email!r}")
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    _check_role(role)
     user = User(
         email=email,
-        password_hash=await asyncio.to_thread(hash_password, password),
+        password_hash=await _hash(password),
         role=role,
         is_active=True,
         created_at=now,
@@ -40,6 +37,53 @@ async def create_user(session: AsyncSession, *, email: str, password: str, role:
     except IntegrityError as exc:
         raise Conflict(f"a user with email {email} already exists") from exc
     return user
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    return list((await session.scalars(select(User).order_by(User.id))).all())
+
+
+async def deactivate_user(session: AsyncSession, email: str) -> User:
+    user = await _user(session, email)
+    user.is_active = False
+    return user
+
+
+async def activate_user(session: AsyncSession, email: str) -> User:
+    user = await _user(session, email)
+    user.is_active = True
+    return user
+
+
+async def set_role(session: AsyncSession, email: str, role: str) -> User:
+    _check_role(role)
+    user = await _user(session, email)
+    user.role = role
+    return user
+
+
+async def set_password(session: AsyncSession, email: str, password: str) -> User:
+    user = await _user(session, email)
+    user.password_hash = await _hash(password)
+    return user
+
+
+async def _user(session: AsyncSession, email: str) -> User:
+    user = await session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        raise NotFound(f"no user with email {normalize_email(email)}")
+    return user
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+
+
+async def _hash(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    return await asyncio.to_thread(hash_password, password)
 
 
 async def authenticate(session: AsyncSession, *, email: str, password: str) -> User | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from tradeguard.settings import Settings
@@ -49,6 +49,26 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def sqlite_path(url: str | URL) -> Path | None:
+    """The absolute path of an SQLite database's file; None for a server's or an in-memory one."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).resolve()
+
+
+def describe_database(url: str | URL) -> str:
+    """The database as an operator would look for it: the SQLite file's absolute path (and whether
+    it is about to be created), or the server's URL without the password."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite":
+        return url.render_as_string(hide_password=True)
+    path = sqlite_path(url)
+    if path is None:
+        return "sqlite in memory"
+    return f"sqlite {path}" if path.exists() else f"sqlite {path} (new)"
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

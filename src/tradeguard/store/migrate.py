@@ -6,8 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tradeguard.errors import InvalidInput
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any fixed number: every tradeguard process that migrates the same PostgreSQL database takes it.
@@ -20,19 +24,34 @@ def alembic_config() -> Config:
     return config
 
 
+def revisions() -> list[str]:
+    """Every target a migration accepts, from the empty database to the newest schema."""
+    chain = [script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()]
+    return ["base", *reversed(chain), "head"]
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    await _run(engine, lambda config: command.upgrade(config, revision))
+    await _run(engine, lambda config: command.upgrade(config, _keyword(revision)))
 
 
 async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
-    await _run(engine, lambda config: command.downgrade(config, revision))
+    await _run(engine, lambda config: command.downgrade(config, _keyword(revision)))
+
+
+def _keyword(revision: str) -> str:
+    # Alembic's `head` and `base` are lower-case; the revisions of this chain are numbers.
+    return revision.lower() if revision.lower() in ("head", "base") else revision
 
 
 async def _run(engine: AsyncEngine, operation) -> None:
     def run_with(sync_connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = sync_connection
-        operation(config)
+        try:
+            operation(config)
+        except CommandError as exc:
+            # An unknown revision, or a downgrade "up": the caller's mistake, said with the choices.
+            raise InvalidInput(f"{exc} (revisions: {', '.join(revisions())})") from exc
 
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
