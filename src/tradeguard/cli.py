@@ -47,8 +47,6 @@ instruments_app = typer.Typer(
 )
 app.add_typer(instruments_app, name="instruments")
 console = Console(stderr=True)
-
-
 _SYMBOL = TypeAdapter(Symbol)
 
 
@@ -147,6 +145,7 @@ def _read_password(from_stdin: bool) -> str:
     return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
+Email = Annotated[str, typer.Argument(help="The user's email.")]
 PasswordFromStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")]
 Role = Annotated[str, typer.Option(callback=_checked_role, help=f"One of: {', '.join(ROLES)}.")]
 
@@ -280,9 +279,6 @@ def users_list() -> None:
             f"{user.created_at:%Y-%m-%d %H:%M:%S}",
         )
     Console().print(table)
-
-
-Email = Annotated[str, typer.Argument(help="The user's email.")]
 
 
 @users_app.command("deactivate")
