@@ -399,6 +399,7 @@ def test_the_demo_serves_simulates_and_stops_on_ctrl_c(tmp_path):
         output = "".join(said)
         assert "simulation finished after 3 steps;" in output, output
         assert f"http://127.0.0.1:{port}/docs" in output
+        assert f"database: sqlite {(tmp_path / 'var' / 'demo.db').resolve()} (new every run)" in output
         password = re.search(r"password: (\S+)", output).group(1)
 
         base = f"http://127.0.0.1:{port}"

@@ -22,6 +22,7 @@ from rich.text import Text
 from tradeguard.auth.users import create_user
 from tradeguard.bridges.simulator import StepReport, run_demo_simulation
 from tradeguard.settings import Settings
+from tradeguard.store.db import describe_database
 
 if TYPE_CHECKING:
     from tradeguard.services import Services
@@ -96,8 +97,8 @@ async def _run_demo(
             say = functools.partial(out.print, soft_wrap=True)
             say(f"tradeguard demo at [bold]{base}/[/bold]  (API docs: {base}/docs)")
             say(f"login: [bold]{email}[/bold]  password: [bold]{password}[/bold]")
-            if fresh:
-                say(f"[dim]demo database {settings.resolved_database_url()} (new every run)[/dim]")
+            database = describe_database(settings.resolved_database_url())
+            say(f"[dim]database: {database}{' (new every run)' if fresh else ''}[/dim]")
             with _DemoProgress({account.account_id: account.name for account in accounts}, out) as progress:
                 simulation = asyncio.create_task(
                     run_demo_simulation(
