@@ -252,17 +252,20 @@ def _alert_level(guard_level: str) -> str:
     return "info" if guard_level == GuardLevel.NORMAL.value else guard_level
 
 
-def rearm_account(
+async def rearm_account(
     session: AsyncSession,
     account: Account,
-    state: AccountState,
     *,
     by_user_id: int,
     reset_peak: bool,
     now: datetime,
     policy: GuardPolicy,
-) -> None:
-    """The owner lets a halted account trade again; its next breach alerts, closes and halts anew."""
+) -> AccountState:
+    """The owner lets a halted account trade again; its next breach alerts, closes and halts anew.
+
+    Returns the account's state as re-armed.
+    """
+    state = await session.get(AccountState, account.id, with_for_update=True)
     current = drawdown_state_of(state)
     if current is not None:
         reset_to = state.equity if reset_peak and state.equity is not None else None
@@ -294,3 +297,4 @@ def rearm_account(
         reason="drawdown",
         details={"trading_allowed": True, "user_id": by_user_id, "reset_peak": reset_peak},
     )
+    return state
