@@ -95,7 +95,10 @@ async def rearm(
     services: ServicesDep,
     body: RearmRequest | None = None,
 ):
-    """Let a halted account trade again (`trading_allowed: true`); audited and alerted."""
+    """Let a halted account trade again (`trading_allowed: true`); audited and alerted.
+
+    Cancels the account's drawdown close commands not yet carried out.
+    """
     async with services.unit_of_work() as work:
         account = await get_visible_account(work.session, principal, account_id)
         state = await rearm_account(
