@@ -158,3 +158,17 @@ async def test_a_command_whose_outcome_was_already_unknown_is_not_cancelled(api)
     assert cancellations(await command_log(follower)) == {}
     [closed] = await follower.events(event_type="position_closed")
     assert closed["details"]["command_id"] == command["command_id"]
+
+
+async def test_a_position_gone_after_a_cancelled_unacknowledged_command_is_not_credited_to_it(api):
+    follower = await register_follower(api)
+    held = positions((1, "EURUSD"))
+    await at_equity(follower, "10000", held)
+    await at_equity(follower, "7900", held)
+    await rearm(follower)
+
+    answer = await at_equity(follower, "9900", [])
+
+    assert answer["closed_on_broker"] == ["1"]
+    assert await follower.events(event_type="position_closed") == []
+    assert [e["details"]["state"] for e in await command_log(follower)][0] == "cancelled"
