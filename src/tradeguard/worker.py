@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 import httpx
 
-from tradeguard.actions.audit import committed_audit_events
 from tradeguard.actions.delivery import DeliveryLoop, DeliveryPolicy
 from tradeguard.actions.notifiers import notifiers_from_settings
 from tradeguard.actions.sweep import SweepReport, sweep
@@ -33,19 +32,17 @@ class Worker:
 
     async def sweep_once(self) -> SweepReport:
         settings = self._services.settings
-        async with self._services.write_session() as session:
+        async with self._services.unit_of_work() as work:
             report = await sweep(
-                session,
+                work.session,
                 now=self._clock(),
                 notifiers=settings.notifier_names(),
                 command_max_attempts=settings.command_max_attempts,
             )
-            await session.commit()
-            await self._services.publish(committed_audit_events(session), report.stale_states)
-        for account_id, owner_id in report.touched.items():
-            await self._services.account_changed(account_id, owner_id)
-        if report.stale_accounts:
-            self._services.notify_alerts_raised()
+            for account_id, owner_id in report.touched.items():
+                work.account_changed(account_id, owner_id)
+            for state in report.stale_states:
+                work.publish_state(state)
         return report
 
     async def run_sweeps(self) -> None:

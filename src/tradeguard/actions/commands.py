@@ -1,7 +1,8 @@
 """Close commands: born from guard decisions, delivered to the bridge, settled by the broker's snapshot.
 
-pending → sent → executed | failed | expired. The database allows one live (pending or sent)
-command per position and cause; a command is confirmed when a snapshot no longer holds its
+pending → sent → executed | failed | expired, and pending | sent → cancelled when the owner
+re-arms a halted account (its drawdown commands only). The database allows one live (pending or
+sent) command per position and cause; a command is confirmed when a snapshot no longer holds its
 position, whatever the bridge said. An acknowledgement whose outcome is unknown is never retried
 blindly: the next snapshot decides.
 """
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import ColumnElement, Exists, case, exists, func, select
+from sqlalchemy import ColumnElement, Exists, and_, case, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +29,7 @@ from tradeguard.store.models import LIVE_COMMAND_STATES, CloseCommand
 from tradeguard.store.models import BrokerPosition as BrokerPositionRow
 
 SETTLED_BY_SNAPSHOT_STATES = (*LIVE_COMMAND_STATES, "executed")
+CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +235,46 @@ async def acknowledge(
     return command
 
 
+async def cancel_live(
+    session: AsyncSession, account_id: int, *, cause: str, why: str, now: datetime
+) -> list[CloseCommand]:
+    """Cancel the account's live commands of this cause: never delivered, expired or retried again.
+
+    A command whose outcome a bridge reported unknown is left to the next snapshot, which knows
+    whether the close happened. One already sent may still be in the bridge's hands, so what the
+    bridge says of it afterwards is still taken (`acknowledge`), and the snapshot settles it.
+    """
+    live = (
+        await session.scalars(
+            select(CloseCommand)
+            .where(
+                CloseCommand.account_id == account_id,
+                CloseCommand.cause == cause,
+                CloseCommand.state.in_(LIVE_COMMAND_STATES),
+                CloseCommand.outcome_unknown.is_(False),
+            )
+            .order_by(CloseCommand.created_at, CloseCommand.ticket, CloseCommand.id)
+            .with_for_update()
+        )
+    ).all()
+    for command in live:
+        was_sent = command.state == "sent"
+        command.state = CANCELLED
+        command.expires_at = None
+        command.updated_at = now
+        audit(
+            session,
+            command,
+            "close_command",
+            f"cancelled (ticket {command.ticket}): {why}"
+            + ("; the bridge may already have it" if was_sent else ""),
+            now,
+            state=CANCELLED,
+            was_sent=was_sent,
+        )
+    return list(live)
+
+
 def _ack_status(command: CloseCommand) -> str:
     return orjson.loads(command.result or "{}").get("status", command.state)
 
@@ -250,21 +292,29 @@ def any_unsettled(account_id: ColumnElement[int]) -> Exists:
     Every snapshot needs to know and almost every one finds none, so the ingest step asks along
     with a query it runs anyway, and loads the commands only when there are some.
     """
-    return exists().where(
-        _commands.c.account_id == account_id,
-        _commands.c.state.in_(SETTLED_BY_SNAPSHOT_STATES),
-        _commands.c.confirmed_at.is_(None),
-    )
+    return exists().where(_commands.c.account_id == account_id, _settled_by_snapshot(_commands.c))
 
 
 async def unsettled_commands(session: AsyncSession, account_id: int) -> list[CloseCommand]:
-    """The account's commands a snapshot may still settle: live ones, and executed ones not yet confirmed."""
+    """The account's commands a snapshot may still settle.
+
+    Live ones, executed ones not yet confirmed, and cancelled ones whose bridge then reported the
+    outcome unknown.
+    """
     query = select(CloseCommand).where(
-        CloseCommand.account_id == account_id,
-        CloseCommand.state.in_(SETTLED_BY_SNAPSHOT_STATES),
-        CloseCommand.confirmed_at.is_(None),
+        CloseCommand.account_id == account_id, _settled_by_snapshot(CloseCommand)
     )
     return list((await session.scalars(query)).all())
+
+
+def _settled_by_snapshot(columns) -> ColumnElement[bool]:
+    return and_(
+        or_(
+            columns.state.in_(SETTLED_BY_SNAPSHOT_STATES),
+            and_(columns.state == CANCELLED, columns.outcome_unknown.is_(True)),
+        ),
+        columns.confirmed_at.is_(None),
+    )
 
 
 def settle_with_snapshot(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions.alerts import raise_alert
 from tradeguard.actions.audit import audit_event
-from tradeguard.actions.commands import issue_close_commands, targets_of
+from tradeguard.actions.commands import cancel_live, issue_close_commands, targets_of
 from tradeguard.domain.guards import (
     DrawdownDecision,
     DrawdownSettings,
@@ -252,17 +252,24 @@ def _alert_level(guard_level: str) -> str:
     return "info" if guard_level == GuardLevel.NORMAL.value else guard_level
 
 
-def rearm_account(
+async def rearm_account(
     session: AsyncSession,
     account: Account,
-    state: AccountState,
     *,
     by_user_id: int,
     reset_peak: bool,
     now: datetime,
     policy: GuardPolicy,
-) -> None:
-    """The owner lets a halted account trade again; its next breach alerts, closes and halts anew."""
+) -> AccountState:
+    """The owner lets a halted account trade again; its next breach alerts, closes and halts anew.
+
+    The drawdown's close commands not yet carried out are cancelled: the owner's decision to
+    trade on overrides the halt's. Returns the account's state as re-armed.
+    """
+    state = await session.get(AccountState, account.id, with_for_update=True)
+    cancelled = await cancel_live(
+        session, account.id, cause="drawdown", why=f"account re-armed by user {by_user_id}", now=now
+    )
     current = drawdown_state_of(state)
     if current is not None:
         reset_to = state.equity if reset_peak and state.equity is not None else None
@@ -292,5 +299,11 @@ def rearm_account(
         message,
         at=now,
         reason="drawdown",
-        details={"trading_allowed": True, "user_id": by_user_id, "reset_peak": reset_peak},
+        details={
+            "trading_allowed": True,
+            "user_id": by_user_id,
+            "reset_peak": reset_peak,
+            "cancelled_commands": [command.id for command in cancelled],
+        },
     )
+    return state

@@ -31,12 +31,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def get_write_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for handlers that read then write; on SQLite it holds the process's write lock."""
-    async with request.app.state.services.write_session() as session:
-        yield session
-
-
 async def current_principal(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
     if not token:
         raise NotAuthenticated("not authenticated")
@@ -46,5 +40,4 @@ async def current_principal(request: Request, token: Annotated[str | None, Depen
 ServicesDep = Annotated[Services, Depends(get_services)]
 ReadsDep = Annotated[ReadService, Depends(get_reads)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-WriteSessionDep = Annotated[AsyncSession, Depends(get_write_session)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -7,7 +7,7 @@ nothing else drops entries, and nothing on the hot path lists keys.
 from tradeguard.cache.base import CacheLookup, Peek, ResponseCache, WarmFields, account_scope, user_scope
 from tradeguard.cache.memory import MemoryCache
 from tradeguard.cache.near import NearCache
-from tradeguard.cache.read_through import ReadThrough, invalidate_account, invalidate_user
+from tradeguard.cache.read_through import ReadThrough, invalidate_account
 from tradeguard.cache.redis import RedisCache
 
 __all__ = [
@@ -21,6 +21,5 @@ __all__ = [
     "WarmFields",
     "account_scope",
     "invalidate_account",
-    "invalidate_user",
     "user_scope",
 ]

@@ -76,7 +76,3 @@ class ReadThrough:
 async def invalidate_account(cache: ResponseCache, account_id: int, owner_id: int) -> WarmFields:
     """Drop every cached view of the account, including its owner's all-accounts views."""
     return await cache.invalidate((account_scope(account_id), user_scope(owner_id)))
-
-
-async def invalidate_user(cache: ResponseCache, user_id: int) -> WarmFields:
-    return await cache.invalidate((user_scope(user_id),))

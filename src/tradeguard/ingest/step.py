@@ -1,4 +1,4 @@
-"""One unit of work per bridge request: verify, validate, apply, commit, then invalidate the cache."""
+"""One unit of work per bridge request: verify, validate, apply; `Services.unit_of_work` ends it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions import commands
-from tradeguard.actions.audit import committed_audit_events
 from tradeguard.ingest.authentication import SignedRequest, verify_device, verify_known_device
 from tradeguard.ingest.devices import DeviceIdentity
 from tradeguard.ingest.snapshots import IngestOutcome, apply_snapshot, lock_account
@@ -27,14 +26,19 @@ async def _signed_device(
 async def ingest_snapshot(
     services: Services, signed: SignedRequest, *, received_at: datetime, started: float
 ) -> IngestOutcome:
-    async with services.write_session() as session:
+    """A snapshot not applied changes the account only through the commands it hands out (audited)."""
+    async with services.unit_of_work() as work:
         device = await verify_known_device(
-            session, signed, device_secrets=services.device_secrets, nonces=services.nonces, now=received_at
+            work.session,
+            signed,
+            device_secrets=services.device_secrets,
+            nonces=services.nonces,
+            now=received_at,
         )
-        locked = await lock_account(session, device)
+        locked = await lock_account(work.session, device)
         snapshot = SnapshotIn.model_validate_json(signed.body)
         outcome = await apply_snapshot(
-            session,
+            work.session,
             locked,
             snapshot,
             received_at=received_at,
@@ -42,41 +46,33 @@ async def ingest_snapshot(
             instruments=services.instruments,
             policy=services.ingest_policy,
         )
-        await session.commit()
-        audit_rows = committed_audit_events(session)
-    if outcome.applied:
-        await services.account_changed(device.account_id, device.owner_id)
-        services.notify_alerts_raised()
-        await services.publish(audit_rows, [outcome.state])
+        if outcome.applied:
+            work.account_changed(device.account_id, device.owner_id)
+            work.publish_state(outcome.state)
     return outcome
 
 
 async def poll_commands(services: Services, signed: SignedRequest, *, now: datetime) -> list[CloseCommand]:
     """Every command the account's bridge has not acknowledged; delivery is at least once."""
-    async with services.write_session() as session:
-        device = await _signed_device(services, session, signed, now)
-        live = await commands.live_commands(session, device.account_id)
-        commands.mark_sent(session, live, now=now, timeout=services.ingest_policy.command_timeout)
-        await session.commit()
-        await services.publish(committed_audit_events(session))
+    async with services.unit_of_work() as work:
+        device = await _signed_device(services, work.session, signed, now)
+        live = await commands.live_commands(work.session, device.account_id)
+        commands.mark_sent(work.session, live, now=now, timeout=services.ingest_policy.command_timeout)
     return live
 
 
 async def acknowledge_command(
     services: Services, signed: SignedRequest, command_id: str, *, now: datetime
 ) -> CloseCommand:
-    async with services.write_session() as session:
-        device = await _signed_device(services, session, signed, now)
+    async with services.unit_of_work() as work:
+        device = await _signed_device(services, work.session, signed, now)
         ack = AcknowledgementIn.model_validate_json(signed.body)
         command = await commands.acknowledge(
-            session,
+            work.session,
             device.account_id,
             device.device_id,
             command_id,
             commands.Acknowledgement(ack.status, ack.detail, ack.close_price, ack.profit),
             now,
         )
-        await session.commit()
-        await services.publish(committed_audit_events(session))
-    await services.account_changed(device.account_id, device.owner_id)
     return command

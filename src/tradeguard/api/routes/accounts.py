@@ -12,9 +12,8 @@ from tradeguard.accounts.service import (
     list_accounts,
     update_guard_config,
 )
-from tradeguard.actions.audit import committed_audit_events
 from tradeguard.actions.guarding import rearm_account
-from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
+from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep
 from tradeguard.api.params import MAX_ID, AccountIdPath
 from tradeguard.api.responses import JSONBytes, model_response
 from tradeguard.api.schemas import (
@@ -26,8 +25,7 @@ from tradeguard.api.schemas import (
     GuardStatus,
     RearmRequest,
 )
-from tradeguard.cache import invalidate_user
-from tradeguard.store.models import Account, AccountState
+from tradeguard.store.models import Account
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -37,20 +35,18 @@ def _account_out(account: Account) -> AccountOut:
 
 
 @router.post("", response_model=AccountOut, status_code=201)
-async def create(
-    body: AccountCreate, principal: PrincipalDep, session: WriteSessionDep, services: ServicesDep
-):
-    account = await create_account(
-        session,
-        principal,
-        name=body.name,
-        broker=body.broker,
-        login=body.login,
-        currency=body.currency,
-        now=datetime.now(UTC),
-    )
-    await session.commit()
-    await invalidate_user(services.cache, principal.user_id)
+async def create(body: AccountCreate, principal: PrincipalDep, services: ServicesDep):
+    async with services.unit_of_work() as work:
+        account = await create_account(
+            work.session,
+            principal,
+            name=body.name,
+            broker=body.broker,
+            login=body.login,
+            currency=body.currency,
+            now=datetime.now(UTC),
+        )
+        work.account_changed(account.id, account.owner_id)
     return model_response(_account_out(account), 201)
 
 
@@ -79,13 +75,12 @@ async def change_guard_config(
     account_id: AccountIdPath,
     body: GuardConfigUpdate,
     principal: PrincipalDep,
-    session: WriteSessionDep,
     services: ServicesDep,
 ):
-    account = await get_visible_account(session, principal, account_id)
-    config = await update_guard_config(session, account, body.model_dump(exclude_unset=True))
-    await session.commit()
-    await services.account_changed(account.id, account.owner_id)
+    async with services.unit_of_work() as work:
+        account = await get_visible_account(work.session, principal, account_id)
+        config = await update_guard_config(work.session, account, body.model_dump(exclude_unset=True))
+        work.account_changed(account.id, account.owner_id)
     return model_response(GuardConfigOut(account_id=account.id, **config.model_dump()))
 
 
@@ -97,24 +92,23 @@ async def change_guard_config(
 async def rearm(
     account_id: AccountIdPath,
     principal: PrincipalDep,
-    session: WriteSessionDep,
     services: ServicesDep,
     body: RearmRequest | None = None,
 ):
-    """Let a halted account trade again (`trading_allowed: true`); audited and alerted."""
-    account = await get_visible_account(session, principal, account_id)
-    state = await session.get(AccountState, account.id, with_for_update=True)
-    rearm_account(
-        session,
-        account,
-        state,
-        by_user_id=principal.user_id,
-        reset_peak=body.reset_peak if body else False,
-        now=datetime.now(UTC),
-        policy=services.ingest_policy.guards,
-    )
-    await session.commit()
-    await services.publish(committed_audit_events(session), [state])
-    await services.account_changed(account.id, account.owner_id)
-    services.notify_alerts_raised()
+    """Let a halted account trade again (`trading_allowed: true`); audited and alerted.
+
+    Cancels the account's drawdown close commands not yet carried out.
+    """
+    async with services.unit_of_work() as work:
+        account = await get_visible_account(work.session, principal, account_id)
+        state = await rearm_account(
+            work.session,
+            account,
+            by_user_id=principal.user_id,
+            reset_peak=body.reset_peak if body else False,
+            now=datetime.now(UTC),
+            policy=services.ingest_policy.guards,
+        )
+        work.account_changed(account.id, account.owner_id)
+        work.publish_state(state)
     return JSONBytes(await services.reads.guard_status(principal, account.id))

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response
 
 from tradeguard.accounts.service import get_visible_account
-from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
+from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep
 from tradeguard.api.params import AccountIdPath
 from tradeguard.api.responses import json_response, model_response
 from tradeguard.api.schemas import DeviceCreated, DeviceOut
@@ -15,13 +15,13 @@ router = APIRouter(prefix="/accounts", tags=["devices"])
 
 
 @router.post("/{account_id}/devices", response_model=DeviceCreated, status_code=201)
-async def create(
-    account_id: AccountIdPath, principal: PrincipalDep, session: WriteSessionDep, services: ServicesDep
-):
+async def create(account_id: AccountIdPath, principal: PrincipalDep, services: ServicesDep):
     """Register a bridge for the account. The secret is in this response only."""
-    account = await get_visible_account(session, principal, account_id)
-    device, secret = await create_device(session, account, services.device_secrets, datetime.now(UTC))
-    await session.commit()
+    async with services.unit_of_work() as work:
+        account = await get_visible_account(work.session, principal, account_id)
+        device, secret = await create_device(
+            work.session, account, services.device_secrets, datetime.now(UTC)
+        )
     created = DeviceCreated(
         device_id=device.device_id, account_id=account.id, secret=secret, created_at=device.created_at
     )
@@ -38,11 +38,9 @@ async def index(account_id: AccountIdPath, principal: PrincipalDep, session: Ses
 
 
 @router.delete("/{account_id}/devices/{device_id}", status_code=204)
-async def revoke(
-    account_id: AccountIdPath, device_id: str, principal: PrincipalDep, session: WriteSessionDep
-):
+async def revoke(account_id: AccountIdPath, device_id: str, principal: PrincipalDep, services: ServicesDep):
     """Revoke a bridge: its signatures are refused from the next request on."""
-    account = await get_visible_account(session, principal, account_id)
-    await revoke_device(session, account, device_id, datetime.now(UTC))
-    await session.commit()
+    async with services.unit_of_work() as work:
+        account = await get_visible_account(work.session, principal, account_id)
+        await revoke_device(work.session, account, device_id, datetime.now(UTC))
     return Response(status_code=204)

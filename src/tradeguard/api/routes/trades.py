@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tradeguard.accounts.service import get_visible_account
-from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
+from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep
 from tradeguard.api.openapi import exact_json_body, raw_json_body
 from tradeguard.api.params import AccountIdPath, CursorQuery
 from tradeguard.api.responses import model_response
@@ -42,13 +42,12 @@ async def record(
     account_id: AccountIdPath,
     body: ExactTradeIn,
     principal: PrincipalDep,
-    session: WriteSessionDep,
     services: ServicesDep,
 ):
-    account = await get_visible_account(session, principal, account_id)
-    trade, created = await record_expected_trade(session, account, body, now=datetime.now(UTC))
-    await session.commit()
-    await services.account_changed(account.id, account.owner_id)
+    async with services.unit_of_work() as work:
+        account = await get_visible_account(work.session, principal, account_id)
+        trade, created = await record_expected_trade(work.session, account, body, now=datetime.now(UTC))
+        work.account_changed(account.id, account.owner_id)
     return model_response(_trade_out(trade), 201 if created else 200)
 
 
@@ -57,13 +56,12 @@ async def close(
     account_id: AccountIdPath,
     trade_id: str,
     principal: PrincipalDep,
-    session: WriteSessionDep,
     services: ServicesDep,
 ):
-    account = await get_visible_account(session, principal, account_id)
-    trade = await close_expected_trade(session, account, trade_id, now=datetime.now(UTC))
-    await session.commit()
-    await services.account_changed(account.id, account.owner_id)
+    async with services.unit_of_work() as work:
+        account = await get_visible_account(work.session, principal, account_id)
+        trade = await close_expected_trade(work.session, account, trade_id, now=datetime.now(UTC))
+        work.account_changed(account.id, account.owner_id)
     return model_response(_trade_out(trade))
 
 
