@@ -195,7 +195,7 @@ async def test_the_closed_deals_example_records_the_close_at_its_realized_pnl(sq
 
     assert summary["closed_on_broker"] == [str(deal["ticket"])]
     [closed] = await follower.events(event_type="closed_on_broker")
-    assert (closed["details"]["pnl_source"], Decimal(closed["details"]["net_profit"])) == (
+    assert (closed["details"]["pnl_source"], Decimal(str(closed["details"]["net_profit"]))) == (
         "realized",
         Decimal("-638.74"),
     )

@@ -9,6 +9,8 @@ import orjson
 import pytest
 
 from tests.bridging import Follower, position, register_follower, snapshot
+from tests.conftest import make_settings, serve_live
+from tests.test_stream import open_stream
 from tradeguard.bridges.client import BridgeError
 
 
@@ -57,14 +59,14 @@ async def test_a_stop_loss_filled_through_a_gap_is_recorded_at_the_pnl_it_realiz
     [closed] = await closes(follower)
     assert (closed["ticket"], closed["trade_id"], closed["reason"]) == ("7", "G1", "stop_loss")
     details = closed["details"]
-    assert Decimal(details["net_profit"]) == Decimal("-638.74")
+    assert Decimal(str(details["net_profit"])) == Decimal("-638.74")
     assert details["pnl_source"] == "realized"
-    assert Decimal(details["close_price"]) == Decimal("2331.43")
-    assert (Decimal(details["profit"]), Decimal(details["commission"])) == (
+    assert Decimal(str(details["close_price"])) == Decimal("2331.43")
+    assert (Decimal(str(details["profit"])), Decimal(str(details["commission"]))) == (
         Decimal("-637.14"),
         Decimal("-1.60"),
     )
-    assert Decimal(details["last_floating_pnl"]) == Decimal("-3.38")
+    assert Decimal(str(details["last_floating_pnl"])) == Decimal("-3.38")
     assert "realized P&L -638.74" in closed["message"] and "stop loss" in closed["message"]
 
 
@@ -75,7 +77,7 @@ async def test_without_deals_the_close_keeps_the_last_floating_pnl_and_says_so(f
 
     [closed] = await closes(follower)
     assert closed["details"]["pnl_source"] == "last_floating"
-    assert Decimal(closed["details"]["net_profit"]) == Decimal("-3.38")
+    assert Decimal(str(closed["details"]["net_profit"])) == Decimal("-3.38")
     assert closed["reason"] is None
     assert "last floating" in closed["message"]
 
@@ -90,9 +92,13 @@ async def test_a_deal_seen_late_amends_the_close_once_however_often_it_is_sent(f
 
     [amended] = await closes(follower, "close_realized")
     assert amended["ticket"] == "7"
-    assert Decimal(amended["details"]["net_profit"]) == Decimal("-638.74")
+    assert Decimal(str(amended["details"]["net_profit"])) == Decimal("-638.74")
     assert amended["details"]["pnl_source"] == "realized"
-    assert amended["details"]["replaces"] == {"net_profit": "-3.38", "pnl_source": "last_floating"}
+    replaced = amended["details"]["replaces"]
+    assert (Decimal(str(replaced["net_profit"])), replaced["pnl_source"]) == (
+        Decimal("-3.38"),
+        "last_floating",
+    )
     assert "recorded as -3.38 (last floating)" in amended["message"]
     assert await closes(follower, "unmatched_deal") == []
 
@@ -118,8 +124,8 @@ async def test_a_deal_for_a_position_still_held_is_a_partial_close(follower):
     assert summary["closed_on_broker"] == []
     [partial] = await closes(follower, "partial_close")
     assert partial["reason"] == "manual"
-    assert Decimal(partial["details"]["net_profit"]) == Decimal("-320.17")
-    assert Decimal(partial["details"]["volume"]) == Decimal("0.02")
+    assert Decimal(str(partial["details"]["net_profit"])) == Decimal("-320.17")
+    assert Decimal(str(partial["details"]["volume"])) == Decimal("0.02")
     assert await closes(follower) == []
 
 
@@ -131,7 +137,7 @@ async def test_a_deal_for_a_ticket_the_account_never_held_is_logged_as_unmatched
     assert summary["applied"] is True
     [unmatched] = await closes(follower, "unmatched_deal")
     assert unmatched["ticket"] == "424242"
-    assert Decimal(unmatched["details"]["net_profit"]) == Decimal("-638.74")
+    assert Decimal(str(unmatched["details"]["net_profit"])) == Decimal("-638.74")
     assert (await follower.status())["open_positions_count"] == 1
 
 
@@ -153,7 +159,7 @@ async def test_a_command_close_with_a_deal_is_logged_at_the_realized_pnl(followe
     await follower.bridge.send_snapshot(snapshot(equity="7800", closed_deals=[deal]))
 
     [closed] = await closes(follower, "position_closed")
-    assert Decimal(closed["details"]["net_profit"]) == Decimal("-1102.50")
+    assert Decimal(str(closed["details"]["net_profit"])) == Decimal("-1102.50")
     assert closed["details"]["pnl_source"] == "realized"
 
 
@@ -196,4 +202,40 @@ async def test_a_deal_given_as_a_json_number_is_read_digit_for_digit(sqlite_api)
 
     assert response.status_code == 200, response.text
     [closed] = await closes(follower)
-    assert closed["details"]["profit"] == "-637.1400000001"
+    assert Decimal(str(closed["details"]["profit"])) == Decimal("-637.1400000001")
+
+
+async def test_the_stream_sends_the_close_with_its_realized_pnl_and_then_the_late_amendment(tmp_path):
+    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'tradeguard.db'}")
+    async with serve_live(settings) as live:
+        follower = await register_follower(live.api)
+        await follower.bridge.send_snapshot(snapshot(gold(), gold(8)))
+        async with open_stream(live.api.http, follower.owner.token) as stream:
+            await stream.next("hello")
+            await follower.bridge.send_snapshot(snapshot(closed_deals=[stop_loss_through_the_gap()]))
+            closes = [
+                await stream.next(
+                    "log", matching=lambda event: event.data["event_type"] == "closed_on_broker"
+                )
+                for _ in range(2)
+            ]
+            await follower.bridge.send_snapshot(
+                snapshot(closed_deals=[stop_loss_through_the_gap(8, deal_id=90000002)])
+            )
+            amended = await stream.next(
+                "log", matching=lambda event: event.data["event_type"] == "close_realized"
+            )
+
+    by_ticket = {event.data["ticket"]: event.data["details"] for event in closes}
+    assert (by_ticket["7"]["pnl_source"], Decimal(str(by_ticket["7"]["net_profit"]))) == (
+        "realized",
+        Decimal("-638.74"),
+    )
+    assert (by_ticket["8"]["pnl_source"], Decimal(str(by_ticket["8"]["net_profit"]))) == (
+        "last_floating",
+        Decimal("-3.38"),
+    )
+    assert (amended.data["ticket"], Decimal(str(amended.data["details"]["net_profit"]))) == (
+        "8",
+        Decimal("-638.74"),
+    )

@@ -381,7 +381,9 @@ async def test_every_close_in_the_scripted_run_is_recorded_at_the_pnl_its_deal_r
     [gold] = [e for e in closes if e["account_id"] == accounts[Role.STEADY] and e["symbol"] == "XAUUSD"]
     assert gold["reason"] == "stop_loss"
     # Filled through the gap: the loss is far beyond the stop, and beyond the last floating P&L.
-    assert Decimal(gold["details"]["net_profit"]) < Decimal(gold["details"]["last_floating_pnl"]) - 500
+    assert (
+        Decimal(str(gold["details"]["net_profit"])) < Decimal(str(gold["details"]["last_floating_pnl"])) - 500
+    )
 
 
 def test_the_demo_scenario_fits_in_the_steps_it_promises():
