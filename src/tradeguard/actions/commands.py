@@ -308,10 +308,13 @@ def _log_position_closed(
     reported = orjson.loads(command.result or "{}")
     if closed is not None and closed.pnl_source is PnlSource.REALIZED:
         profit, price, source = closed.net_profit, closed.close_price, PnlSource.REALIZED.value
-    elif reported.get("profit") is not None or closed is None:
-        profit, price, source = reported.get("profit"), reported.get("close_price"), "acknowledged"
-    else:
+    elif reported.get("profit") is not None:
+        profit, price, source = reported["profit"], reported.get("close_price"), "acknowledged"
+    elif closed is not None:
         profit, price, source = closed.net_profit, closed.last_price, PnlSource.LAST_FLOATING.value
+    else:
+        # The previous snapshot did not hold the position either: its closed_on_broker entry has the P&L.
+        profit, price, source = None, reported.get("close_price"), None
     audit(
         session,
         command,
