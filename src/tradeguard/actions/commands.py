@@ -307,11 +307,11 @@ def _log_position_closed(
     """The P&L the broker's deals realized, else the one the acknowledgement reported, else the last floating one."""
     reported = orjson.loads(command.result or "{}")
     if closed is not None and closed.pnl_source is PnlSource.REALIZED:
-        profit, price, source = closed.net_profit, closed.close_price, PnlSource.REALIZED.value
+        profit, price, source = closed.net_profit, closed.close_price, PnlSource.REALIZED
     elif reported.get("profit") is not None:
-        profit, price, source = reported["profit"], reported.get("close_price"), "acknowledged"
+        profit, price, source = reported["profit"], reported.get("close_price"), PnlSource.ACKNOWLEDGED
     elif closed is not None:
-        profit, price, source = closed.net_profit, closed.last_price, PnlSource.LAST_FLOATING.value
+        profit, price, source = closed.net_profit, closed.last_price, PnlSource.LAST_FLOATING
     else:
         # The previous snapshot did not hold the position either: its closed_on_broker entry has the P&L.
         profit, price, source = None, reported.get("close_price"), None

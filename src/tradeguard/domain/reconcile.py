@@ -147,6 +147,9 @@ class PnlSource(enum.StrEnum):
 
     REALIZED = "realized"
     LAST_FLOATING = "last_floating"
+    # Never a `ClosedOnBroker`'s: a close command's entry takes the profit its acknowledgement
+    # reported when no deal came, and the field has one vocabulary.
+    ACKNOWLEDGED = "acknowledged"
 
 
 @dataclass(frozen=True, slots=True)
