@@ -778,3 +778,16 @@ def test_every_new_deal_lands_in_exactly_one_outcome_and_its_pnl_is_counted_once
         (deal.net_profit for deal in new_deals), Decimal(0)
     )
     assert len({realized.ticket for realized in landed}) == len(landed)
+
+
+@given(accounts(), st.data(), st.randoms(use_true_random=False))
+def test_what_deals_realize_does_not_depend_on_the_order_they_are_listed_in(account, data, random):
+    expected, held, previous = account
+    tickets = sorted({p.ticket for p in held} | {p.ticket for p in previous.positions} | {"U1"})
+    deals = data.draw(deals_of(tickets))
+    shuffled = list(deals)
+    random.shuffle(shuffled)
+
+    assert run(expected, held, previous=previous, deals=shuffled) == run(
+        expected, held, previous=previous, deals=deals
+    )
