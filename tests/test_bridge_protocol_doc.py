@@ -11,15 +11,21 @@ import re
 import shutil
 import subprocess
 import urllib.request
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 
+from tests.bridging import position, register_follower
 from tests.support import sign_up
 from tradeguard.ingest.signature import canonical_message, sign
+from tradeguard.ingest.validation import SnapshotIn
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bridge-protocol.md"
 _EXAMPLE_BLOCK = re.compile(r"<!-- worked-example:([\w-]+) -->\n```\w*\n(.*?)\n```", re.DOTALL)
+_CLOSED_DEALS_EXAMPLE = re.compile(r"<!-- example:closed-deals -->\n```json\n(.*?)\n```", re.DOTALL)
 
 
 def worked_example() -> dict[str, str]:
@@ -148,3 +154,48 @@ async def test_a_poll_signed_as_the_page_describes_is_accepted(sqlite_api, doc_s
 
     assert response.status_code == 200, response.text
     assert response.json() == {"commands": []}
+
+
+def closed_deals_example() -> dict:
+    return orjson.loads(_CLOSED_DEALS_EXAMPLE.search(DOC.read_text(encoding="utf-8")).group(1))
+
+
+def test_the_closed_deals_example_is_a_valid_snapshot_whose_deal_realized_the_gap():
+    snapshot = SnapshotIn.model_validate(closed_deals_example())
+
+    [deal] = snapshot.closed_deals
+    assert deal.to_domain().net_profit == Decimal("-638.74")
+    assert snapshot.balance == Decimal(10000) + deal.to_domain().net_profit
+
+
+async def test_the_closed_deals_example_records_the_close_at_its_realized_pnl(sqlite_api):
+    follower = await register_follower(sqlite_api)
+    body = closed_deals_example()
+    [deal] = body["closed_deals"]
+    now = datetime.now(UTC)
+    held = position(
+        deal["ticket"],
+        symbol="XAUUSD",
+        volume="0.02",
+        open_price="2650.00",
+        current_price="2648.31",
+        profit="-3.38",
+    )
+    await follower.bridge.send_snapshot(
+        {
+            **body,
+            "taken_at": (now - timedelta(seconds=5)).isoformat(),
+            "positions": [held],
+            "closed_deals": [],
+        }
+    )
+
+    deal["closed_at"] = (now - timedelta(seconds=1)).isoformat()
+    summary = await follower.bridge.send_snapshot({**body, "taken_at": now.isoformat()})
+
+    assert summary["closed_on_broker"] == [str(deal["ticket"])]
+    [closed] = await follower.events(event_type="closed_on_broker")
+    assert (closed["details"]["pnl_source"], Decimal(str(closed["details"]["net_profit"]))) == (
+        "realized",
+        Decimal("-638.74"),
+    )

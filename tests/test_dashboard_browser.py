@@ -472,3 +472,45 @@ async def test_the_page_reconnects_and_resumes_after_the_server_restarts(browser
                 await expect(page.locator('#events [data-event-type="matched"]')).to_have_count(1)
         finally:
             await context.close()
+
+
+async def test_a_close_shows_the_pnl_its_deal_realized_and_a_close_without_one_says_last_floating(
+    served, browser
+):
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    follower = await register_follower(served.api)
+    gold = position(
+        "8001", symbol="XAUUSD", volume="0.02", open_price="2650.00", current_price="2648.31", profit="-3.38"
+    )
+    euro = position("8002", profit="-5.00")
+    assert (await follower.bridge.send_snapshot(snapshot(gold, euro)))["applied"]
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    try:
+        page, problems, foreign = await _signed_in_page(context, served, follower)
+        await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+        await expect(page.locator('#positions tr[data-ticket="8001"]')).to_be_visible()
+
+        stop = {
+            "ticket": "8001",
+            "close_price": "2331.43",
+            "profit": "-637.14",
+            "commission": "-1.60",
+            "closed_at": _minutes_ago(0.02).isoformat(),
+            "reason": "stop_loss",
+        }
+        assert (await follower.bridge.send_snapshot(snapshot(closed_deals=[stop])))["applied"]
+
+        closes = page.locator('#events [data-event-type="closed_on_broker"]')
+        realized = closes.filter(has_text="#8001").locator('[data-pnl-source="realized"]')
+        await expect(realized).to_contain_text("638.74")
+        await expect(realized).to_contain_text("realized")
+        floating = closes.filter(has_text="#8002").locator('[data-pnl-source="last_floating"]')
+        await expect(floating).to_contain_text("5.00")
+        await expect(floating).to_contain_text("last floating")
+        await expect(closes.filter(has_text="#8001")).to_contain_text("stop loss")
+        assert problems == [], problems
+        assert foreign == [], f"requests to other origins: {foreign}"
+    finally:
+        await context.close()

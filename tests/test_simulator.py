@@ -121,9 +121,18 @@ def test_a_stop_loss_hit_closes_the_position_and_books_its_loss_into_the_balance
     [(position, _, _)] = broker.fill_due_orders(1, NOW)
     market.set_bid("GBPUSD", Decimal("1.26750"))  # through the stop: the fill is at the market, worse
 
-    [closed] = broker.trigger_stops()
+    [closed] = broker.trigger_stops(NOW)
 
     assert closed.why == "stop loss"
+    assert broker.history == [closed]
+    assert closed.as_closed_deal() == {
+        "ticket": position.ticket,
+        "deal_id": 1,
+        "close_price": Decimal("1.26750"),
+        "profit": Decimal("-250.00"),
+        "closed_at": NOW,
+        "reason": "stop_loss",
+    }
     assert closed.close_price == Decimal("1.26750")
     assert closed.profit == Decimal("-250.00")
     assert broker.balance == Decimal("9750.00")
@@ -357,6 +366,24 @@ async def test_the_gap_in_gold_is_seen_by_the_market_guard(scripted_run):
     response = await caller.get("/api/v1/alerts", account_id=accounts[Role.DIVERGENT], limit=200)
     assert response.status_code == 200, response.text
     assert any(alert["symbol"] == gap.symbol for alert in response.json()["alerts"])
+
+
+async def test_every_close_in_the_scripted_run_is_recorded_at_the_pnl_its_deal_realized(scripted_run):
+    caller, accounts = scripted_run.caller, scripted_run.account_of
+    closes = []
+    for account_id in accounts.values():
+        response = await caller.get(
+            "/api/v1/reconciliation/logs", account_id=account_id, event_type="closed_on_broker", limit=500
+        )
+        closes += response.json()["events"]
+
+    assert {event["details"]["pnl_source"] for event in closes} == {"realized"}
+    [gold] = [e for e in closes if e["account_id"] == accounts[Role.STEADY] and e["symbol"] == "XAUUSD"]
+    assert gold["reason"] == "stop_loss"
+    # Filled through the gap: the loss is far beyond the stop, and beyond the last floating P&L.
+    assert (
+        Decimal(str(gold["details"]["net_profit"])) < Decimal(str(gold["details"]["last_floating_pnl"])) - 500
+    )
 
 
 def test_the_demo_scenario_fits_in_the_steps_it_promises():

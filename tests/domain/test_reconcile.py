@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,20 +12,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tradeguard.domain.instruments import InstrumentTable
-from tradeguard.domain.model import BrokerPosition, ExpectedTrade, Side
+from tradeguard.domain.model import BrokerPosition, ClosedDeal, CloseReason, ExpectedTrade, Side
 from tradeguard.domain.reconcile import (
     ClosedOnBroker,
+    DealHistory,
     DivergenceReason,
+    PnlSource,
     PreviousSnapshot,
     ReconcileSettings,
     Reconciliation,
     ReconciliationStatus,
+    RecordedClose,
     reconcile,
 )
 
 NOW = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
 INSTRUMENTS = InstrumentTable({})
 SETTINGS = ReconcileSettings()
+NO_DEAL_HISTORY = DealHistory()
 R = DivergenceReason
 
 REFERENCE_PRICE = {"EURUSD": Decimal("1.10000"), "USDJPY": Decimal("150.000"), "XAUUSD": Decimal("2300.00")}
@@ -112,9 +117,18 @@ def run(
     *,
     previous: PreviousSnapshot | None = None,
     settings: ReconcileSettings = SETTINGS,
+    deals: list[ClosedDeal] = (),
+    history: DealHistory = NO_DEAL_HISTORY,
 ) -> Reconciliation:
     return reconcile(
-        expected, positions, instruments=INSTRUMENTS, now=NOW, settings=settings, previous=previous
+        expected,
+        positions,
+        instruments=INSTRUMENTS,
+        now=NOW,
+        settings=settings,
+        previous=previous,
+        closed_deals=deals,
+        deal_history=history,
     )
 
 
@@ -456,11 +470,13 @@ def test_a_position_gone_since_the_previous_snapshot_is_closed_on_broker_with_it
             volume=Decimal("0.10"),
             open_price=Decimal("1.10000"),
             last_price=Decimal("1.10000"),
-            net_profit=Decimal("40.55"),
+            last_floating_pnl=Decimal("40.55"),
             opened_at=position.opened_at,
             trade_id="T1",
         ),
     )
+    assert result.closed[0].net_profit == Decimal("40.55")
+    assert result.closed[0].pnl_source is PnlSource.LAST_FLOATING
     assert result.missing == () and result.divergences == ()
     assert result.status is ReconciliationStatus.IDLE
 
@@ -585,3 +601,193 @@ def test_repeated_trade_ids_or_tickets_are_rejected(expected, held):
 def test_negative_tolerances_are_rejected():
     with pytest.raises(ValueError, match="grace_seconds"):
         ReconcileSettings(grace_seconds=-1)
+
+
+def make_deal(
+    ticket: str = "1001",
+    profit: str = "0",
+    *,
+    close_price: str = "1.10000",
+    seconds_before_now: int = 2,
+    reason: CloseReason = CloseReason.STOP_LOSS,
+    swap: str = "0",
+    commission: str = "0",
+    deal_id: str | None = None,
+) -> ClosedDeal:
+    return ClosedDeal(
+        ticket=ticket,
+        close_price=Decimal(close_price),
+        profit=Decimal(profit),
+        closed_at=seconds_ago(seconds_before_now),
+        reason=reason,
+        swap=Decimal(swap),
+        commission=Decimal(commission),
+        deal_id=deal_id,
+    )
+
+
+def test_a_stop_loss_filled_through_a_gap_is_closed_at_the_pnl_it_realized_not_the_last_floating_one():
+    gold = make_position("7", symbol="XAUUSD", volume="0.02", open_price="2650.00", profit="-3.38")
+    previous = run([], [gold]).as_previous()
+    stop = make_deal("7", "-637.14", close_price="2331.43", commission="-1.60")
+
+    [closed] = run([], [], previous=previous, deals=[stop]).closed
+
+    assert closed.pnl_source is PnlSource.REALIZED
+    assert closed.net_profit == Decimal("-638.74")
+    assert closed.last_floating_pnl == Decimal("-3.38")
+    assert (closed.close_price, closed.realized.reason) == (Decimal("2331.43"), CloseReason.STOP_LOSS)
+    assert closed.realized.closed_at == stop.closed_at
+
+
+def test_a_close_without_deals_keeps_the_last_floating_pnl_labelled_as_such():
+    previous = run([], [make_position("7", profit="-3.38")]).as_previous()
+
+    [closed] = run([], [], previous=previous).closed
+
+    assert (closed.pnl_source, closed.net_profit, closed.realized) == (
+        PnlSource.LAST_FLOATING,
+        Decimal("-3.38"),
+        None,
+    )
+    assert closed.close_price == closed.last_price
+
+
+def test_the_deals_of_one_close_add_up_with_swap_and_commission_and_the_last_one_says_how():
+    previous = run([], [make_position("7")]).as_previous()
+    first_fill = make_deal("7", "-20", seconds_before_now=3, reason=CloseReason.MANUAL, swap="-1")
+    last_fill = make_deal("7", "-30", close_price="1.09500", seconds_before_now=1, commission="-0.5")
+
+    [closed] = run([], [], previous=previous, deals=[last_fill, first_fill]).closed
+
+    assert closed.net_profit == Decimal("-51.5")
+    assert (closed.realized.profit, closed.realized.swap, closed.realized.commission) == (
+        Decimal("-50"),
+        Decimal("-1"),
+        Decimal("-0.5"),
+    )
+    assert (closed.close_price, closed.realized.reason) == (Decimal("1.09500"), CloseReason.STOP_LOSS)
+
+
+def test_a_deal_for_a_position_still_held_is_a_partial_close_not_a_close():
+    held = make_position("7", volume="0.05")
+    previous = run([], [make_position("7")]).as_previous()
+
+    result = run([], [held], previous=previous, deals=[make_deal("7", "-12", reason=CloseReason.MANUAL)])
+
+    assert result.closed == ()
+    [partial] = result.partial_closes
+    assert (partial.position, partial.realized.net_profit) == (held, Decimal("-12"))
+
+
+def test_a_deal_for_a_ticket_the_account_never_held_is_unmatched_and_refuses_nothing():
+    result = run([], [make_position("8")], deals=[make_deal("9", "-40")])
+
+    [unmatched] = result.unmatched_deals
+    assert (unmatched.realized.ticket, unmatched.realized.net_profit) == ("9", Decimal("-40"))
+    assert result.closed == () and result.partial_closes == () and result.closes_realized == ()
+    assert result.open_positions_count == 1
+
+
+def _recorded(ticket: str, net_profit: str, source: PnlSource) -> RecordedClose:
+    return RecordedClose(
+        ticket=ticket,
+        symbol="XAUUSD",
+        volume=Decimal("0.02"),
+        trade_id="T1",
+        net_profit=Decimal(net_profit),
+        pnl_source=source,
+    )
+
+
+def test_a_deal_arriving_after_its_close_replaces_the_last_floating_pnl_recorded():
+    history = DealHistory(closes={"7": _recorded("7", "-3.38", PnlSource.LAST_FLOATING)})
+
+    result = run([], [], deals=[make_deal("7", "-638.74")], history=history)
+
+    [late] = result.closes_realized
+    assert (late.close.net_profit, late.net_profit) == (Decimal("-3.38"), Decimal("-638.74"))
+    assert result.unmatched_deals == ()
+
+
+def test_a_further_deal_after_a_realized_close_adds_to_what_it_realized():
+    history = DealHistory(closes={"7": _recorded("7", "-600", PnlSource.REALIZED)})
+
+    [late] = run([], [], deals=[make_deal("7", "-38.74")], history=history).closes_realized
+
+    assert late.net_profit == Decimal("-638.74")
+
+
+def test_a_deal_already_recorded_or_listed_twice_counts_once():
+    stop = make_deal("7", "-638.74")
+    previous = run([], [make_position("7")]).as_previous()
+
+    resent = run([], [], deals=[stop], history=DealHistory(recorded=frozenset({stop})))
+    twice = run([], [], previous=previous, deals=[stop, stop])
+
+    assert (resent.closes_realized, resent.unmatched_deals) == ((), ())
+    assert twice.closed[0].net_profit == Decimal("-638.74")
+
+
+def test_two_fills_alike_in_every_field_but_their_deal_id_are_two_deals():
+    previous = run([], [make_position("7", volume="1.00")]).as_previous()
+    halves = [make_deal("7", "-100", deal_id="D1"), make_deal("7", "-100", deal_id="D2")]
+
+    [closed] = run([], [], previous=previous, deals=halves).closed
+
+    assert closed.net_profit == Decimal("-200")
+
+
+@st.composite
+def deals_of(draw: st.DrawFn, tickets: list[str]) -> list[ClosedDeal]:
+    return draw(
+        st.lists(
+            st.builds(
+                make_deal,
+                st.sampled_from(tickets),
+                st.integers(-900, 900).map(str),
+                seconds_before_now=st.integers(0, 30),
+                reason=st.sampled_from(CloseReason),
+                commission=st.sampled_from(["0", "-0.70"]),
+                deal_id=st.none() | st.sampled_from(["D1", "D2", "D3"]),
+            ),
+            max_size=8,
+        )
+    )
+
+
+@given(accounts(), st.data())
+def test_every_new_deal_lands_in_exactly_one_outcome_and_its_pnl_is_counted_once(account, data):
+    expected, held, previous = account
+    tickets = sorted({p.ticket for p in held} | {p.ticket for p in previous.positions} | {"R1", "U1"})
+    deals = data.draw(deals_of(tickets))
+    recorded = frozenset(data.draw(st.lists(st.sampled_from(deals)))) if deals else frozenset()
+    history = DealHistory(recorded, {"R1": _recorded("R1", "-3.38", PnlSource.LAST_FLOATING)})
+
+    result = run(expected, held, previous=previous, deals=deals, history=history)
+
+    new_deals = set(deals) - recorded
+    landed = [
+        *(closed.realized for closed in result.closed if closed.realized is not None),
+        *(partial.realized for partial in result.partial_closes),
+        *(late.realized for late in result.closes_realized),
+        *(unmatched.realized for unmatched in result.unmatched_deals),
+    ]
+    assert Counter(deal for realized in landed for deal in realized.deals) == Counter(new_deals)
+    assert sum((realized.net_profit for realized in landed), Decimal(0)) == sum(
+        (deal.net_profit for deal in new_deals), Decimal(0)
+    )
+    assert len({realized.ticket for realized in landed}) == len(landed)
+
+
+@given(accounts(), st.data(), st.randoms(use_true_random=False))
+def test_what_deals_realize_does_not_depend_on_the_order_they_are_listed_in(account, data, random):
+    expected, held, previous = account
+    tickets = sorted({p.ticket for p in held} | {p.ticket for p in previous.positions} | {"U1"})
+    deals = data.draw(deals_of(tickets))
+    shuffled = list(deals)
+    random.shuffle(shuffled)
+
+    assert run(expected, held, previous=previous, deals=shuffled) == run(
+        expected, held, previous=previous, deals=deals
+    )

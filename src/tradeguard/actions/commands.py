@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions.audit import audit_event
 from tradeguard.domain.model import BrokerPosition
-from tradeguard.domain.reconcile import ClosedOnBroker
+from tradeguard.domain.reconcile import ClosedOnBroker, PnlSource
 from tradeguard.errors import Conflict, NotFound
 from tradeguard.store.models import LIVE_COMMAND_STATES, CloseCommand
 from tradeguard.store.models import BrokerPosition as BrokerPositionRow
@@ -354,8 +354,17 @@ def settle_with_snapshot(
 def _log_position_closed(
     session: AsyncSession, command: CloseCommand, closed: ClosedOnBroker | None, now: datetime
 ) -> None:
+    """The P&L the broker's deals realized, else the one the acknowledgement reported, else the last floating one."""
     reported = orjson.loads(command.result or "{}")
-    profit = closed.net_profit if closed is not None else reported.get("profit")
+    if closed is not None and closed.pnl_source is PnlSource.REALIZED:
+        profit, price, source = closed.net_profit, closed.close_price, PnlSource.REALIZED
+    elif reported.get("profit") is not None:
+        profit, price, source = reported["profit"], reported.get("close_price"), PnlSource.ACKNOWLEDGED
+    elif closed is not None:
+        profit, price, source = closed.net_profit, closed.last_price, PnlSource.LAST_FLOATING
+    else:
+        # The previous snapshot did not hold the position either: its closed_on_broker entry has the P&L.
+        profit, price, source = None, reported.get("close_price"), None
     audit(
         session,
         command,
@@ -363,7 +372,8 @@ def _log_position_closed(
         f"{command.symbol} ticket {command.ticket} closed ({command.cause}), P&L {profit}",
         now,
         net_profit=profit,
-        last_price=closed.last_price if closed is not None else reported.get("close_price"),
+        pnl_source=source,
+        last_price=price,
     )
 
 

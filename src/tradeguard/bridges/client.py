@@ -1,13 +1,16 @@
 """What an MT5 or exchange bridge imports to talk to tradeguard: signed snapshots, command polling, acks.
 
 Decimals are sent as JSON strings, which tradeguard reads exactly; datetimes as RFC 3339.
+
+Closed deals go out at least once: those reported with `report_closed_deals` ride along with
+every snapshot until one that carries them is applied (tradeguard counts a deal sent again once).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -50,6 +53,7 @@ class BridgeClient:
         self._device_id = device_id
         self._secret = secret
         self._clock = clock
+        self._unsent_deals: list[dict] = []
 
     def signed_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         timestamp = str(int(self._clock()))
@@ -67,9 +71,33 @@ class BridgeClient:
         headers = self.signed_headers(method, path, body)
         return await self._http.request(method, path, content=body, headers=headers)
 
+    def report_closed_deals(self, deals: Iterable[dict]) -> None:
+        """Deals the broker's history shows since the last report, as `closed_deals` items."""
+        self._unsent_deals.extend(deals)
+
     async def send_snapshot(self, snapshot: dict) -> dict:
-        """The sync summary, with the close commands the bridge should carry out."""
-        return _json_or_raise(await self.request("POST", SNAPSHOTS_PATH, snapshot))
+        """The sync summary, with the close commands the bridge should carry out.
+
+        Carries the deals not yet taken: they are kept until a snapshot carrying them is applied,
+        except when tradeguard refuses them (422 naming `closed_deals`), so that one bad deal
+        cannot keep every later snapshot out.
+        """
+        deals = self._unsent_deals[:]
+        if deals:
+            snapshot = {**snapshot, "closed_deals": [*snapshot.get("closed_deals", ()), *deals]}
+        try:
+            summary = _json_or_raise(await self.request("POST", SNAPSHOTS_PATH, snapshot))
+        except BridgeError as error:
+            if error.status_code == 422 and "closed_deals" in error.detail:
+                self._forget(deals)
+            raise
+        if summary.get("applied"):
+            self._forget(deals)
+        return summary
+
+    def _forget(self, deals: list[dict]) -> None:
+        # Deals reported while the request was under way stay for the next snapshot.
+        del self._unsent_deals[: len(deals)]
 
     async def poll_commands(self) -> list[dict]:
         return _json_or_raise(await self.request("GET", COMMANDS_PATH))["commands"]

@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 
 from tradeguard.bridges.client import BridgeClient, BridgeError, encode_body
-from tradeguard.domain.model import Side
+from tradeguard.domain.model import CloseReason, Side
 
 log = logging.getLogger(__name__)
 
@@ -223,13 +223,32 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class ClosedPosition:
+    """A deal in the broker's history: all or part of a position closed."""
+
+    deal_id: int
     ticket: int
     symbol: str
     side: Side
     volume: Decimal
     close_price: Decimal
     profit: Decimal
-    why: str
+    closed_at: datetime
+    reason: CloseReason
+
+    @property
+    def why(self) -> str:
+        return self.reason.value.replace("_", " ")
+
+    def as_closed_deal(self) -> dict[str, Any]:
+        """The deal as a snapshot's `closed_deals` item; the simulated broker charges no swap or commission."""
+        return {
+            "ticket": self.ticket,
+            "deal_id": self.deal_id,
+            "close_price": self.close_price,
+            "profit": self.profit,
+            "closed_at": self.closed_at,
+            "reason": self.reason.value,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +273,7 @@ class SimulatedBroker:
         self.market = market
         self.balance = balance
         self.positions: dict[str, Position] = {}
+        self.history: list[ClosedPosition] = []
         self._rng = rng
         self._tickets = tickets
         self._leverage = leverage
@@ -278,17 +298,22 @@ class SimulatedBroker:
         price = self.market.price(symbol).to_open(side)
         return self._add_position(symbol, side, volume, price, now, trade_id=None)
 
-    def trigger_stops(self) -> list[ClosedPosition]:
+    def trigger_stops(self, now: datetime) -> list[ClosedPosition]:
         """Close what crossed its stop loss or take profit, at the current price (a gap fills worse)."""
         closed = []
         for ticket, position in list(self.positions.items()):
-            why = _stop_crossed(position, self.market.price(position.symbol).to_close(position.side))
-            if why is not None:
-                closed.append(self.close(ticket, why=why))
+            reason = _stop_crossed(position, self.market.price(position.symbol).to_close(position.side))
+            if reason is not None:
+                closed.append(self.close(ticket, reason=reason, at=now))
         return closed
 
-    def close(self, ticket: str, volume: Decimal | None = None, *, why: str) -> ClosedPosition:
-        """Close the position (or `volume` of it) at the current price; the profit goes to the balance."""
+    def close(
+        self, ticket: str, volume: Decimal | None = None, *, reason: CloseReason, at: datetime
+    ) -> ClosedPosition:
+        """Close the position (or `volume` of it) at the current price; the profit goes to the balance.
+
+        The deal goes into the history, as a broker's does.
+        """
         position = self.positions[ticket]
         volume = position.volume if volume is None else min(volume, position.volume)
         price = self.market.price(position.symbol).to_close(position.side)
@@ -298,7 +323,19 @@ class SimulatedBroker:
             del self.positions[ticket]
         else:
             position.volume -= volume
-        return ClosedPosition(position.ticket, position.symbol, position.side, volume, price, profit, why)
+        deal = ClosedPosition(
+            len(self.history) + 1,
+            position.ticket,
+            position.symbol,
+            position.side,
+            volume,
+            price,
+            profit,
+            at,
+            reason,
+        )
+        self.history.append(deal)
+        return deal
 
     # What the account looks like.
 
@@ -374,13 +411,13 @@ class SimulatedBroker:
         return self.market.in_account_currency(in_quote_currency, spec.quote_currency).quantize(CENT)
 
 
-def _stop_crossed(position: Position, price: Decimal) -> str | None:
+def _stop_crossed(position: Position, price: Decimal) -> CloseReason | None:
     """Which of the position's stops the closing price reached, if any."""
     sign = position.side.sign
     if position.stop_loss is not None and (price - position.stop_loss) * sign <= 0:
-        return "stop loss"
+        return CloseReason.STOP_LOSS
     if position.take_profit is not None and (price - position.take_profit) * sign >= 0:
-        return "take profit"
+        return CloseReason.TAKE_PROFIT
     return None
 
 
@@ -570,9 +607,18 @@ class SimulatedBridge:
         self._acknowledged: set[str] = set()
         self._known_divergences: set[tuple] = set()
         self._warned: set[tuple[str, int]] = set()
+        self._deals_reported = 0
+        self._broker_time: datetime | None = None
 
     async def sync(self, taken_at: datetime) -> dict[str, Any]:
-        """Send a snapshot and carry out the commands in the answer. Raises BridgeError or httpx.HTTPError."""
+        """Send a snapshot, with the deals since the last one, and carry out the commands in the answer.
+
+        Raises BridgeError or httpx.HTTPError.
+        """
+        self._broker_time = taken_at
+        new_deals = self.broker.history[self._deals_reported :]
+        self._deals_reported += len(new_deals)
+        self._client.report_closed_deals(deal.as_closed_deal() for deal in new_deals)
         summary = await self._client.send_snapshot(self.broker.snapshot(taken_at))
         self.last_summary = summary
         self._note_new_divergences(summary.get("divergences", []))
@@ -607,7 +653,9 @@ class SimulatedBridge:
             # Already gone (a stop hit first, or never ours): the broker refuses; the snapshot shows why.
             return CloseOutcome("failed", detail=f"ticket {ticket} is not open on the broker")
         volume = Decimal(str(command["volume"])) if command.get("volume") is not None else None
-        closed = self.broker.close(ticket, volume, why=f"close command ({command.get('cause', 'guard')})")
+        # Carried out right after the snapshot whose answer (or the poll after it) brought the command.
+        at = self._broker_time or _wall_clock()
+        closed = self.broker.close(ticket, volume, reason=CloseReason.CLOSE_COMMAND, at=at)
         self.commands_executed += 1
         self._note(
             self.account_id,
@@ -916,7 +964,7 @@ class Simulation:
                 )
 
     def _settle_broker(self, account: SimulatedAccount, now: datetime) -> None:
-        for closed in account.broker.trigger_stops():
+        for closed in account.broker.trigger_stops(now):
             self.note(
                 account.account_id,
                 f"{closed.why} hit: {closed.symbol} {closed.side.value} {closed.volume} "

@@ -60,6 +60,40 @@ class BrokerPosition:
         return self.profit + self.swap + self.commission
 
 
+class CloseReason(str, enum.Enum):
+    """Why the broker closed a position: its stops, a stop-out, a person, or tradeguard's close command."""
+
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    STOP_OUT = "stop_out"
+    MANUAL = "manual"
+    CLOSE_COMMAND = "close_command"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedDeal:
+    """A deal that closed all or part of a position, as the broker's history reports it.
+
+    `ticket` is the position's; `deal_id` the broker's id of the deal itself, when it has one.
+    `profit` excludes swap and commission, as a position's does; `net_profit` is what the deal
+    realized. Two deals are the same deal when every field agrees, which `deal_id` makes exact.
+    """
+
+    ticket: str
+    close_price: Decimal
+    profit: Decimal
+    closed_at: datetime
+    reason: CloseReason
+    swap: Decimal = Decimal(0)
+    commission: Decimal = Decimal(0)
+    deal_id: str | None = None
+
+    @property
+    def net_profit(self) -> Decimal:
+        return self.profit + self.swap + self.commission
+
+
 @dataclass(frozen=True, slots=True)
 class Quote:
     symbol: str

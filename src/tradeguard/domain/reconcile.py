@@ -21,6 +21,24 @@ Matching, in two passes, both deterministic whatever the order of the inputs:
 Differences in volume, price or stops never keep a pair apart: they become the pair's
 divergence reasons. (The older platform gated matching on the very tolerances its
 divergence checks tested, so those checks never fired.)
+
+The deals a snapshot carries (the broker's history since the previous one) say what a close
+realized. Each deal the account's record does not hold yet (`DealHistory`) lands in exactly one
+outcome, by its ticket:
+
+- the position left the broker in this snapshot: the close's realized P&L (`ClosedOnBroker`);
+  a close without deals keeps the last floating P&L, labelled so;
+- the snapshot still holds the position: a partial close (`PartialClose`);
+- a close already recorded (bridges may see the history late): its P&L is amended
+  (`CloseRealized`): realized from these deals when it was the last floating one, or
+  increased by them when it was realized already;
+- a ticket the account never held in a snapshot (a position opened and closed between two
+  snapshots, or a bridge's mistake): `UnmatchedDeals`, kept for the record, never refused,
+  so a bridge's bad deal cannot blind the guards.
+
+A deal already recorded (a bridge resends deals until a snapshot carrying them is applied) is
+dropped, and so is a deal listed twice: a deal is identified by all its fields, its `deal_id`
+included.
 """
 
 from __future__ import annotations
@@ -34,7 +52,7 @@ from decimal import Decimal
 from types import MappingProxyType
 
 from tradeguard.domain.instruments import Instrument, InstrumentTable, normalize_symbol, symbol_root
-from tradeguard.domain.model import BrokerPosition, ExpectedTrade, Side
+from tradeguard.domain.model import BrokerPosition, ClosedDeal, CloseReason, ExpectedTrade, Side
 
 _PIPS_SHOWN = Decimal("0.1")
 
@@ -124,14 +142,72 @@ class PendingTrade:
     grace_ends_at: datetime
 
 
+class PnlSource(enum.StrEnum):
+    """Where a close's P&L comes from: the broker's deals, or the last snapshot that held the position."""
+
+    REALIZED = "realized"
+    LAST_FLOATING = "last_floating"
+    # Never a `ClosedOnBroker`'s: a close command's entry takes the profit its acknowledgement
+    # reported when no deal came, and the field has one vocabulary.
+    ACKNOWLEDGED = "acknowledged"
+
+
+@dataclass(frozen=True, slots=True)
+class RealizedPnl:
+    """What one ticket's deals realized together; price, time and reason are the last deal's."""
+
+    deals: tuple[ClosedDeal, ...]
+
+    def __post_init__(self) -> None:
+        if not self.deals:
+            raise ValueError("a realized P&L needs at least one deal")
+
+    @classmethod
+    def of(cls, deals: Iterable[ClosedDeal]) -> RealizedPnl:
+        return cls(tuple(sorted(deals, key=_deal_order)))
+
+    @property
+    def ticket(self) -> str:
+        return self.deals[-1].ticket
+
+    @property
+    def profit(self) -> Decimal:
+        return sum((deal.profit for deal in self.deals), Decimal(0))
+
+    @property
+    def swap(self) -> Decimal:
+        return sum((deal.swap for deal in self.deals), Decimal(0))
+
+    @property
+    def commission(self) -> Decimal:
+        return sum((deal.commission for deal in self.deals), Decimal(0))
+
+    @property
+    def net_profit(self) -> Decimal:
+        return sum((deal.net_profit for deal in self.deals), Decimal(0))
+
+    @property
+    def close_price(self) -> Decimal:
+        return self.deals[-1].close_price
+
+    @property
+    def closed_at(self) -> datetime:
+        return self.deals[-1].closed_at
+
+    @property
+    def reason(self) -> CloseReason:
+        return self.deals[-1].reason
+
+
 @dataclass(frozen=True, slots=True)
 class ClosedOnBroker:
     """A position the previous snapshot held and this one does not (SL/TP hit, stop-out, manual close).
 
-    The broker does not report the close itself, so prices and profit are the last known
-    ones: `net_profit` (profit + swap + commission) is the close P&L as of the previous snapshot.
-    A trade paired with the ticket is reported here and takes part in no other outcome,
-    so an ordinary stop-loss hit does not also read as a missing trade.
+    `realized` is what the deals of its ticket in this snapshot realized. Without them the
+    close P&L is the last floating one (profit + swap + commission as of the previous
+    snapshot), and `pnl_source` says so. A trade paired with the ticket is reported here and
+    takes part in no other outcome, so an ordinary stop-loss hit does not also read as a
+    missing trade.
     """
 
     ticket: str
@@ -140,9 +216,74 @@ class ClosedOnBroker:
     volume: Decimal
     open_price: Decimal
     last_price: Decimal
-    net_profit: Decimal
+    last_floating_pnl: Decimal
     opened_at: datetime
     trade_id: str | None
+    realized: RealizedPnl | None = None
+
+    @property
+    def pnl_source(self) -> PnlSource:
+        return PnlSource.LAST_FLOATING if self.realized is None else PnlSource.REALIZED
+
+    @property
+    def net_profit(self) -> Decimal:
+        return self.last_floating_pnl if self.realized is None else self.realized.net_profit
+
+    @property
+    def close_price(self) -> Decimal:
+        return self.last_price if self.realized is None else self.realized.close_price
+
+
+@dataclass(frozen=True, slots=True)
+class PartialClose:
+    """Deals for a position the snapshot still holds (at its remaining volume)."""
+
+    position: BrokerPosition
+    realized: RealizedPnl
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedClose:
+    """A close the account's record holds, as its latest entry states it."""
+
+    ticket: str
+    symbol: str
+    volume: Decimal
+    trade_id: str | None
+    net_profit: Decimal
+    pnl_source: PnlSource
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRealized:
+    """Deals that arrived after their position's close was recorded: the close's P&L, amended."""
+
+    close: RecordedClose
+    realized: RealizedPnl
+
+    @property
+    def net_profit(self) -> Decimal:
+        if self.close.pnl_source is PnlSource.LAST_FLOATING:
+            return self.realized.net_profit
+        return self.close.net_profit + self.realized.net_profit
+
+
+@dataclass(frozen=True, slots=True)
+class UnmatchedDeals:
+    """Deals for a ticket the account never held in a snapshot and never recorded closing."""
+
+    realized: RealizedPnl
+
+
+@dataclass(frozen=True, slots=True)
+class DealHistory:
+    """What the account's record holds about the tickets of a snapshot's deals.
+
+    `recorded` are the deals already accounted for; `closes` the recorded close of each ticket.
+    """
+
+    recorded: frozenset[ClosedDeal] = frozenset()
+    closes: Mapping[str, RecordedClose] = field(default_factory=lambda: MappingProxyType({}))
 
 
 DivergenceKey = tuple[str | None, str | None, tuple[DivergenceReason, ...]]
@@ -170,6 +311,9 @@ class Reconciliation:
     and `unexpected`; every expected trade in exactly one of `matches`, `pending`,
     `missing`, or (by `trade_id`) `closed`.
 
+    Every deal of the snapshot not recorded before is in exactly one of `closed` (as its
+    `realized`), `partial_closes`, `closes_realized` and `unmatched_deals`.
+
     Status: `warning` when anything diverges; otherwise `healthy` when anything is
     matched or pending (a trade waiting for its fill is on track); otherwise `idle`.
     """
@@ -180,6 +324,9 @@ class Reconciliation:
     unexpected: tuple[BrokerPosition, ...]
     closed: tuple[ClosedOnBroker, ...]
     divergences: tuple[Divergence, ...]
+    partial_closes: tuple[PartialClose, ...] = ()
+    closes_realized: tuple[CloseRealized, ...] = ()
+    unmatched_deals: tuple[UnmatchedDeals, ...] = ()
 
     @property
     def open_positions_count(self) -> int:
@@ -220,6 +367,8 @@ def reconcile(
     now: datetime,
     settings: ReconcileSettings = ReconcileSettings(),
     previous: PreviousSnapshot | None = None,
+    closed_deals: Sequence[ClosedDeal] = (),
+    deal_history: DealHistory = DealHistory(),
 ) -> Reconciliation:
     """Reconcile an account's expected open trades against the broker's open positions.
 
@@ -229,7 +378,11 @@ def reconcile(
     _require_unique("trade_id", (trade.trade_id for trade in expected))
     _require_unique("ticket", (position.ticket for position in positions))
 
-    closed = _closed_on_broker(positions, previous or PreviousSnapshot())
+    deals_by_ticket = _new_deals_by_ticket(closed_deals, deal_history.recorded)
+    closed = _closed_on_broker(positions, previous or PreviousSnapshot(), deals_by_ticket)
+    partial_closes, closes_realized, unmatched_deals = _deals_after_the_close(
+        positions, closed, deals_by_ticket, deal_history
+    )
     closed_trade_ids = {event.trade_id for event in closed if event.trade_id is not None}
     open_trades = [trade for trade in expected if trade.trade_id not in closed_trade_ids]
 
@@ -297,6 +450,9 @@ def reconcile(
         unexpected=tuple(unexpected),
         closed=closed,
         divergences=tuple(divergences),
+        partial_closes=partial_closes,
+        closes_realized=closes_realized,
+        unmatched_deals=unmatched_deals,
     )
 
 
@@ -306,8 +462,32 @@ def _require_unique(name: str, values: Iterable[str]) -> None:
         raise ValueError(f"repeated {name}: {', '.join(repeated)}")
 
 
+def _deal_order(deal: ClosedDeal) -> tuple:
+    return (
+        deal.closed_at,
+        deal.deal_id or "",
+        deal.close_price,
+        deal.profit,
+        deal.swap,
+        deal.commission,
+        deal.reason.value,
+    )
+
+
+def _new_deals_by_ticket(
+    deals: Iterable[ClosedDeal], recorded: frozenset[ClosedDeal]
+) -> dict[str, RealizedPnl]:
+    by_ticket: dict[str, list[ClosedDeal]] = {}
+    for deal in dict.fromkeys(deals):
+        if deal not in recorded:
+            by_ticket.setdefault(deal.ticket, []).append(deal)
+    return {ticket: RealizedPnl.of(deals) for ticket, deals in sorted(by_ticket.items())}
+
+
 def _closed_on_broker(
-    positions: Sequence[BrokerPosition], previous: PreviousSnapshot
+    positions: Sequence[BrokerPosition],
+    previous: PreviousSnapshot,
+    deals_by_ticket: Mapping[str, RealizedPnl],
 ) -> tuple[ClosedOnBroker, ...]:
     still_open = {position.ticket for position in positions}
     gone = {p.ticket: p for p in previous.positions if p.ticket not in still_open}
@@ -319,12 +499,37 @@ def _closed_on_broker(
             volume=position.volume,
             open_price=position.open_price,
             last_price=position.current_price,
-            net_profit=position.net_profit,
+            last_floating_pnl=position.net_profit,
             opened_at=position.opened_at,
             trade_id=previous.trade_id_by_ticket.get(position.ticket),
+            realized=deals_by_ticket.get(position.ticket),
         )
         for position in sorted(gone.values(), key=lambda position: position.ticket)
     )
+
+
+def _deals_after_the_close(
+    positions: Sequence[BrokerPosition],
+    closed: Sequence[ClosedOnBroker],
+    deals_by_ticket: Mapping[str, RealizedPnl],
+    history: DealHistory,
+) -> tuple[tuple[PartialClose, ...], tuple[CloseRealized, ...], tuple[UnmatchedDeals, ...]]:
+    """The deals no close of this snapshot took: partial closes, late deals, deals of unknown tickets."""
+    held = {position.ticket: position for position in positions}
+    closed_now = {event.ticket for event in closed}
+    partial: list[PartialClose] = []
+    late: list[CloseRealized] = []
+    unmatched: list[UnmatchedDeals] = []
+    for ticket, realized in deals_by_ticket.items():
+        if ticket in closed_now:
+            continue
+        if ticket in held:
+            partial.append(PartialClose(held[ticket], realized))
+        elif ticket in history.closes:
+            late.append(CloseRealized(history.closes[ticket], realized))
+        else:
+            unmatched.append(UnmatchedDeals(realized))
+    return tuple(partial), tuple(late), tuple(unmatched)
 
 
 def _same_symbol_and_side(trade: ExpectedTrade, position: BrokerPosition) -> bool:

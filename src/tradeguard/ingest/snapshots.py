@@ -33,6 +33,7 @@ from tradeguard.domain import model as domain
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.domain.reconcile import PreviousSnapshot, ReconcileSettings, Reconciliation, reconcile
 from tradeguard.errors import NotAuthenticated
+from tradeguard.ingest.closes import deal_history, log_closes
 from tradeguard.ingest.devices import DeviceIdentity
 from tradeguard.ingest.validation import SnapshotIn
 from tradeguard.store.models import (
@@ -186,6 +187,7 @@ async def apply_snapshot(
     stored_positions = {row.ticket: row for row in rows if row.id is not None}
     open_trades = (await session.execute(_OPEN_TRADES, {"account_id": account.id})).all()
     positions = [position.to_domain() for position in snapshot.positions]
+    deals = [deal.to_domain() for deal in snapshot.closed_deals]
     result = reconcile(
         [expected_trade_of(row) for row in open_trades],
         positions,
@@ -198,6 +200,8 @@ async def apply_snapshot(
                 row.ticket: row.matched_trade_id for row in stored_positions.values() if row.matched_trade_id
             },
         ),
+        closed_deals=deals,
+        deal_history=await deal_history(session, account.id, deals),
     )
 
     await _store_positions(session, account.id, positions, stored_positions, result, snapshot.taken_at)
@@ -436,20 +440,7 @@ def _log_changes(
         if key not in now and row["ticket"] not in closed_tickets:
             log("resolved", f"resolved: {row['message']}", **_event_fields(row))
 
-    for closed in result.closed:
-        log(
-            "closed_on_broker",
-            f"{closed.symbol} {closed.side.value} {closed.volume} (ticket {closed.ticket}) closed on the broker, "
-            f"P&L {closed.net_profit}",
-            symbol=closed.symbol,
-            ticket=closed.ticket,
-            trade_id=closed.trade_id,
-            details={
-                "net_profit": closed.net_profit,
-                "last_price": closed.last_price,
-                "volume": closed.volume,
-            },
-        )
+    log_closes(session, account_id, result, at)
 
 
 def _event_fields(row: dict) -> dict:

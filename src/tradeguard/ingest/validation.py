@@ -9,10 +9,11 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from tradeguard.domain.instruments import normalize_symbol
-from tradeguard.domain.model import BrokerPosition, Quote, Side
+from tradeguard.domain.model import BrokerPosition, ClosedDeal, CloseReason, Quote, Side
 
 MAX_POSITIONS = 1000
 MAX_QUOTES = 500
+MAX_CLOSED_DEALS = 1000
 
 
 def _aware(value: datetime) -> datetime:
@@ -90,6 +91,31 @@ class QuoteIn(BaseModel):
         return Quote(symbol=self.symbol, bid=self.bid, ask=self.ask)
 
 
+class ClosedDealIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticket: Ticket
+    deal_id: Ticket | None = None
+    close_price: Positive
+    profit: Amount
+    swap: Amount = Decimal(0)
+    commission: Amount = Decimal(0)
+    closed_at: AwareDatetime
+    reason: CloseReason
+
+    def to_domain(self) -> ClosedDeal:
+        return ClosedDeal(
+            ticket=self.ticket,
+            deal_id=self.deal_id,
+            close_price=self.close_price,
+            profit=self.profit,
+            swap=self.swap,
+            commission=self.commission,
+            closed_at=self.closed_at,
+            reason=self.reason,
+        )
+
+
 class SnapshotIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -102,6 +128,7 @@ class SnapshotIn(BaseModel):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3,6}$")] | None = None
     positions: Annotated[list[PositionIn], Field(max_length=MAX_POSITIONS)] = []
     quotes: Annotated[list[QuoteIn], Field(max_length=MAX_QUOTES)] = []
+    closed_deals: Annotated[list[ClosedDealIn], Field(max_length=MAX_CLOSED_DEALS)] = []
 
     @model_validator(mode="after")
     def _unique_tickets_and_symbols(self) -> SnapshotIn:

@@ -231,7 +231,11 @@ class ReconciliationEvent(Base):
     """The append-only reconciliation log: changes only, never the same state again."""
 
     __tablename__ = "reconciliation_log"
-    __table_args__ = (Index("ix_reconciliation_log_account_id", "account_id", "id"),)
+    __table_args__ = (
+        Index("ix_reconciliation_log_account_id", "account_id", "id"),
+        # The closes of a snapshot's deals are looked up by ticket (`ingest.closes`).
+        Index("ix_reconciliation_log_account_ticket", "account_id", "ticket"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))

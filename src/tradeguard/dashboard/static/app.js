@@ -233,6 +233,9 @@ const EVENT_TONE = {
   guard_level: 'warning',
   feed_stale: 'stale',
   closed_on_broker: 'info',
+  partial_close: 'info',
+  close_realized: 'info',
+  unmatched_deal: 'warning',
   close_command: 'info',
   halted: 'critical',
 };
@@ -903,15 +906,27 @@ function niceTimeTicks(t0, t1, count) {
 
 // ---------------------------------------------------------------- feeds: events, alerts, commands
 
+// What a close made, and whether the broker's deals said so or it is the last floating P&L seen.
+const PNL_SOURCE_LABEL = { realized: 'realized', acknowledged: 'as acknowledged', last_floating: 'last floating' };
+
+function closePnl(details, currency) {
+  const source = PNL_SOURCE_LABEL[details?.pnl_source];
+  if (!source || num(details.net_profit) === null) return null;
+  return h('span', { class: 'close-pnl', dataset: { pnlSource: details.pnl_source } },
+    h('span', { class: `pnl ${num(details.net_profit) >= 0 ? 'up' : 'down'}` }, ` ${signedMoney(details.net_profit, currency)}`),
+    h('span', { class: 'muted' }, ` ${source}`));
+}
+
 function eventItem(event) {
   const where = [event.symbol, event.ticket && `#${event.ticket}`, event.trade_id && `trade ${event.trade_id}`].filter(Boolean).join(' ');
+  const currency = state.accounts.get(event.account_id)?.account.currency;
   return h('li', { class: 'feed-item', dataset: { eventId: event.id, eventType: event.event_type } },
     h('div', { class: 'feed-head' },
       badge(event.event_type, eventTone(event)),
       event.reason ? badge(event.reason, 'outline') : null,
       where ? h('span', { class: 'where' }, where) : null,
       h('time', { datetime: event.created_at, title: new Date(event.created_at).toLocaleString() }, clock(event.created_at))),
-    h('p', { class: 'feed-message' }, event.message));
+    h('p', { class: 'feed-message' }, event.message, closePnl(event.details, currency)));
 }
 
 function alertItem(alert) {
@@ -989,7 +1004,7 @@ function foldCommand(commands, event) {
   if (attempt) known.attempt = Number(attempt[1]);
   if (event.event_type === 'position_closed') {
     known.state = 'closed';
-    known.profit = event.details.net_profit;
+    known.closeDetails = event.details;
   } else if (event.details.state) {
     known.state = event.details.state;
   }
@@ -1009,7 +1024,7 @@ function renderCommands() {
       h('p', { class: 'feed-message' },
         command.message,
         command.attempt > 1 ? h('span', { class: 'muted' }, ` (attempt ${command.attempt})`) : null,
-        command.profit !== undefined && command.profit !== null ? h('span', { class: `pnl ${num(command.profit) >= 0 ? 'up' : 'down'}` }, ` ${signedMoney(command.profit, currency)}`) : null))),
+        closePnl(command.closeDetails, currency)))),
   );
   $('commands-empty').hidden = !state.detail || commands.length > 0;
 }
