@@ -54,6 +54,22 @@ async def test_sixteen_percent_drawdown_warns_without_closing(api):
     assert [alert["level"] for alert in await alerts(follower, kind="drawdown")] == ["warning"]
 
 
+async def test_numbers_in_alert_details_are_json_numbers(api):
+    follower = await register_follower(api)
+    await at_equity(follower, "10000")
+
+    await at_equity(follower, "8400")
+
+    [alert] = await alerts(follower, kind="drawdown")
+    assert alert["details"] == {"drawdown_pct": 16, "equity": 8400, "peak_equity": 10000}
+    [entry] = (
+        await follower.owner.get(
+            "/api/v1/reconciliation/logs", account_id=follower.account_id, event_type="guard_level"
+        )
+    ).json()["events"]
+    assert entry["details"] == {"level": "warning", "drawdown_pct": 16, "equity": 8400, "peak_equity": 10000}
+
+
 async def test_twenty_one_percent_closes_every_position_once_and_halts(api):
     follower = await register_follower(api)
     await at_equity(follower, "10000")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradeguard.actions.audit import audit_event
+from tradeguard.actions.audit import audit_event, details_json
 from tradeguard.store.models import Alert, AlertDelivery
 
 
@@ -32,7 +31,7 @@ def raise_alert(
         level=level,
         symbol=symbol,
         message=message,
-        details=orjson.dumps(details or {}, default=str).decode(),
+        details=details_json(details),
     )
     session.add(alert)
     audit_event(
