@@ -15,6 +15,7 @@ Number = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used=
 
 SyncStatus = Literal["healthy", "warning", "idle", "error"]
 GuardLevelName = Literal["normal", "warning", "critical"]
+MarketConditionName = Literal["gap_up", "gap_down", "liquidity_crisis"]
 
 
 class Token(BaseModel):
@@ -163,12 +164,21 @@ class DrawdownGuardOut(BaseModel):
 
 
 class MarketGuardAlert(BaseModel):
+    """A symbol's market outside normal; the last five fields are the older platform's names."""
+
     account_id: int
     symbol: str
     alert_type: GuardLevelName
     gap_pct: Number | None
     spread_pct: Number | None
     should_close_positions: bool
+    condition_type: MarketConditionName | None = Field(
+        description="what decided alert_type; a gap wins over a spread at the same level"
+    )
+    price_gap_pct: Number | None = Field(description="gap_pct")
+    bid_ask_spread_pct: Number | None = Field(description="spread_pct")
+    bid: Number | None = Field(description="the last quote's bid")
+    ask: Number | None = Field(description="the last quote's ask")
 
 
 class GuardStatus(BaseModel):
