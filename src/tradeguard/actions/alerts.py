@@ -34,7 +34,7 @@ def raise_alert(
         details=details_json(details),
     )
     session.add(alert)
-    audit_event(
+    entry = audit_event(
         session,
         account_id,
         "alert",
@@ -44,6 +44,8 @@ def raise_alert(
         symbol=symbol,
         details={"kind": kind, "level": level, **(details or {})},
     )
+    # The stream tells an alert as this entry; the link gives it the alert's id without a flush.
+    entry.alert = alert
     for notifier in notifiers:
         session.add(
             AlertDelivery(alert=alert, notifier=notifier, state="pending", attempts=0, next_attempt_at=now)

@@ -321,4 +321,9 @@ class StreamSync(BaseModel):
 
 
 class StreamAlert(AlertOut):
-    """The `alert` event of the live stream; `id` is the audit entry's, the stream's sequence."""
+    """The `alert` event of the live stream: `id` is the audit entry's, the stream's sequence (and
+    the event's SSE id); `alert_id` is the alert's `id` in `/alerts`, its identity for de-duplicating."""
+
+    alert_id: int | None = Field(
+        description="the alert's id in /alerts; null only for entries of earlier releases"
+    )

@@ -243,6 +243,10 @@ class ReconciliationEvent(Base):
     trade_id: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[str] = mapped_column(Text, default="{}")
+    alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alerts.id"), doc="the alert this entry tells, by its id in /alerts"
+    )
+    alert: Mapped[Alert | None] = relationship()
 
 
 class Alert(Base):
