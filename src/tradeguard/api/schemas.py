@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, create_model
 
 from tradeguard.accounts.guard_config import GuardConfig
+from tradeguard.bodies import RequestBody
 
 # Exact inside; a JSON number at the edge, printed with the stored decimal digits.
 Number = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
@@ -31,8 +32,8 @@ class Me(BaseModel):
     created_at: datetime
 
 
-class AccountCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class AccountCreate(RequestBody):
+    model_config = ConfigDict(str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=120)
     broker: str | None = Field(default=None, max_length=120)
@@ -63,18 +64,18 @@ class GuardConfigOut(GuardConfig):
 
 GuardConfigUpdate = create_model(
     "GuardConfigUpdate",
-    __config__=ConfigDict(extra="forbid"),
-    __doc__="A partial update: fields left out keep their value; the merged whole is validated.",
+    __base__=RequestBody,
+    __doc__="A partial update: fields left out (or null, where null is not a value) keep their value; "
+    "the merged whole is validated.",
     **{
-        name: (Optional[Annotated[field.annotation, *field.metadata, Field()]], None)  # noqa: UP007, UP045
+        # The default is never used: only the fields sent are merged (`exclude_unset`).
+        name: (Annotated[field.annotation, *field.metadata, Field()], None)
         for name, field in GuardConfig.model_fields.items()
     },
 )
 
 
-class RearmRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RearmRequest(RequestBody):
     reset_peak: bool = Field(
         default=False,
         description="Start a new high-water mark at the current equity instead of keeping the old peak.",
@@ -242,6 +243,10 @@ class Health(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+class NoFields(RequestBody):
+    """The body of an endpoint that takes no fields: none at all, or `{}`."""
 
 
 class DeviceCreated(BaseModel):

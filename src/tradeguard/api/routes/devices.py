@@ -8,7 +8,7 @@ from tradeguard.accounts.service import get_visible_account
 from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
 from tradeguard.api.params import AccountIdPath
 from tradeguard.api.responses import json_response, model_response
-from tradeguard.api.schemas import DeviceCreated, DeviceOut
+from tradeguard.api.schemas import DeviceCreated, DeviceOut, NoFields
 from tradeguard.ingest.devices import create_device, list_devices, revoke_device
 
 router = APIRouter(prefix="/accounts", tags=["devices"])
@@ -16,7 +16,11 @@ router = APIRouter(prefix="/accounts", tags=["devices"])
 
 @router.post("/{account_id}/devices", response_model=DeviceCreated, status_code=201)
 async def create(
-    account_id: AccountIdPath, principal: PrincipalDep, session: WriteSessionDep, services: ServicesDep
+    account_id: AccountIdPath,
+    principal: PrincipalDep,
+    session: WriteSessionDep,
+    services: ServicesDep,
+    body: NoFields | None = None,
 ):
     """Register a bridge for the account. The secret is in this response only."""
     account = await get_visible_account(session, principal, account_id)
