@@ -54,6 +54,22 @@ async def test_sixteen_percent_drawdown_warns_without_closing(api):
     assert [alert["level"] for alert in await alerts(follower, kind="drawdown")] == ["warning"]
 
 
+async def test_numbers_in_alert_details_are_json_numbers(api):
+    follower = await register_follower(api)
+    await at_equity(follower, "10000")
+
+    await at_equity(follower, "8400")
+
+    [alert] = await alerts(follower, kind="drawdown")
+    assert alert["details"] == {"drawdown_pct": 16, "equity": 8400, "peak_equity": 10000}
+    [entry] = (
+        await follower.owner.get(
+            "/api/v1/reconciliation/logs", account_id=follower.account_id, event_type="guard_level"
+        )
+    ).json()["events"]
+    assert entry["details"] == {"level": "warning", "drawdown_pct": 16, "equity": 8400, "peak_equity": 10000}
+
+
 async def test_twenty_one_percent_closes_every_position_once_and_halts(api):
     follower = await register_follower(api)
     await at_equity(follower, "10000")
@@ -132,6 +148,53 @@ async def test_a_price_gap_of_ten_percent_is_critical(api):
     assert [command["ticket"] for command in answer["commands"]] == ["3"]
     [alert] = await alerts(follower, kind="market")
     assert alert["symbol"] == "GBPUSD" and alert["level"] == "critical"
+
+
+async def test_market_alerts_also_carry_the_older_platforms_names(api):
+    follower = await register_follower(api)
+    before = [
+        {"symbol": "EURUSD", "bid": "1.09995", "ask": "1.10005"},
+        {"symbol": "GBPUSD", "bid": "1.24995", "ask": "1.25005"},
+    ]
+    after = [
+        {"symbol": "EURUSD", "bid": "1.03395", "ask": "1.03405"},
+        {"symbol": "GBPUSD", "bid": "1.39995", "ask": "1.40005"},
+        {"symbol": "USDJPY", "bid": "150.00", "ask": "150.90"},
+    ]
+    await at_equity(follower, "10000", quotes=before)
+
+    await at_equity(follower, "10000", quotes=after)
+
+    def market(symbol, level, gap, spread, closing, condition, bid, ask):
+        return {
+            "account_id": follower.account_id,
+            "symbol": symbol,
+            "alert_type": level,
+            "gap_pct": gap,
+            "spread_pct": spread,
+            "should_close_positions": closing,
+            "condition_type": condition,
+            "price_gap_pct": gap,
+            "bid_ask_spread_pct": spread,
+            "bid": bid,
+            "ask": ask,
+        }
+
+    assert (await guard_status(follower))["market_guard_alerts"] == [
+        market("EURUSD", "warning", 6, 0.0097, False, "gap_down", 1.03395, 1.03405),
+        market("GBPUSD", "critical", 12, 0.0071, True, "gap_up", 1.39995, 1.40005),
+        market("USDJPY", "warning", None, 0.6, False, "liquidity_crisis", 150, 150.9),
+    ]
+    [gbpusd] = [alert for alert in await alerts(follower, kind="market") if alert["symbol"] == "GBPUSD"]
+    assert gbpusd["details"] == {
+        "gap_pct": 12,
+        "spread_pct": 0.0071,
+        "condition_type": "gap_up",
+        "price_gap_pct": 12,
+        "bid_ask_spread_pct": 0.0071,
+        "bid": 1.39995,
+        "ask": 1.40005,
+    }
 
 
 async def test_with_auto_close_off_a_critical_drawdown_only_alerts(api):

@@ -12,8 +12,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Integer, MetaData, String, inspect
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Column, Integer, MetaData, String, inspect, select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from tests.conftest import (
     POSTGRES_HOST,
@@ -23,10 +23,14 @@ from tests.conftest import (
     postgres_url,
     require_service,
 )
+from tests.support import NOW
+from tradeguard.accounts.service import create_account
+from tradeguard.auth.tokens import Principal
+from tradeguard.auth.users import create_user
 from tradeguard.settings import Settings
 from tradeguard.store import migrate
 from tradeguard.store.db import create_engine
-from tradeguard.store.models import Base
+from tradeguard.store.models import Alert, Base, ReconciliationEvent
 
 MODEL_TABLES = set(Base.metadata.tables)
 
@@ -159,6 +163,50 @@ async def test_downgrade_to_base_removes_every_table_and_upgrade_rebuilds_them(f
     assert await table_names(fresh_engine) == MODEL_TABLES | {"alembic_version"}
     assert await current_revision(fresh_engine) == head_revision()
     assert await schema_differences(fresh_engine) == []
+
+
+async def test_alert_entries_written_before_the_link_get_their_alerts_id(fresh_engine):
+    await migrate.upgrade(fresh_engine)
+    sessions = async_sessionmaker(fresh_engine, expire_on_commit=False)
+    async with sessions() as session:
+        user = await create_user(session, email="old@example.com", password="x" * 12, role="user", now=NOW)
+        account = await create_account(
+            session, Principal(user.id, "user"), name="Old", broker=None, login=None, currency="USD", now=NOW
+        )
+        alerts = [
+            Alert(account_id=account.id, created_at=NOW, kind=kind, level="warning", message=message)
+            for kind, message in (("drawdown", "drawdown 16%"), ("market", "GBPUSD market warning"))
+        ]
+        session.add_all(alerts)
+        session.add_all(
+            ReconciliationEvent(
+                account_id=account.id, created_at=NOW, event_type=event_type, reason=reason, message=message
+            )
+            for event_type, reason, message in (
+                ("alert", "market", "GBPUSD market warning"),
+                ("guard_level", "drawdown", "drawdown 16%"),
+                ("alert", "drawdown", "drawdown 16%"),
+            )
+        )
+        await session.commit()
+    before_the_link = ScriptDirectory.from_config(migrate.alembic_config()).get_revision(
+        "0003_alert_identity"
+    )
+    await migrate.downgrade(fresh_engine, before_the_link.down_revision)
+
+    await migrate.upgrade(fresh_engine)
+
+    async with sessions() as session:
+        linked = await session.execute(
+            select(ReconciliationEvent.event_type, ReconciliationEvent.alert_id).order_by(
+                ReconciliationEvent.id
+            )
+        )
+    assert [tuple(row) for row in linked] == [
+        ("alert", alerts[1].id),
+        ("guard_level", None),
+        ("alert", alerts[0].id),
+    ]
 
 
 def test_the_models_describe_the_tables_the_service_needs():

@@ -108,7 +108,7 @@ async def test_webhook_arrives_with_the_documented_body_and_a_verifiable_signatu
         "level": "critical",
         "symbol": "EURUSD",
         "message": "drawdown 21.5% reached the critical threshold of 20% (#0)",
-        "details": {"drawdown_pct": "21.5", "equity": "7850.00"},
+        "details": {"drawdown_pct": 21.5, "equity": 7850},
         "created_at": "2026-11-25T12:00:00+00:00",
     }
     assert request.headers["x-tradeguard-event"] == "alert"

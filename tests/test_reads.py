@@ -252,6 +252,12 @@ async def test_guard_status_lists_market_alerts_per_symbol(api):
             "gap_pct": None,
             "spread_pct": 2.0,
             "should_close_positions": True,
+            # A state stored before the older platform's names were kept: only the mirrored ones are known.
+            "condition_type": None,
+            "price_gap_pct": None,
+            "bid_ask_spread_pct": 2.0,
+            "bid": None,
+            "ask": None,
         }
     ]
     assert body["system_status"] == "critical"

@@ -14,8 +14,10 @@ import pytest
 from tests.bridging import position, register_follower, snapshot
 from tests.conftest import make_settings, serve_live, two_api_processes
 from tests.support import sign_up
+from tradeguard.auth.tokens import Principal
 from tradeguard.bridges.client import BridgeClient
-from tradeguard.stream.bus import SUBSCRIBER_QUEUE_LIMIT, MemoryBus, StreamEvent
+from tradeguard.stream.bus import SUBSCRIBER_QUEUE_LIMIT, MemoryBus, StreamEvent, Subscription
+from tradeguard.stream.replay import stream_start
 
 
 @dataclass
@@ -112,6 +114,58 @@ async def test_alerts_and_guard_changes_arrive_live(live):
     assert alert.data["level"] == "critical"
     assert command.data["ticket"] == "1"
     assert (synced.data["drawdown_level"], synced.data["trading_allowed"]) == ("critical", False)
+
+
+async def listening(bus, subscription: Subscription, account_id: int) -> None:
+    """Returns once the subscription receives what is published (Redis subscribes in the background)."""
+    for _ in range(50):
+        await bus.publish([StreamEvent("probe", account_id, b"{}")])
+        with contextlib.suppress(TimeoutError):
+            while (await asyncio.wait_for(subscription.queue.get(), timeout=0.2)).kind != "probe":
+                pass
+            return
+    raise AssertionError("the subscription never received what was published")
+
+
+async def next_alerts(subscription: Subscription, count: int) -> list[StreamEvent]:
+    alerts = []
+    while len(alerts) < count:
+        event = await asyncio.wait_for(subscription.queue.get(), timeout=10)
+        if event.kind == "alert":
+            alerts.append(event)
+    return alerts
+
+
+def as_listed_in_alerts(told: dict) -> dict:
+    """A streamed alert as /alerts lists it: under its alert_id instead of its audit entry's id."""
+    listed = {name: value for name, value in told.items() if name != "alert_id"}
+    return {**listed, "id": told["alert_id"]}
+
+
+async def test_a_streamed_alert_is_the_alert_of_alerts_with_its_id_live_and_replayed(api):
+    follower = await register_follower(api)
+    await follower.bridge.send_snapshot(snapshot(position(1), equity="10000"))
+    subscription = api.services.bus.subscribe([follower.account_id])
+    try:
+        await listening(api.services.bus, subscription, follower.account_id)
+        await follower.bridge.send_snapshot(snapshot(position(1), equity="7900"))
+        live = await next_alerts(subscription, 2)
+    finally:
+        subscription.close()
+    owner = Principal(follower.owner.user_id, follower.owner.role)
+    replayed = [
+        event
+        for event in await stream_start(api.services, owner, [follower.account_id], last_event_id=0)
+        if event.kind == "alert"
+    ]
+    listed = (await follower.owner.get("/api/v1/alerts", account_id=follower.account_id)).json()["alerts"]
+
+    for events in (live, replayed):
+        told = [orjson.loads(event.data) for event in events]
+        assert [event.event_id for event in events] == [alert["id"] for alert in told]
+        newest_first = sorted(told, key=lambda alert: alert["alert_id"], reverse=True)
+        assert [as_listed_in_alerts(alert) for alert in newest_first] == listed
+    assert [alert["kind"] for alert in listed] == ["halt", "drawdown"]
 
 
 async def test_a_reconnecting_client_gets_what_it_missed_after_its_last_event_id(live):

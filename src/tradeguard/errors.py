@@ -14,7 +14,14 @@ class Conflict(TradeguardError):
 
 
 class InvalidInput(TradeguardError):
-    """The request is well-formed but its values are not acceptable."""
+    """The request is well-formed but its values are not acceptable.
+
+    `location` is the path of the value concerned, as in a validation error (`("body", "opened_at")`).
+    """
+
+    def __init__(self, message: str, *, location: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.location = location
 
 
 class NotAuthenticated(TradeguardError):

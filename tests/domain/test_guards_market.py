@@ -12,6 +12,7 @@ from tradeguard.domain.guards import (
     GuardLevel,
     ImpossibleQuote,
     InvalidGuardSettings,
+    MarketCondition,
     MarketReason,
     MarketSettings,
     SymbolMarketState,
@@ -93,6 +94,34 @@ def test_the_worse_of_gap_and_spread_decides_and_both_are_reasons(us500_at_100):
 
     assert condition.level is GuardLevel.WARNING
     assert condition.reasons == (MarketReason.GAP_WARNING, MarketReason.SPREAD_WARNING)
+
+
+@pytest.mark.parametrize(
+    ("bid", "ask", "expected"),
+    [
+        ("100", "100.02", None),
+        ("106", "106.02", MarketCondition.GAP_UP),
+        ("94", "94.02", MarketCondition.GAP_DOWN),
+        ("100", "100.60", MarketCondition.LIQUIDITY_CRISIS),
+        ("105", "106", MarketCondition.GAP_UP),
+        ("94", "95", MarketCondition.LIQUIDITY_CRISIS),
+        ("89", "89.50", MarketCondition.GAP_DOWN),
+    ],
+    ids=[
+        "normal",
+        "gap-up",
+        "gap-down",
+        "wide-spread",
+        "gap-and-spread-both-warning",
+        "critical-spread-over-warning-gap",
+        "critical-gap-over-warning-spread",
+    ],
+)
+def test_the_condition_is_what_decided_the_level_and_a_gap_wins_a_tie(us500_at_100, bid, ask, expected):
+    condition = only(evaluate_market([quote("US500", bid, ask)], us500_at_100, DEFAULTS))
+
+    assert condition.condition is expected
+    assert (condition.bid, condition.ask) == (D(bid), D(ask))
 
 
 def test_critical_symbols_are_closed_when_auto_close_is_on():

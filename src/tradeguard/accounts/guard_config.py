@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
+from tradeguard.bodies import invalid_fields
+
 # Exact inside, a JSON number at the edge, like every number the API sends.
 _AS_NUMBER = PlainSerializer(float, return_type=float, when_used="json")
 Percent = Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False), _AS_NUMBER]
@@ -63,9 +65,13 @@ class GuardConfig(BaseModel):
             ("gap_warning_pct", "gap_critical_pct"),
             ("spread_warning_pct", "spread_critical_pct"),
         )
-        for warning, critical in pairs:
-            if getattr(self, warning) >= getattr(self, critical):
-                raise ValueError(f"{warning} must be below {critical}")
+        problems = [
+            ((warning,), f"must be below {critical} ({getattr(self, critical)})", getattr(self, warning))
+            for warning, critical in pairs
+            if getattr(self, warning) >= getattr(self, critical)
+        ]
+        if problems:
+            raise invalid_fields(GuardConfig, problems)
         return self
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.accounts.guard_config import GUARD_CONFIG_FIELDS, GuardConfig
 from tradeguard.auth.tokens import Principal
-from tradeguard.errors import InvalidInput, NotFound
+from tradeguard.errors import NotFound
 from tradeguard.store.models import Account, AccountState
 
 
@@ -98,19 +97,12 @@ async def update_guard_config(session: AsyncSession, account: Account, changes: 
 
 
 def apply_guard_config(account: Account, changes: dict) -> GuardConfig:
-    """Merge a partial update into the stored configuration and validate the whole before storing any of it."""
-    merged = guard_config_of(account).model_dump() | changes
-    try:
-        config = GuardConfig.model_validate(merged)
-    except ValidationError as exc:
-        raise InvalidInput(_first_error(exc)) from exc
+    """Merge a partial update into the stored configuration and validate the whole before storing any of it.
+
+    A merged whole that does not hold raises pydantic's `ValidationError`, its errors at the fields
+    of the body (a rule over two fields at the first of them).
+    """
+    config = GuardConfig.model_validate(guard_config_of(account).model_dump() | changes)
     for name, value in config.model_dump().items():
         setattr(account, name, value)
     return config
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message

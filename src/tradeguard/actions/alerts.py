@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradeguard.actions.audit import audit_event
+from tradeguard.actions.audit import audit_event, details_json
 from tradeguard.store.models import Alert, AlertDelivery
 
 
@@ -32,10 +31,10 @@ def raise_alert(
         level=level,
         symbol=symbol,
         message=message,
-        details=orjson.dumps(details or {}, default=str).decode(),
+        details=details_json(details),
     )
     session.add(alert)
-    audit_event(
+    entry = audit_event(
         session,
         account_id,
         "alert",
@@ -45,6 +44,8 @@ def raise_alert(
         symbol=symbol,
         details={"kind": kind, "level": level, **(details or {})},
     )
+    # The stream tells an alert as this entry; the link gives it the alert's id without a flush.
+    entry.alert = alert
     for notifier in notifiers:
         session.add(
             AlertDelivery(alert=alert, notifier=notifier, state="pending", attempts=0, next_attempt_at=now)

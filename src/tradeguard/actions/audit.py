@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -36,11 +37,22 @@ def audit_event(
         ticket=ticket,
         trade_id=trade_id,
         message=message,
-        details=orjson.dumps(details or {}, default=str).decode(),
+        details=details_json(details),
     )
     session.add(event)
     session.info.setdefault(_AUDIT_KEY, []).append(event)
     return event
+
+
+def details_json(details: dict[str, Any] | None) -> str:
+    """Details as stored and served: decimals become JSON numbers, like every other number the API sends."""
+    return orjson.dumps(details or {}, default=_as_json_number).decode()
+
+
+def _as_json_number(value: object) -> float:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} has no JSON form")
 
 
 def committed_audit_events(session: AsyncSession) -> list[ReconciliationEvent]:

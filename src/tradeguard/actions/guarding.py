@@ -24,6 +24,7 @@ from tradeguard.domain.guards import (
     GuardLevel,
     MarketDecision,
     MarketSettings,
+    SymbolCondition,
     SymbolMarketState,
     evaluate_drawdown,
     evaluate_market,
@@ -102,22 +103,29 @@ def market_state_of(state: AccountState) -> dict[str, SymbolMarketState]:
 
 
 def _market_levels_json(state: AccountState, decision: MarketDecision) -> str:
-    """The next state of every symbol, with the latest gap and spread of those quoted just now."""
+    """The next state of every symbol; those not quoted just now keep what was last measured."""
     stored = orjson.loads(state.market_levels)
     evaluated = {condition.symbol: condition for condition in decision.conditions}
     merged = {}
     for symbol, market in decision.next_state.items():
         condition = evaluated.get(symbol)
-        previous = stored.get(symbol, {})
-        merged[symbol] = {
-            "mid": str(market.mid),
-            "level": market.level.value,
-            "gap_pct": str(condition.gap_pct)
-            if condition and condition.gap_pct is not None
-            else previous.get("gap_pct"),
-            "spread_pct": str(condition.spread_pct) if condition else previous.get("spread_pct"),
-        }
-    return orjson.dumps(merged).decode()
+        measured = market_details(condition) if condition else stored.get(symbol, {})
+        merged[symbol] = {**measured, "mid": market.mid, "level": market.level.value}
+    # Decimals as text, so that they read back exact.
+    return orjson.dumps(merged, default=str).decode()
+
+
+def market_details(condition: SymbolCondition) -> dict:
+    """What was measured, under today's names and, beside them, the older platform's."""
+    return {
+        "gap_pct": condition.gap_pct,
+        "spread_pct": condition.spread_pct,
+        "condition_type": condition.condition.value if condition.condition else None,
+        "price_gap_pct": condition.gap_pct,
+        "bid_ask_spread_pct": condition.spread_pct,
+        "bid": condition.bid,
+        "ask": condition.ask,
+    }
 
 
 async def act_on_guards(
@@ -205,7 +213,7 @@ async def act_on_guards(
             now=now,
             notifiers=policy.notifiers,
             symbol=condition.symbol,
-            details={"gap_pct": condition.gap_pct, "spread_pct": condition.spread_pct},
+            details=market_details(condition),
         )
         audit_event(
             session,
@@ -215,11 +223,7 @@ async def act_on_guards(
             at=now,
             reason="market",
             symbol=condition.symbol,
-            details={
-                "level": condition.level.value,
-                "gap_pct": condition.gap_pct,
-                "spread_pct": condition.spread_pct,
-            },
+            details={"level": condition.level.value, **market_details(condition)},
         )
     state.last_evaluated_at = now
 

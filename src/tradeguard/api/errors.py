@@ -9,13 +9,18 @@ from pydantic import ValidationError
 from tradeguard.api.responses import JSONBytes, json_response
 from tradeguard.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TradeguardError
 
-_STATUS = {NotFound: 404, Conflict: 409, InvalidInput: 422, NotAuthenticated: 401, Forbidden: 403}
+_STATUS = {NotFound: 404, Conflict: 409, NotAuthenticated: 401, Forbidden: 403}
 
 
 async def _tradeguard_error(_request: Request, exc: TradeguardError) -> JSONBytes:
     status = _STATUS.get(type(exc), 400)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return json_response({"detail": str(exc)}, status, headers)
+
+
+async def _invalid_input(_request: Request, exc: InvalidInput) -> JSONBytes:
+    """Refused after parsing (against the server's clock, say): listed like a validation error."""
+    return _unprocessable([{"loc": exc.location, "msg": str(exc), "type": "value_error"}])
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONBytes:
@@ -29,17 +34,21 @@ async def _body_validation_error(_request: Request, exc: ValidationError) -> JSO
 
 
 def _unprocessable(errors: list[dict]) -> JSONBytes:
-    problems = []
-    for error in errors:
-        where = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {message}" if where else message)
-    plain = [{"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]} for error in errors]
+    """`errors` lists each problem at the path of its field; `detail` says them all in one line."""
+    plain = [
+        {"loc": list(error["loc"]), "msg": error["msg"].removeprefix("Value error, "), "type": error["type"]}
+        for error in errors
+    ]
+    problems = [
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" if error["loc"] else error["msg"]
+        for error in plain
+    ]
     return json_response({"detail": "; ".join(problems), "errors": plain}, 422)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TradeguardError, _tradeguard_error)
+    app.add_exception_handler(InvalidInput, _invalid_input)
     app.add_exception_handler(RequestValidationError, _validation_error)
     # Bodies that must be verified before they are parsed (signed bridge requests) are validated in code.
     app.add_exception_handler(ValidationError, _body_validation_error)

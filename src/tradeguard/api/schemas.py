@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, create_model
 
 from tradeguard.accounts.guard_config import GuardConfig
+from tradeguard.bodies import RequestBody
 
 # Exact inside; a JSON number at the edge, printed with the stored decimal digits.
 Number = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
 
 SyncStatus = Literal["healthy", "warning", "idle", "error"]
 GuardLevelName = Literal["normal", "warning", "critical"]
+MarketConditionName = Literal["gap_up", "gap_down", "liquidity_crisis"]
 
 
 class Token(BaseModel):
@@ -30,8 +32,8 @@ class Me(BaseModel):
     created_at: datetime
 
 
-class AccountCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class AccountCreate(RequestBody):
+    model_config = ConfigDict(str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=120)
     broker: str | None = Field(default=None, max_length=120)
@@ -62,18 +64,18 @@ class GuardConfigOut(GuardConfig):
 
 GuardConfigUpdate = create_model(
     "GuardConfigUpdate",
-    __config__=ConfigDict(extra="forbid"),
-    __doc__="A partial update: fields left out keep their value; the merged whole is validated.",
+    __base__=RequestBody,
+    __doc__="A partial update: fields left out (or null, where null is not a value) keep their value; "
+    "the merged whole is validated.",
     **{
-        name: (Optional[Annotated[field.annotation, *field.metadata, Field()]], None)  # noqa: UP007, UP045
+        # The default is never used: only the fields sent are merged (`exclude_unset`).
+        name: (Annotated[field.annotation, *field.metadata, Field()], None)
         for name, field in GuardConfig.model_fields.items()
     },
 )
 
 
-class RearmRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RearmRequest(RequestBody):
     reset_peak: bool = Field(
         default=False,
         description="Start a new high-water mark at the current equity instead of keeping the old peak.",
@@ -163,12 +165,21 @@ class DrawdownGuardOut(BaseModel):
 
 
 class MarketGuardAlert(BaseModel):
+    """A symbol's market outside normal; the last five fields are the older platform's names."""
+
     account_id: int
     symbol: str
     alert_type: GuardLevelName
     gap_pct: Number | None
     spread_pct: Number | None
     should_close_positions: bool
+    condition_type: MarketConditionName | None = Field(
+        description="what decided alert_type; a gap wins over a spread at the same level"
+    )
+    price_gap_pct: Number | None = Field(description="gap_pct")
+    bid_ask_spread_pct: Number | None = Field(description="spread_pct")
+    bid: Number | None = Field(description="the last quote's bid")
+    ask: Number | None = Field(description="the last quote's ask")
 
 
 class GuardStatus(BaseModel):
@@ -232,6 +243,10 @@ class Health(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+class NoFields(RequestBody):
+    """The body of an endpoint that takes no fields: none at all, or `{}`."""
 
 
 class DeviceCreated(BaseModel):
@@ -311,4 +326,9 @@ class StreamSync(BaseModel):
 
 
 class StreamAlert(AlertOut):
-    """The `alert` event of the live stream; `id` is the audit entry's, the stream's sequence."""
+    """The `alert` event of the live stream: `id` is the audit entry's, the stream's sequence (and
+    the event's SSE id); `alert_id` is the alert's `id` in `/alerts`, its identity for de-duplicating."""
+
+    alert_id: int | None = Field(
+        description="the alert's id in /alerts; null only for entries of earlier releases"
+    )

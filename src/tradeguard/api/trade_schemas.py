@@ -10,13 +10,13 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
 )
 
 from tradeguard.api.schemas import Number
+from tradeguard.bodies import RequestBody
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import Side
 
@@ -28,7 +28,7 @@ PositiveDecimal = Annotated[Decimal, Field(gt=0, lt=Decimal("1e18"), decimal_pla
 Reference = Annotated[str | None, Field(min_length=1, max_length=64)]
 
 
-class TradeIn(BaseModel):
+class TradeIn(RequestBody):
     """A trade the platform sent to the account, as reconciliation will expect to find it on the broker.
 
     `symbol` is any broker symbol of letters, digits and `._-`, stored upper-cased
@@ -39,8 +39,6 @@ class TradeIn(BaseModel):
 
     Prices and volumes are exact decimals, as JSON numbers or numeric strings.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     trade_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
     symbol: Annotated[

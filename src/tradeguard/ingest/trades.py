@@ -39,8 +39,9 @@ async def record_expected_trade(
     """
     if body.opened_at is not None and body.opened_at > now + OPENED_AT_MAX_LEAD:
         raise InvalidInput(
-            f"opened_at: {body.opened_at.isoformat()} is more than "
-            f"{OPENED_AT_MAX_LEAD.total_seconds() / 60:g} minutes in the future"
+            f"{body.opened_at.isoformat()} is more than "
+            f"{OPENED_AT_MAX_LEAD.total_seconds() / 60:g} minutes in the future",
+            location=("body", "opened_at"),
         )
     account_id = account.id
     fields = _canonical_fields(body)

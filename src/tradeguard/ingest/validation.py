@@ -6,8 +6,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from tradeguard.bodies import Location, RequestBody, invalid_fields
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import BrokerPosition, ClosedDeal, CloseReason, Quote, Side
 
@@ -41,9 +42,7 @@ Ticket = Annotated[
 ]
 
 
-class PositionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PositionIn(RequestBody):
     ticket: Ticket
     symbol: Symbol
     side: Literal["buy", "sell"]
@@ -74,9 +73,7 @@ class PositionIn(BaseModel):
         )
 
 
-class QuoteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class QuoteIn(RequestBody):
     symbol: Symbol
     bid: Positive
     ask: Positive
@@ -84,16 +81,15 @@ class QuoteIn(BaseModel):
     @model_validator(mode="after")
     def _ask_not_below_bid(self) -> QuoteIn:
         if self.ask < self.bid:
-            raise ValueError(f"{self.symbol}: ask {self.ask} is below bid {self.bid}")
+            problem = f"{self.symbol} ask {self.ask} is below bid {self.bid}"
+            raise invalid_fields(QuoteIn, [(("ask",), problem, self.ask)])
         return self
 
     def to_domain(self) -> Quote:
         return Quote(symbol=self.symbol, bid=self.bid, ask=self.ask)
 
 
-class ClosedDealIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ClosedDealIn(RequestBody):
     ticket: Ticket
     deal_id: Ticket | None = None
     close_price: Positive
@@ -116,9 +112,7 @@ class ClosedDealIn(BaseModel):
         )
 
 
-class SnapshotIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SnapshotIn(RequestBody):
     taken_at: AwareDatetime
     balance: Amount
     equity: Amount
@@ -132,22 +126,28 @@ class SnapshotIn(BaseModel):
 
     @model_validator(mode="after")
     def _unique_tickets_and_symbols(self) -> SnapshotIn:
-        seen: set[str] = set()
-        for index, position in enumerate(self.positions):
-            if position.ticket in seen:
-                raise ValueError(f"positions.{index}.ticket: ticket {position.ticket} appears twice")
-            seen.add(position.ticket)
-        quoted: set[str] = set()
-        for index, quote in enumerate(self.quotes):
-            if quote.symbol in quoted:
-                raise ValueError(f"quotes.{index}.symbol: {quote.symbol} is quoted twice")
-            quoted.add(quote.symbol)
+        problems = [
+            *_repeated("positions", "ticket", [position.ticket for position in self.positions]),
+            *_repeated("quotes", "symbol", [quote.symbol for quote in self.quotes]),
+        ]
+        if problems:
+            raise invalid_fields(SnapshotIn, problems)
         return self
 
 
-class AcknowledgementIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _repeated(items: str, field: str, values: list[str]) -> list[tuple[Location, str, str]]:
+    """Each value met again, at its place, naming where it was first met."""
+    first: dict[str, int] = {}
+    problems = []
+    for index, value in enumerate(values):
+        if value in first:
+            problem = f"{field} {value} appears twice (also {items}.{first[value]}.{field})"
+            problems.append(((items, index, field), problem, value))
+        first.setdefault(value, index)
+    return problems
 
+
+class AcknowledgementIn(RequestBody):
     status: Literal["executed", "failed", "unknown"] = Field(
         description="executed: the broker closed it; failed: the broker refused; "
         "unknown: the outcome was lost (the next snapshot decides)"

@@ -55,6 +55,11 @@ def market_alerts_of(account: Account, state: AccountState) -> list[MarketGuardA
                 gap_pct=_decimal_or_none(condition.get("gap_pct")),
                 spread_pct=_decimal_or_none(condition.get("spread_pct")),
                 should_close_positions=level == "critical" and account.auto_close_market,
+                condition_type=condition.get("condition_type"),
+                price_gap_pct=_decimal_or_none(condition.get("gap_pct")),
+                bid_ask_spread_pct=_decimal_or_none(condition.get("spread_pct")),
+                bid=_decimal_or_none(condition.get("bid")),
+                ask=_decimal_or_none(condition.get("ask")),
             )
         )
     return alerts

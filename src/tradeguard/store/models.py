@@ -110,7 +110,7 @@ class AccountState(Base):
     open_divergences: Mapped[str] = mapped_column(
         Text, doc="JSON: the divergences of the last sync, to log changes only"
     )
-    market_levels: Mapped[str] = mapped_column(Text, doc="JSON: symbol → {mid, level, gap_pct, spread_pct}")
+    market_levels: Mapped[str] = mapped_column(Text, doc="JSON: symbol → {mid, level, market_details}")
     feed_stale: Mapped[bool] = mapped_column(Boolean)
     stale_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime, index=True, doc="when the feed goes stale if no snapshot arrives; the sweep's index"
@@ -247,6 +247,10 @@ class ReconciliationEvent(Base):
     trade_id: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[str] = mapped_column(Text, default="{}")
+    alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alerts.id"), doc="the alert this entry tells, by its id in /alerts"
+    )
+    alert: Mapped[Alert | None] = relationship()
 
 
 class Alert(Base):

@@ -34,15 +34,19 @@ def audit_stream_event(row: ReconciliationEvent) -> StreamEvent:
     """Alerts travel as audit entries, so one sequence of ids orders and resumes everything."""
     entry = event_out(row)
     if row.event_type == "alert":
+        # The entry's details are the alert's plus its kind and level (`raise_alert`); the event
+        # says what /alerts says of the same alert.
+        details = dict(entry.details)
         alert = StreamAlert(
             id=row.id,
+            alert_id=row.alert_id,
             account_id=row.account_id,
             created_at=row.created_at,
-            kind=entry.details.get("kind", row.reason),
-            level=entry.details.get("level", "info"),
+            kind=details.pop("kind", row.reason),
+            level=details.pop("level", "info"),
             symbol=row.symbol,
             message=row.message,
-            details=entry.details,
+            details=details,
         )
         return StreamEvent("alert", row.account_id, _json(alert), row.id)
     return StreamEvent("log", row.account_id, _json(entry), row.id)

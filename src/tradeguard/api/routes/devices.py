@@ -8,14 +8,19 @@ from tradeguard.accounts.service import get_visible_account
 from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep
 from tradeguard.api.params import AccountIdPath
 from tradeguard.api.responses import json_response, model_response
-from tradeguard.api.schemas import DeviceCreated, DeviceOut
+from tradeguard.api.schemas import DeviceCreated, DeviceOut, NoFields
 from tradeguard.ingest.devices import create_device, list_devices, revoke_device
 
 router = APIRouter(prefix="/accounts", tags=["devices"])
 
 
 @router.post("/{account_id}/devices", response_model=DeviceCreated, status_code=201)
-async def create(account_id: AccountIdPath, principal: PrincipalDep, services: ServicesDep):
+async def create(
+    account_id: AccountIdPath,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    body: NoFields | None = None,
+):
     """Register a bridge for the account. The secret is in this response only."""
     async with services.unit_of_work() as work:
         account = await get_visible_account(work.session, principal, account_id)

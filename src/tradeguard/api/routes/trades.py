@@ -12,7 +12,7 @@ from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep
 from tradeguard.api.openapi import exact_json_body, raw_json_body
 from tradeguard.api.params import AccountIdPath, CursorQuery
 from tradeguard.api.responses import model_response
-from tradeguard.api.schemas import ErrorBody
+from tradeguard.api.schemas import ErrorBody, NoFields
 from tradeguard.api.trade_schemas import TradeIn, TradeOut, TradePage, TradeStatus
 from tradeguard.ingest.trades import close_expected_trade, list_expected_trades, record_expected_trade
 from tradeguard.store.models import ExpectedTrade
@@ -57,6 +57,7 @@ async def close(
     trade_id: str,
     principal: PrincipalDep,
     services: ServicesDep,
+    body: NoFields | None = None,
 ):
     async with services.unit_of_work() as work:
         account = await get_visible_account(work.session, principal, account_id)

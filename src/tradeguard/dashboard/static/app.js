@@ -955,18 +955,18 @@ function prepend(list, item) {
   return [item, ...list].sort((a, b) => b.id - a.id).slice(0, FEED_LIMIT);
 }
 
-// An alert from the stream is numbered as the audit entry it travels as, not as its row in
-// /alerts: the two are matched by what they say, and ordered by time.
-function alertKey(alert) {
-  return [Date.parse(alert.created_at), alert.kind, alert.level, alert.symbol || '', alert.message].join('|');
+// An alert from the stream is numbered as the audit entry it travels as (`id`); `alert_id` is its
+// id in /alerts, so the alerts list knows it by that.
+function alertAsListed(alert) {
+  return { ...alert, id: alert.alert_id };
 }
 
 function addAlert(list, alert) {
-  const key = alertKey(alert);
-  if (list.some((existing) => alertKey(existing) === key)) return list;
-  return [alert, ...list].sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at)).slice(0, 50);
+  if (alert.id !== null && list.some((existing) => existing.id === alert.id)) return list;
+  return [alert, ...list].sort((a, b) => b.id - a.id).slice(0, 50);
 }
 
+// The audit entry of an alert has its kind and level in its details, as /reconciliation/logs shows it.
 function alertAsAuditEntry(alert) {
   return {
     id: alert.id,
@@ -978,7 +978,7 @@ function alertAsAuditEntry(alert) {
     ticket: null,
     trade_id: null,
     message: alert.message,
-    details: alert.details || {},
+    details: { kind: alert.kind, level: alert.level, ...alert.details },
   };
 }
 
@@ -1111,7 +1111,7 @@ function onStreamEvent(type, data) {
       const entry = state.accounts.get(payload.account_id);
       if (!entry) break;
       if (payload.account_id === state.selected && state.detail) {
-        state.detail.alerts = addAlert(state.detail.alerts, payload);
+        state.detail.alerts = addAlert(state.detail.alerts, alertAsListed(payload));
         state.detail.events = prepend(state.detail.events, alertAsAuditEntry(payload));
         renderAlerts();
         renderEvents();

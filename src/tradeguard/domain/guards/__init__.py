@@ -13,6 +13,7 @@ from tradeguard.domain.guards.drawdown import (
 from tradeguard.domain.guards.levels import GuardDecision, GuardLevel, InvalidGuardSettings, worst
 from tradeguard.domain.guards.market import (
     ImpossibleQuote,
+    MarketCondition,
     MarketDecision,
     MarketReason,
     MarketSettings,
@@ -33,6 +34,7 @@ __all__ = [
     "GuardLevel",
     "ImpossibleQuote",
     "InvalidGuardSettings",
+    "MarketCondition",
     "MarketDecision",
     "MarketReason",
     "MarketSettings",

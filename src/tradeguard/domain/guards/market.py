@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
+from typing import NamedTuple
 
 from tradeguard.domain.guards.levels import GuardLevel, InvalidGuardSettings, worst
 from tradeguard.domain.model import Quote
@@ -33,6 +34,14 @@ class MarketReason(str, enum.Enum):
     GAP_CRITICAL = "gap_critical"
     SPREAD_WARNING = "spread_warning"
     SPREAD_CRITICAL = "spread_critical"
+
+
+class MarketCondition(str, enum.Enum):
+    """What makes a symbol's market abnormal, in the older platform's words."""
+
+    GAP_UP = "gap_up"
+    GAP_DOWN = "gap_down"
+    LIQUIDITY_CRISIS = "liquidity_crisis"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +90,24 @@ class SymbolMarketState:
 
 @dataclass(frozen=True, slots=True)
 class SymbolCondition:
-    """The verdict on one symbol's quote. `gap_pct` is None on the symbol's first quote."""
+    """The verdict on one symbol's quote. `gap_pct` is None on the symbol's first quote.
+
+    `condition` names what decided the level (None while normal): a gap up or down, or a wide
+    spread (`LIQUIDITY_CRISIS`). When both apply, the one at the higher level wins; at the same
+    level the gap wins, since it is the move the account's positions have already taken, while
+    the spread is only what leaving them would cost.
+    """
 
     symbol: str
+    bid: Decimal
+    ask: Decimal
     mid: Decimal
     gap_pct: Decimal | None
     spread_pct: Decimal
     level: GuardLevel
     previous_level: GuardLevel
     reasons: tuple[MarketReason, ...]
+    condition: MarketCondition | None
     message: str
 
     @property
@@ -166,39 +184,53 @@ def _check_possible(quote: Quote) -> None:
         raise ImpossibleQuote(quote.symbol, f"ask {quote.ask} below bid {quote.bid}")
 
 
+class _Finding(NamedTuple):
+    reason: MarketReason
+    level: GuardLevel
+    condition: MarketCondition
+    detail: str
+
+
 def _evaluate_quote(
     quote: Quote, previous: SymbolMarketState | None, settings: MarketSettings
 ) -> SymbolCondition:
     mid = (quote.bid + quote.ask) / 2
     spread = _pct(quote.ask - quote.bid, quote.bid)
     gap = None
-    found: list[tuple[MarketReason, GuardLevel, str]] = []
+    # The gap comes first, so that it wins a tie for `deciding` below.
+    found: list[_Finding] = []
     if previous is not None:
         gap = _pct(abs(mid - previous.mid), previous.mid)
+        direction = MarketCondition.GAP_UP if mid > previous.mid else MarketCondition.GAP_DOWN
         reference = f"gap {gap:.2f}% from previous mid {previous.mid}"
         if gap >= settings.gap_critical_pct:
-            found.append((MarketReason.GAP_CRITICAL, GuardLevel.CRITICAL, reference))
+            found.append(_Finding(MarketReason.GAP_CRITICAL, GuardLevel.CRITICAL, direction, reference))
         elif gap >= settings.gap_warning_pct:
-            found.append((MarketReason.GAP_WARNING, GuardLevel.WARNING, reference))
+            found.append(_Finding(MarketReason.GAP_WARNING, GuardLevel.WARNING, direction, reference))
+    wide, shown = MarketCondition.LIQUIDITY_CRISIS, f"spread {spread:.2f}%"
     if spread >= settings.spread_critical_pct:
-        found.append((MarketReason.SPREAD_CRITICAL, GuardLevel.CRITICAL, f"spread {spread:.2f}%"))
+        found.append(_Finding(MarketReason.SPREAD_CRITICAL, GuardLevel.CRITICAL, wide, shown))
     elif spread > settings.spread_warning_pct:
-        found.append((MarketReason.SPREAD_WARNING, GuardLevel.WARNING, f"spread {spread:.2f}%"))
+        found.append(_Finding(MarketReason.SPREAD_WARNING, GuardLevel.WARNING, wide, shown))
 
-    level = worst(level for _, level, _ in found)
+    level = worst(finding.level for finding in found)
+    deciding = max(found, key=lambda finding: finding.level, default=None)
     previous_level = GuardLevel.NORMAL if previous is None else previous.level
     head = f"{quote.symbol} market {level.value}"
     if level is not previous_level:
         head += f" (was {previous_level.value})"
-    details = [detail for _, _, detail in found] or [f"mid {mid}, spread {spread:.2f}%"]
+    details = [finding.detail for finding in found] or [f"mid {mid}, spread {spread:.2f}%"]
     return SymbolCondition(
         symbol=quote.symbol,
+        bid=quote.bid,
+        ask=quote.ask,
         mid=mid,
         gap_pct=gap,
         spread_pct=spread,
         level=level,
         previous_level=previous_level,
-        reasons=tuple(reason for reason, _, _ in found),
+        reasons=tuple(finding.reason for finding in found),
+        condition=deciding.condition if deciding else None,
         message=f"{head}: " + "; ".join(details),
     )
 
