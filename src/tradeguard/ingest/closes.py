@@ -9,12 +9,12 @@ close as it now stands, so a deal that arrives late amends it. Nothing here deci
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,7 +54,8 @@ async def deal_history(session: AsyncSession, account_id: int, deals: Iterable[C
     recorded: set[ClosedDeal] = set()
     closes: dict[str, RecordedClose] = {}
     for row in rows:
-        details = orjson.loads(row.details)
+        # Decimals are stored as JSON numbers: read their digits, not the binary double they parse to.
+        details = json.loads(row.details, parse_float=Decimal)
         recorded.update(_deal_of(row.ticket, deal) for deal in details.get("deals", ()))
         if row.event_type in CLOSE_EVENTS:
             closes[row.ticket] = RecordedClose(
