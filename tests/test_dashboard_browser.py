@@ -291,6 +291,82 @@ async def test_sign_in_see_the_account_and_watch_a_snapshot_arrive(served, brows
         await context.close()
 
 
+async def test_a_feeds_answer_older_than_the_stream_keeps_what_the_stream_brought(served, browser):
+    """Selecting an account reads its feeds. Here that answer leaves the server before a snapshot and
+    reaches the page after the stream brought the snapshot's alert: the alert stays, in the alerts and
+    in the events, whichever arrives first."""
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    follower = await register_follower(served.api)
+    other_account = await follower.owner.new_account("Other")
+    held = position("5002", symbol="GBPUSD", side="sell", open_price="1.26400", current_price="1.26275")
+    calm = [{"symbol": "GBPUSD", "bid": "1.26270", "ask": "1.26280"}]
+    assert (await follower.bridge.send_snapshot(snapshot(held, quotes=calm)))["applied"]
+
+    holding = False
+    snapshot_sent = False
+    stale_answer_fetched = asyncio.Event()
+    release_stale_answer = asyncio.Event()
+    stale_answer_shown = asyncio.Event()
+
+    async def hold_the_alerts_answer(route):
+        if not holding or f"account_id={follower.account_id}&" not in route.request.url:
+            await route.continue_()
+            return
+        answer = await route.fetch()
+        stale_answer_fetched.set()
+        await release_stale_answer.wait()
+        await route.fulfill(response=answer)
+
+    async def hold_newer_reads_until_the_stale_answer_is_shown(route):
+        # Else the refresh the snapshot starts could land first, and the page would drop the older answer.
+        if snapshot_sent:
+            await stale_answer_shown.wait()
+        await route.continue_()
+
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
+    await context.route("**/api/v1/alerts?*", hold_the_alerts_answer)
+    await context.route("**/api/v1/positions/open?*", hold_newer_reads_until_the_stale_answer_is_shown)
+    try:
+        page, problems, _ = await _signed_in_page(context, served, follower)
+        await expect(page.locator('#positions tr[data-ticket="5002"]')).to_be_visible()
+        await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+        await page.locator(f'[data-account-id="{other_account}"]').click()
+        await expect(page.locator("#account-name")).to_have_text("Other")
+        holding = True
+        await page.locator(f'[data-account-id="{follower.account_id}"]').click()
+        await asyncio.wait_for(stale_answer_fetched.wait(), TIMEOUT_MS / 1000)
+
+        snapshot_sent = True
+        wide = [{"symbol": "GBPUSD", "bid": "1.26200", "ask": "1.27000"}]
+        assert (await follower.bridge.send_snapshot(snapshot(held, quotes=wide)))["applied"]
+        gbpusd_alert = page.locator("#alerts .feed-item", has_text="GBPUSD market warning")
+        alert_entry = page.locator('#events [data-event-type="alert"]', has_text="GBPUSD")
+        await expect(gbpusd_alert).to_have_count(1)
+        await expect(alert_entry).to_have_count(1)
+
+        await page.evaluate(
+            """() => {
+                window.__feedRenders = 0;
+                new MutationObserver(() => { window.__feedRenders += 1; })
+                    .observe(document.getElementById('alerts'), { childList: true });
+            }"""
+        )
+        release_stale_answer.set()
+        await page.wait_for_function("() => window.__feedRenders > 0", timeout=TIMEOUT_MS)
+        stale_answer_shown.set()
+
+        await expect(page.locator('#positions tr[data-ticket="5002"]')).to_be_visible()
+        await expect(gbpusd_alert).to_have_count(1)
+        await expect(alert_entry).to_have_count(1)
+        assert problems == [], problems
+    finally:
+        release_stale_answer.set()
+        stale_answer_shown.set()
+        await context.close()
+
+
 async def test_the_page_fits_a_phone(served, browser):
     from playwright.async_api import expect
 

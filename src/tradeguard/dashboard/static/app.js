@@ -15,6 +15,7 @@ const STREAM_STALL_MS = 45000; // keepalives come every ~15 s; silence this long
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30000;
 const FEED_LIMIT = 100;
+const ALERT_LIMIT = 50;
 const SEVERITY = { normal: 0, warning: 1, critical: 2 };
 const GUARD_EVENTS = new Set(['guard_level', 'halted', 'rearmed', 'feed_stale', 'feed_resumed']);
 const COMMAND_EVENTS = new Set(['close_command', 'position_closed']);
@@ -448,7 +449,7 @@ async function refreshDetail(id, { feeds = false, config = false } = {}) {
     api(`/accounts/${id}/equity?limit=500`),
     config ? api(`/accounts/${id}/guard-config`) : null,
     feeds ? api(`/reconciliation/logs?account_id=${id}&limit=${FEED_LIMIT}`) : null,
-    feeds ? api(`/alerts?account_id=${id}&limit=50`) : null,
+    feeds ? api(`/alerts?account_id=${id}&limit=${ALERT_LIMIT}`) : null,
     feeds ? api(`/reconciliation/logs?account_id=${id}&event_type=close_command&limit=200`) : null,
     feeds ? api(`/reconciliation/logs?account_id=${id}&event_type=position_closed&limit=100`) : null,
     refreshSummary(id),
@@ -456,18 +457,20 @@ async function refreshDetail(id, { feeds = false, config = false } = {}) {
   const [positions, guards, equity, guardConfig, logs, alerts, commandLogs, closedLogs] = await Promise.all(requests);
   const detail = state.detail;
   if (!detail || detail.accountId !== id || state.selected !== id) return;
-  if (ticket < (detail.ticket || 0)) return; // a slower, older answer
-  detail.ticket = ticket;
-  detail.positions = positions;
-  detail.guards = guards;
-  detail.equity = equity;
-  if (guardConfig) detail.config = guardConfig;
   if (feeds) {
-    detail.events = logs.events;
-    detail.alerts = alerts.alerts;
-    detail.commands = new Map();
+    // Audit entries and alerts never change, so an answer only adds to the feeds: one that left the
+    // server before an entry came on the stream must not take that entry away again.
+    detail.events = addToFeed(EVENT_FEED, detail.events, logs.events);
+    detail.alerts = addToFeed(ALERT_FEED, detail.alerts, alerts.alerts);
     const commandEvents = [...commandLogs.events, ...closedLogs.events].sort((a, b) => a.id - b.id);
     for (const event of commandEvents) foldCommand(detail.commands, event);
+  }
+  if (ticket > (detail.ticket || 0)) { // the views are replaced, but never by a slower, older answer
+    detail.ticket = ticket;
+    detail.positions = positions;
+    detail.guards = guards;
+    detail.equity = equity;
+    if (guardConfig) detail.config = guardConfig;
   }
   renderDetail();
 }
@@ -935,26 +938,27 @@ function renderAlerts() {
   $('alerts-empty').hidden = !state.detail || alerts.length > 0;
 }
 
-function prepend(list, item) {
-  if (list.some((existing) => existing.id === item.id)) return list;
-  return [item, ...list].sort((a, b) => b.id - a.id).slice(0, FEED_LIMIT);
-}
-
-// An alert from the stream is numbered as the audit entry it travels as, not as its row in
-// /alerts: the two are matched by what they say, and ordered by time.
+// An alert from the stream and its row in /alerts are matched by what they say, so the match holds
+// whichever id the stream numbers the alert with; alerts are ordered by time.
 function alertKey(alert) {
   return [Date.parse(alert.created_at), alert.kind, alert.level, alert.symbol || '', alert.message].join('|');
 }
 
-function addAlert(list, alert) {
-  const key = alertKey(alert);
-  if (list.some((existing) => alertKey(existing) === key)) return list;
-  return [alert, ...list].sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at)).slice(0, 50);
+const EVENT_FEED = { limit: FEED_LIMIT, key: (event) => event.id, newerFirst: (a, b) => b.id - a.id };
+const ALERT_FEED = { limit: ALERT_LIMIT, key: alertKey, newerFirst: (a, b) => Date.parse(b.created_at) - Date.parse(a.created_at) };
+
+// The feed with the items it lacks added, newest first, at most its limit.
+function addToFeed(feed, list, items) {
+  const known = new Set(list.map(feed.key));
+  const added = items.filter((item) => !known.has(feed.key(item)));
+  if (!added.length) return list;
+  return [...list, ...added].sort(feed.newerFirst).slice(0, feed.limit);
 }
 
-function alertAsAuditEntry(alert) {
+// The audit entry an alert also is; its id is the stream's event id, the audit entry's own.
+function alertAsAuditEntry(alert, auditId) {
   return {
-    id: alert.id,
+    id: Number(auditId),
     account_id: alert.account_id,
     created_at: alert.created_at,
     event_type: 'alert',
@@ -1052,7 +1056,7 @@ function scheduleEverything() {
   });
 }
 
-function onStreamEvent(type, data) {
+function onStreamEvent(type, data, eventId) {
   let payload;
   try {
     payload = JSON.parse(data);
@@ -1082,7 +1086,7 @@ function onStreamEvent(type, data) {
       }
       if (GUARD_EVENTS.has(payload.event_type)) scheduleSummary(id);
       if (id === state.selected && state.detail) {
-        state.detail.events = prepend(state.detail.events, payload);
+        state.detail.events = addToFeed(EVENT_FEED, state.detail.events, [payload]);
         renderEvents();
         if (COMMAND_EVENTS.has(payload.event_type)) {
           foldCommand(state.detail.commands, payload);
@@ -1096,8 +1100,8 @@ function onStreamEvent(type, data) {
       const entry = state.accounts.get(payload.account_id);
       if (!entry) break;
       if (payload.account_id === state.selected && state.detail) {
-        state.detail.alerts = addAlert(state.detail.alerts, payload);
-        state.detail.events = prepend(state.detail.events, alertAsAuditEntry(payload));
+        state.detail.alerts = addToFeed(ALERT_FEED, state.detail.alerts, [payload]);
+        state.detail.events = addToFeed(EVENT_FEED, state.detail.events, [alertAsAuditEntry(payload, eventId)]);
         renderAlerts();
         renderEvents();
       } else {
@@ -1218,7 +1222,7 @@ const stream = {
         buffer = buffer.slice(match.index + match[0].length);
         if (line === '') {
           if (id !== null) state.lastEventId = id;
-          if (data.length) onStreamEvent(type || 'message', data.join('\n'));
+          if (data.length) onStreamEvent(type || 'message', data.join('\n'), id);
           type = '';
           data = [];
           id = null;
