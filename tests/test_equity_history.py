@@ -8,9 +8,7 @@ from decimal import Decimal
 import pytest
 
 from tests.bridging import register_follower, snapshot
-from tests.support import NOW, sign_up
-from tradeguard.cache import invalidate_account
-from tradeguard.store.models import Account, AccountSnapshot
+from tests.support import NOW, sign_up, store_snapshots
 
 EVERY = timedelta(seconds=5)
 OUTLIER = datetime(2099, 1, 1, tzinfo=NOW.tzinfo)
@@ -21,27 +19,13 @@ def equity_url(account_id: int) -> str:
 
 
 async def store_history(api, account_id: int, snapshots: list[tuple[datetime, str]]) -> None:
-    """Snapshots as the ingest step stores them: the peak a running maximum, the drawdown from it."""
-    peak = Decimal(0)
-    async with api.session() as session:
-        for taken_at, equity_text in sorted(snapshots):
-            equity = Decimal(equity_text)
-            peak = max(peak, equity)
-            session.add(
-                AccountSnapshot(
-                    account_id=account_id,
-                    taken_at=taken_at,
-                    received_at=taken_at,
-                    balance=Decimal("10000"),
-                    equity=equity,
-                    margin=None,
-                    peak_equity=peak,
-                    drawdown_pct=(peak - equity) / peak * 100,
-                )
-            )
-        owner_id = (await session.get(Account, account_id)).owner_id
-        await session.commit()
-    await invalidate_account(api.services.cache, account_id, owner_id)
+    """Snapshots in time order, the peak a running maximum as the ingest step keeps it."""
+    rows, peak = [], Decimal(0)
+    for taken_at, equity_text in sorted(snapshots):
+        equity = Decimal(equity_text)
+        peak = max(peak, equity)
+        rows.append((taken_at, equity, peak))
+    await store_snapshots(api, account_id, rows)
 
 
 def iso(moment: datetime) -> str:

@@ -761,7 +761,7 @@ const CHART_MAX_POINTS = 2000;
 const CHART_MIN_ZOOM_MS = 1000;
 const CHART_MARGIN = { left: 56, right: 12, top: 10, bottom: 24 };
 const LABEL_GAP = 8; // px at least between two time labels
-const LEVEL_LABEL_GAP = 12; // px at least between two level labels, one line of their text
+const LEVEL_LABEL_GAP = 14; // px at least between two level labels: a line of their text and a little
 
 // The window shown (`range`, or `zoom` once a part of it was selected) and the pointer's reading.
 const chart = { range: 'all', zoom: null, hover: null, fetchedAt: 0, counter: 0 };
@@ -959,6 +959,7 @@ function renderChart() {
     const text = !series ? 'Loading…' : series.first_taken_at ? 'No snapshots in this time range.' : 'No snapshots yet.';
     box.replaceChildren(h('p', { class: 'empty chart-empty' }, text));
     box.dataset.points = '0';
+    box.dataset.snapshots = '0';
     return;
   }
   const { width, height, plotWidth } = chartSize(box);
@@ -1133,6 +1134,7 @@ function renderChart() {
   if (chart.hover !== null) showAt(chart.hover); // a live update keeps the reading under the pointer
   box.dataset.width = String(width);
   box.dataset.points = String(rows.length);
+  box.dataset.snapshots = String(rows.reduce((sum, r) => sum + r.snapshots, 0));
 }
 
 // A snapshot dated after the window and after now (a bridge whose clock is wrong) is named, not drawn.
