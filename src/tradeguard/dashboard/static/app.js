@@ -1046,7 +1046,7 @@ function renderChart() {
     ]),
     s('line', { class: 'axis-line', x1: margin.left, x2: width - margin.right, y1: drawdownTop, y2: drawdownTop }),
     s('line', { class: 'axis-line', x1: margin.left, x2: width - margin.right, y1: drawdownBottom, y2: drawdownBottom }),
-    s('text', { class: 'pane-label', x: width - margin.right - 6, y: drawdownBottom - 6, 'text-anchor': 'end' }, 'drawdown'),
+    s('text', { class: 'pane-label', x: width - margin.right - 6, y: drawdownTop + 12, 'text-anchor': 'end' }, 'drawdown'),
     // equity pane
     s('g', { 'clip-path': `url(#${clipId})` },
       s('path', { class: 'threshold warning', d: floor(warning) }),
