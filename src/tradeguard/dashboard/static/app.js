@@ -861,12 +861,8 @@ function* timeSteps() {
 function tickTimes(t0, t1, unit, count) {
   const date = new Date(t0);
   date.setHours(0, 0, 0, 0);
-  if (unit === 'month' || unit === 'year') {
-    date.setDate(1);
-    if (unit === 'year') date.setMonth(0);
-    if (unit === 'year') date.setFullYear(Math.floor(date.getFullYear() / count) * count);
-    else date.setMonth(Math.floor(date.getMonth() / count) * count);
-  }
+  if (unit === 'month') date.setMonth(Math.floor(date.getMonth() / count) * count, 1);
+  if (unit === 'year') date.setFullYear(Math.floor(date.getFullYear() / count) * count, 0, 1);
   const times = [];
   if (unit === 'second' || unit === 'minute' || unit === 'hour') {
     const step = TIME_UNIT_MS[unit] * count;
