@@ -10,7 +10,8 @@ import pytest
 from tests.bridging import register_follower, snapshot
 from tests.support import NOW, sign_up, store_snapshots
 
-EVERY = timedelta(seconds=5)
+SECOND = timedelta(seconds=1)
+EVERY = 5 * SECOND
 OUTLIER = datetime(2099, 1, 1, tzinfo=NOW.tzinfo)
 
 
@@ -75,6 +76,27 @@ async def test_a_crash_and_a_spike_inside_a_bucket_are_kept_as_its_extremes(api)
     assert second["peak_equity"] == 10500.25
 
 
+async def test_every_database_puts_a_time_in_the_bucket_of_its_nearest_millisecond(api):
+    caller = await sign_up(api)
+    account_id = await caller.new_account()
+    just_before = timedelta(microseconds=400)
+    history = [
+        (NOW, "10000"),
+        (NOW + 5 * SECOND - just_before, "9000"),
+        (NOW + 10 * SECOND - 2 * just_before, "9500"),
+        (NOW + 14 * SECOND, "10000"),
+    ]
+    await store_history(api, account_id, history)
+    until = NOW + 15 * SECOND
+
+    series = (await caller.get(equity_url(account_id), until=iso(until), max_points=5)).json()
+
+    # 0.4 ms before 12:00:05 is 12:00:05 to the millisecond; 0.8 ms before 12:00:10 is 12:00:09.999.
+    assert series["bucket_seconds"] == 5
+    assert [point["snapshots"] for point in series["points"]] == [1, 2, 1]
+    assert series["points"][1]["equity_min"] == 9000
+
+
 async def test_only_the_window_is_bucketed_and_the_whole_history_is_still_named(api):
     caller = await sign_up(api)
     account_id = await caller.new_account()
@@ -102,7 +124,7 @@ async def test_a_window_ending_now_leaves_a_snapshot_dated_far_ahead_out_of_its_
     await store_history(api, account_id, [*every_five_seconds(60), (OUTLIER, "9000")])
     until = NOW + 60 * EVERY
 
-    series = (await caller.get(equity_url(account_id), until=until.isoformat(), max_points=61)).json()
+    series = (await caller.get(equity_url(account_id), until=until.isoformat(), max_points=62)).json()
 
     assert series["bucket_seconds"] == 5
     assert len(series["points"]) == 60

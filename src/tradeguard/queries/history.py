@@ -106,8 +106,9 @@ async def equity_series(
 def bucket_width_for(span: timedelta, max_points: int) -> timedelta:
     """The narrowest round width (1 ms to 12 h, then whole days) that cuts a window of `span` into at
     most `max_points` buckets of a grid aligned on the Unix epoch, wherever the window starts."""
-    # A window starting inside a bucket reaches into span / width + 1 buckets at most.
-    needed = span / (max_points - 1)
+    # A window starting inside a bucket reaches into span / width + 1 buckets at most; a millisecond
+    # more because the database rounds each time to the nearest one, possibly up to the window's end.
+    needed = (span + _MILLISECOND) / (max_points - 1)
     for width in _ROUND_WIDTHS:
         if width >= needed:
             return width

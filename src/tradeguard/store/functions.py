@@ -13,8 +13,9 @@ _UNIX_EPOCH_JULIAN_MS = 210_866_760_000_000  # the Unix epoch (1970-01-01 00:00 
 
 class time_bucket(FunctionElement):
     """time_bucket(moment, origin_ms, width_ms): the bucket of a grid of `width_ms` milliseconds, starting
-    at `origin_ms` after the Unix epoch, that `moment` falls into; moments before the origin are not
-    expected. Both bounds are integers, so a moment on a bucket's edge is in the same bucket everywhere."""
+    at `origin_ms` after the Unix epoch, that `moment` (to the nearest millisecond) falls into; moments
+    before the origin are not expected. All in whole milliseconds, so a moment on a bucket's edge is in
+    the same bucket on every database."""
 
     type = BigInteger()
     inherit_cache = True
@@ -23,15 +24,16 @@ class time_bucket(FunctionElement):
 @compiles(time_bucket, "postgresql")
 def _time_bucket_postgresql(element: time_bucket, compiler, **kw) -> str:
     # In double precision, not EXTRACT's numeric: several times faster over a month of snapshots, and
-    # exact to well under a millisecond this side of the year 9999.
+    # exact to well under a millisecond this side of the year 9999. Rounded to the nearest millisecond,
+    # as SQLite does when it reads a time.
     moment, origin, width = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"CAST(floor((floor(date_part('epoch', {moment}) * 1000) - {origin}) / {width}) AS BIGINT)"
+    return f"CAST(floor((floor(date_part('epoch', {moment}) * 1000 + 0.5) - {origin}) / {width}) AS BIGINT)"
 
 
 @compiles(time_bucket, "sqlite")
 def _time_bucket_sqlite(element: time_bucket, compiler, **kw) -> str:
-    # julianday() is a double, exact to well under a millisecond this side of the year 9999: rounded,
-    # it gives back the whole milliseconds SQLite computes with. Integer division floors (all >= 0).
+    # SQLite reads a time as whole milliseconds (rounded); julianday() gives them back as a double exact
+    # to well under a millisecond, so rounding it recovers them. Integer division floors (all >= 0).
     moment, origin, width = (compiler.process(clause, **kw) for clause in element.clauses)
     return (
         f"((CAST(round(julianday({moment}) * 86400000.0) AS INTEGER)"
