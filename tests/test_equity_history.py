@@ -9,6 +9,7 @@ import pytest
 
 from tests.bridging import register_follower, snapshot
 from tests.support import NOW, sign_up, store_snapshots
+from tradeguard.queries.service import cache_key
 
 SECOND = timedelta(seconds=1)
 EVERY = 5 * SECOND
@@ -160,12 +161,17 @@ async def test_a_bucketed_series_is_cached_and_a_new_snapshot_is_in_the_next_rea
     for equity in ("10000", "9900"):
         assert (await follower.bridge.send_snapshot(snapshot(equity=equity)))["applied"]
     url = equity_url(follower.account_id)
+    params = {"since": None, "until": None, "limit": None, "max_points": 500}
+    entry = cache_key(follower.owner.user_id, follower.account_id, "equity", params)
     before = (await follower.owner.get(url, max_points=500)).json()
-    assert (await follower.owner.get(url, max_points=500)).json() == before
+    cached = await api.services.cache.get(*entry)
 
     assert (await follower.bridge.send_snapshot(snapshot(equity="9800")))["applied"]
+    dropped = await api.services.cache.get(*entry)
     after = (await follower.owner.get(url, max_points=500)).json()
 
+    assert cached.hit
+    assert not dropped.hit
     assert [point["equity"] for point in before["points"]] == [10000, 9900]
     assert [point["equity"] for point in after["points"]] == [10000, 9900, 9800]
 
