@@ -4,6 +4,7 @@
 // Events read through fetch so the bearer token can travel in a header) says when something changed.
 // A `sync` or `log` event refreshes that account's views (debounced); `log` and `alert` items are
 // appended directly. Without the stream (404, or while it reconnects) the page polls every 5 s.
+// The chart reads the window it shows (a range, or a zoom), which the server cuts into buckets.
 
 const API = '/api/v1';
 const TOKEN_KEY = 'tradeguard.token';
@@ -1322,7 +1323,11 @@ function onStreamEvent(type, data, eventId) {
         scheduleAccounts();
         break;
       }
-      if (GUARD_EVENTS.has(payload.event_type)) scheduleSummary(id);
+      if (GUARD_EVENTS.has(payload.event_type)) {
+        scheduleSummary(id);
+        // A guard changing level is what the chart is for: shown now, however wide its buckets.
+        if (id === state.selected) quietly(refreshChart(id, { now: true }));
+      }
       if (id === state.selected && state.detail) {
         state.detail.events = addToFeed(EVENT_FEED, state.detail.events, [payload]);
         renderEvents();
