@@ -158,3 +158,24 @@ def position_row(account_id: int, **fields) -> dict:
     }
     row.update(fields)
     return row
+
+
+async def store_snapshots(api, account_id: int, snapshots: list[tuple[datetime, Decimal, Decimal]]) -> None:
+    """Equity history as the ingest step stores it, at any times: (taken_at, equity, peak) each."""
+    async with api.session() as session:
+        for taken_at, equity, peak in snapshots:
+            session.add(
+                AccountSnapshot(
+                    account_id=account_id,
+                    taken_at=taken_at,
+                    received_at=taken_at,
+                    balance=Decimal("10000"),
+                    equity=equity,
+                    margin=None,
+                    peak_equity=peak,
+                    drawdown_pct=(peak - equity) / peak * 100,
+                )
+            )
+        owner_id = (await session.get(Account, account_id)).owner_id
+        await session.commit()
+    await invalidate_account(api.services.cache, account_id, owner_id)

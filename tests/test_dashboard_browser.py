@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -24,7 +26,7 @@ import uvicorn
 from tests.bridging import Follower, position, register_follower, snapshot
 from tests.conftest import IN_CI, Api, make_settings
 from tests.net import free_port, wait_for_port
-from tests.support import PASSWORD
+from tests.support import PASSWORD, store_snapshots
 from tradeguard.app import create_app
 
 CHROMIUM = Path(os.environ.get("TRADEGUARD_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -277,7 +279,8 @@ async def test_sign_in_see_the_account_and_watch_a_snapshot_arrive(served, brows
         await expect(gbpusd_alert).to_have_count(1)
         await expect(page.locator('#events [data-event-type="alert"]', has_text="GBPUSD")).to_have_count(1)
         await expect(page.locator('#events [data-event-type="divergence"]').first).to_contain_text("7001")
-        await expect(page.locator("#chart")).to_have_attribute("data-points", str(len(HISTORY) + 1))
+        # The chart's points are buckets: the live snapshot may share one with the last seeded snapshot.
+        await expect(page.locator("#chart")).to_have_attribute("data-snapshots", str(len(HISTORY) + 1))
 
         assert await page.evaluate("window.__still_the_same_page") is True
         assert navigations == []
@@ -285,6 +288,173 @@ async def test_sign_in_see_the_account_and_watch_a_snapshot_arrive(served, brows
         ARTIFACTS.mkdir(exist_ok=True)
         await page.mouse.move(0, 0)
         await page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
+        assert problems == [], problems
+        assert foreign == [], f"requests to other origins: {foreign}"
+    finally:
+        await context.close()
+
+
+async def test_a_feeds_answer_older_than_the_stream_keeps_what_the_stream_brought(served, browser):
+    """Selecting an account reads its feeds. Here that answer leaves the server before a snapshot and
+    reaches the page after the stream brought the snapshot's alert: the alert stays, in the alerts and
+    in the events, whichever arrives first."""
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    follower = await register_follower(served.api)
+    other_account = await follower.owner.new_account("Other")
+    held = position("5002", symbol="GBPUSD", side="sell", open_price="1.26400", current_price="1.26275")
+    calm = [{"symbol": "GBPUSD", "bid": "1.26270", "ask": "1.26280"}]
+    assert (await follower.bridge.send_snapshot(snapshot(held, quotes=calm)))["applied"]
+
+    holding = False
+    snapshot_sent = False
+    stale_answer_fetched = asyncio.Event()
+    release_stale_answer = asyncio.Event()
+    stale_answer_shown = asyncio.Event()
+
+    async def hold_the_alerts_answer(route):
+        if not holding or f"account_id={follower.account_id}&" not in route.request.url:
+            await route.continue_()
+            return
+        answer = await route.fetch()
+        stale_answer_fetched.set()
+        await release_stale_answer.wait()
+        await route.fulfill(response=answer)
+
+    async def hold_newer_reads_until_the_stale_answer_is_shown(route):
+        # Else the refresh the snapshot starts could land first, and the page would drop the older answer.
+        if snapshot_sent:
+            await stale_answer_shown.wait()
+        await route.continue_()
+
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
+    await context.route("**/api/v1/alerts?*", hold_the_alerts_answer)
+    await context.route("**/api/v1/positions/open?*", hold_newer_reads_until_the_stale_answer_is_shown)
+    try:
+        page, problems, _ = await _signed_in_page(context, served, follower)
+        await expect(page.locator('#positions tr[data-ticket="5002"]')).to_be_visible()
+        await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+        await page.locator(f'[data-account-id="{other_account}"]').click()
+        await expect(page.locator("#account-name")).to_have_text("Other")
+        holding = True
+        await page.locator(f'[data-account-id="{follower.account_id}"]').click()
+        await asyncio.wait_for(stale_answer_fetched.wait(), TIMEOUT_MS / 1000)
+
+        snapshot_sent = True
+        wide = [{"symbol": "GBPUSD", "bid": "1.26200", "ask": "1.27000"}]
+        assert (await follower.bridge.send_snapshot(snapshot(held, quotes=wide)))["applied"]
+        gbpusd_alert = page.locator("#alerts .feed-item", has_text="GBPUSD market warning")
+        alert_entry = page.locator('#events [data-event-type="alert"]', has_text="GBPUSD")
+        await expect(gbpusd_alert).to_have_count(1)
+        await expect(alert_entry).to_have_count(1)
+
+        await page.evaluate(
+            """() => {
+                window.__feedRenders = 0;
+                new MutationObserver(() => { window.__feedRenders += 1; })
+                    .observe(document.getElementById('alerts'), { childList: true });
+            }"""
+        )
+        release_stale_answer.set()
+        await page.wait_for_function("() => window.__feedRenders > 0", timeout=TIMEOUT_MS)
+        stale_answer_shown.set()
+
+        await expect(page.locator('#positions tr[data-ticket="5002"]')).to_be_visible()
+        await expect(gbpusd_alert).to_have_count(1)
+        await expect(alert_entry).to_have_count(1)
+        assert problems == [], problems
+    finally:
+        release_stale_answer.set()
+        stale_answer_shown.set()
+        await context.close()
+
+
+async def _labels_apart(page) -> dict[str, int]:
+    """How many time and level labels the chart shows, after checking that no two of a kind overlap
+    and that every one lies inside the chart."""
+    boxes = await page.evaluate(
+        """() => {
+            const chart = document.querySelector('#chart svg').getBoundingClientRect();
+            const boxes = (selector) => [...document.querySelectorAll(`#chart svg ${selector}`)].map((element) => {
+                const box = element.getBoundingClientRect();
+                return [box.left, box.top, box.right, box.bottom];
+            });
+            return { chart: [chart.left, chart.top, chart.right, chart.bottom],
+                     time: boxes('.time-label'), level: boxes('.threshold-label') };
+        }"""
+    )
+    left, top, right, bottom = boxes["chart"]
+    for kind in ("time", "level"):
+        labels = boxes[kind]
+        for index, (a_left, a_top, a_right, a_bottom) in enumerate(labels):
+            assert left <= a_left and a_right <= right and top <= a_top and a_bottom <= bottom, (kind, labels)
+            for b_left, b_top, b_right, b_bottom in labels[index + 1 :]:
+                apart = a_right <= b_left or b_right <= a_left or a_bottom <= b_top or b_bottom <= a_top
+                assert apart, f"{kind} labels overlap: {labels}"
+    return {kind: len(boxes[kind]) for kind in ("time", "level")}
+
+
+async def test_the_chart_ranges_zoom_and_far_off_snapshots_keep_its_axes_readable(served, browser):
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    follower = await _seed(served.api)
+    # History from before this bridge, with a 90 % loss three years ago, and one snapshot dated 2099.
+    long_ago = datetime.now(UTC) - timedelta(days=3 * 365)
+    far_ahead = datetime(2099, 1, 1, tzinfo=UTC)
+    await store_snapshots(
+        served.api,
+        follower.account_id,
+        [(long_ago, Decimal("1000"), Decimal("10000")), (far_ahead, Decimal("9000"), Decimal("10400"))],
+    )
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
+    try:
+        page, problems, foreign = await _signed_in_page(context, served, follower)
+        chart = page.locator("#chart")
+        ranges = page.get_by_role("group", name="Time range")
+
+        # All: three years and an hour, in buckets of days (the last hour in one or two), the 90 %
+        # drawdown among them; 2099 is named, not drawn.
+        await expect(ranges.get_by_role("button", name="All")).to_have_attribute("aria-pressed", "true")
+        await expect(chart).to_have_attribute("data-snapshots", str(len(HISTORY) + 1))
+        await expect(chart).to_have_attribute("data-points", re.compile(r"^[23]$"))
+        await expect(page.locator("#chart-note")).to_contain_text("in the future")
+        shown = await _labels_apart(page)
+        assert 3 <= shown["time"] <= 1366 // 40, shown
+        assert shown["level"] == 2
+
+        # Snapshots every 5 minutes over the past hour: the last 15 minutes hold 3, the last hour 12.
+        for name, points in (("15 min", 3), ("1 h", 12), ("1 day", len(HISTORY))):
+            await ranges.get_by_role("button", name=name).click()
+            await expect(ranges.get_by_role("button", name=name)).to_have_attribute("aria-pressed", "true")
+            await expect(chart).to_have_attribute("data-points", str(points))
+            shown = await _labels_apart(page)
+            assert shown["time"] >= 3, (name, shown)
+
+        # Dragging across the middle half of the hour zooms into it; a double click goes back.
+        await ranges.get_by_role("button", name="1 h").click()
+        await expect(chart).to_have_attribute("data-points", "12")
+        svg = await page.locator("#chart svg").bounding_box()
+        plot_left, plot_width = svg["x"] + 56, svg["width"] - 56 - 12
+        y = svg["y"] + 60
+        await page.mouse.move(plot_left + plot_width * 0.25, y)
+        await page.mouse.down()
+        await page.mouse.move(plot_left + plot_width * 0.75, y, steps=5)
+        await page.mouse.up()
+        await expect(page.get_by_role("button", name="Reset zoom")).to_be_visible()
+        await expect(ranges.get_by_role("button", name="1 h")).to_have_attribute("aria-pressed", "false")
+        await expect(chart).to_have_attribute("data-points", re.compile(r"^[5-7]$"))
+        await _labels_apart(page)
+        await page.mouse.dblclick(plot_left + plot_width * 0.5, y)
+        await expect(page.get_by_role("button", name="Reset zoom")).to_be_hidden()
+        await expect(chart).to_have_attribute("data-points", "12")
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        await ranges.get_by_role("button", name="All").click()
+        await expect(chart).to_have_attribute("data-snapshots", str(len(HISTORY) + 1))
+        await page.mouse.move(0, 0)
+        await page.locator(".panel-chart").screenshot(path=ARTIFACTS / "dashboard-chart-all.png")
         assert problems == [], problems
         assert foreign == [], f"requests to other origins: {foreign}"
     finally:

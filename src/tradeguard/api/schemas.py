@@ -212,11 +212,17 @@ class AlertPage(BaseModel):
 
 
 class EquityPoint(BaseModel):
+    """A snapshot, or a bucket of them: then the values of its latest snapshot, and its extremes."""
+
     taken_at: datetime
     balance: Number
     equity: Number
     peak_equity: Number
     drawdown_pct: Number
+    snapshots: int
+    equity_min: Number
+    equity_max: Number
+    drawdown_max_pct: Number
 
 
 class EquitySeries(BaseModel):
@@ -224,6 +230,11 @@ class EquitySeries(BaseModel):
     warning_threshold_pct: Number
     critical_threshold_pct: Number
     points: list[EquityPoint]
+    since: datetime | None
+    until: datetime | None
+    bucket_seconds: float | None
+    first_taken_at: datetime | None
+    last_taken_at: datetime | None
 
 
 class ComponentCheck(BaseModel):

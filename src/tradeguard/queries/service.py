@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tradeguard.accounts.service import account_ids_of, may_see
 from tradeguard.api.schemas import (
     AlertPage,
-    EquitySeries,
     GuardStatus,
     OpenPositions,
     ReconciliationLogPage,
@@ -33,7 +32,7 @@ from tradeguard.auth.tokens import Principal
 from tradeguard.cache import ReadThrough, ResponseCache, WarmFields, account_scope, user_scope
 from tradeguard.errors import NotFound
 from tradeguard.queries.guards import guard_status_fields
-from tradeguard.queries.history import alerts_page, equity_points
+from tradeguard.queries.history import alerts_page, equity_series
 from tradeguard.queries.positions import find_position, open_positions_fields, position_out
 from tradeguard.queries.reconciliation import log_events, status_fields
 from tradeguard.store.models import Account
@@ -239,19 +238,16 @@ class ReadService:
         *,
         since: datetime | None,
         until: datetime | None,
-        limit: int,
+        limit: int | None,
+        max_points: int | None,
     ) -> bytes:
         async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
             account = await session.get(Account, account_id)
-            points = await equity_points(session, account_id, since=since, until=until, limit=limit)
-            return EquitySeries(
-                account_id=account_id,
-                warning_threshold_pct=account.drawdown_warning_pct,
-                critical_threshold_pct=account.drawdown_critical_pct,
-                points=points,
+            return await equity_series(
+                session, account, since=since, until=until, limit=limit, max_points=max_points
             )
 
-        params = {"since": since, "until": until, "limit": limit}
+        params = {"since": since, "until": until, "limit": limit, "max_points": max_points}
         return await self._cached(principal, account_id, "equity", params, build)
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
 
 from tradeguard.api.deps import PrincipalDep, ReadsDep
 from tradeguard.api.params import AccountIdPath, AccountIdQuery, CursorQuery, PositionIdPath
@@ -99,6 +100,28 @@ async def equity(
     reads: ReadsDep,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=5000, description="the window's latest snapshots, one by one (500 by default)"),
+    ] = None,
+    max_points: Annotated[
+        int | None, Query(ge=2, le=5000, description="the window cut into at most this many buckets instead")
+    ] = None,
 ):
-    return JSONBytes(await reads.equity(principal, account_id, since=since, until=until, limit=limit))
+    if since is not None and until is not None and since >= until:
+        raise _invalid_query("until", until, "must be later than since")
+    if limit is not None and max_points is not None:
+        raise _invalid_query(
+            "max_points", max_points, "give max_points (buckets) or limit (snapshots), not both"
+        )
+    body = await reads.equity(
+        principal, account_id, since=since, until=until, limit=limit, max_points=max_points
+    )
+    return JSONBytes(body)
+
+
+def _invalid_query(name: str, value: object, message: str) -> RequestValidationError:
+    """Reported like the framework's own refusals: a 422 naming the parameter."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", name), "msg": message, "input": value}]
+    )

@@ -4,6 +4,7 @@
 // Events read through fetch so the bearer token can travel in a header) says when something changed.
 // A `sync` or `log` event refreshes that account's views (debounced); `log` and `alert` items are
 // appended directly. Without the stream (404, or while it reconnects) the page polls every 5 s.
+// The chart reads the window it shows (a range, or a zoom), which the server cuts into buckets.
 
 const API = '/api/v1';
 const TOKEN_KEY = 'tradeguard.token';
@@ -15,6 +16,7 @@ const STREAM_STALL_MS = 45000; // keepalives come every ~15 s; silence this long
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30000;
 const FEED_LIMIT = 100;
+const ALERT_LIMIT = 50;
 const SEVERITY = { normal: 0, warning: 1, critical: 2 };
 const GUARD_EVENTS = new Set(['guard_level', 'halted', 'rearmed', 'feed_stale', 'feed_resumed']);
 const COMMAND_EVENTS = new Set(['close_command', 'position_closed']);
@@ -178,6 +180,7 @@ async function api(path, { method, json, form, anonymous = false } = {}) {
   }
   const response = await fetch(API + path, { method: method || (body ? 'POST' : 'GET'), headers, body, cache: 'no-store' });
   if (generation !== state.generation) throw new HttpError(0, 'signed out');
+  noteServerClock(response);
   if (!response.ok) {
     let detail = response.statusText;
     try {
@@ -432,7 +435,9 @@ function selectAccount(id) {
   // On a phone the cards are a sideways strip: bring the chosen one into it.
   $('accounts').querySelector(`[data-account-id="${id}"]`)?.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   if (changed) {
-    chartHover = null;
+    chart.hover = null;
+    chart.zoom = null;
+    renderChartControls();
     state.detail = { accountId: id, positions: null, guards: null, equity: null, config: null, events: [], alerts: [], commands: new Map() };
     $('account').hidden = false;
     renderHeadline();
@@ -445,32 +450,33 @@ function selectAccount(id) {
 
 async function refreshDetail(id, { feeds = false, config = false } = {}) {
   const ticket = ++requestCounter;
+  quietly(refreshChart(id, { now: feeds }));
   const requests = [
     api(`/positions/open?account_id=${id}`),
     api(`/guards/status?account_id=${id}`),
-    api(`/accounts/${id}/equity?limit=500`),
     config ? api(`/accounts/${id}/guard-config`) : null,
     feeds ? api(`/reconciliation/logs?account_id=${id}&limit=${FEED_LIMIT}`) : null,
-    feeds ? api(`/alerts?account_id=${id}&limit=50`) : null,
+    feeds ? api(`/alerts?account_id=${id}&limit=${ALERT_LIMIT}`) : null,
     feeds ? api(`/reconciliation/logs?account_id=${id}&event_type=close_command&limit=200`) : null,
     feeds ? api(`/reconciliation/logs?account_id=${id}&event_type=position_closed&limit=100`) : null,
     refreshSummary(id),
   ];
-  const [positions, guards, equity, guardConfig, logs, alerts, commandLogs, closedLogs] = await Promise.all(requests);
+  const [positions, guards, guardConfig, logs, alerts, commandLogs, closedLogs] = await Promise.all(requests);
   const detail = state.detail;
   if (!detail || detail.accountId !== id || state.selected !== id) return;
-  if (ticket < (detail.ticket || 0)) return; // a slower, older answer
-  detail.ticket = ticket;
-  detail.positions = positions;
-  detail.guards = guards;
-  detail.equity = equity;
-  if (guardConfig) detail.config = guardConfig;
   if (feeds) {
-    detail.events = logs.events;
-    detail.alerts = alerts.alerts;
-    detail.commands = new Map();
+    // Audit entries and alerts never change, so an answer only adds to the feeds: one that left the
+    // server before an entry came on the stream must not take that entry away again.
+    detail.events = addToFeed(EVENT_FEED, detail.events, logs.events);
+    detail.alerts = addToFeed(ALERT_FEED, detail.alerts, alerts.alerts);
     const commandEvents = [...commandLogs.events, ...closedLogs.events].sort((a, b) => a.id - b.id);
     for (const event of commandEvents) foldCommand(detail.commands, event);
+  }
+  if (ticket > (detail.ticket || 0)) { // the views are replaced, but never by a slower, older answer
+    detail.ticket = ticket;
+    detail.positions = positions;
+    detail.guards = guards;
+    if (guardConfig) detail.config = guardConfig;
   }
   renderDetail();
 }
@@ -753,68 +759,277 @@ function axisFormat(ticks) {
   return (value) => `${formatNumber(value / scale, digits, digits)}${suffix}`;
 }
 
-function timeLabel(ms, span) {
-  const date = new Date(ms);
-  if (span > 2 * 86400000) return date.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
-  if (span > 20 * 60000) return date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
-  return date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const CHART_RANGES = { '15m': 15 * 60000, '1h': 3600000, '1d': 86400000, all: null };
+const CHART_LEAD_MS = 5000; // a window ends this far after now: a bridge's clock may run a little fast
+const CHART_MAX_POINTS = 2000;
+const CHART_MIN_ZOOM_MS = 1000;
+const CHART_MARGIN = { left: 56, right: 12, top: 10, bottom: 24 };
+const LABEL_GAP = 8; // px at least between two time labels
+const LEVEL_LABEL_GAP = 14; // px at least between two level labels: a line of their text and a little
+
+// The window shown (`range`, or `zoom` once a part of it was selected) and the pointer's reading.
+const chart = { range: 'all', zoom: null, hover: null, fetchedAt: 0, counter: 0 };
+
+// The server's clock, from the Date header of its answers: a window ending "now" must end at its now.
+let clockOffsetMs = 0;
+
+function noteServerClock(response) {
+  const date = Date.parse(response.headers.get('date') || '');
+  // The header has whole seconds: its moment is somewhere in the second it names.
+  if (!Number.isNaN(date)) clockOffsetMs = date + 500 - Date.now();
 }
 
-let chartHover = null;
+function chartWindow() {
+  if (chart.zoom) return chart.zoom;
+  const now = Date.now() + clockOffsetMs;
+  const span = CHART_RANGES[chart.range];
+  // Whole seconds, so that pages open at the same time ask the same question (one cache entry).
+  return {
+    since: span ? Math.floor((now - span) / 1000) * 1000 : null,
+    until: Math.ceil((now + CHART_LEAD_MS) / 1000) * 1000,
+  };
+}
+
+function chartSize(box) {
+  const width = Math.max(280, Math.floor(box.clientWidth || 600));
+  return { width, height: width < 520 ? 250 : 300, plotWidth: width - CHART_MARGIN.left - CHART_MARGIN.right };
+}
+
+// A long window's buckets are wide: a new snapshot barely moves them, so it is read again less often.
+function chartRefreshEvery(series) {
+  return series?.bucket_seconds ? Math.min(60000, series.bucket_seconds * 100) : 0;
+}
+
+async function refreshChart(id, { now = false } = {}) {
+  const detail = state.detail;
+  if (!detail || detail.accountId !== id) return;
+  const wait = chart.fetchedAt + chartRefreshEvery(detail.equity) - Date.now();
+  if (!now && wait > 0) {
+    debounced.run(`chart:${id}`, () => {
+      if (state.detail === detail) quietly(refreshChart(id));
+    }, wait);
+    return;
+  }
+  const ticket = ++chart.counter;
+  const { since, until } = chartWindow();
+  const maxPoints = Math.min(CHART_MAX_POINTS, chartSize($('chart')).plotWidth);
+  const query = new URLSearchParams({ max_points: String(maxPoints), until: new Date(until).toISOString() });
+  if (since !== null) query.set('since', new Date(since).toISOString());
+  chart.fetchedAt = Date.now();
+  const series = await api(`/accounts/${id}/equity?${query}`);
+  if (state.detail !== detail || ticket < (detail.chartTicket || 0)) return; // another account, or overtaken
+  detail.chartTicket = ticket;
+  detail.equity = series;
+  renderChart();
+}
+
+function showRange(range) {
+  chart.range = range;
+  chart.zoom = null;
+  renderChartControls();
+  if (state.selected) quietly(refreshChart(state.selected, { now: true }));
+}
+
+function zoomTo(since, until) {
+  const from = Math.floor(since);
+  chart.zoom = { since: from, until: Math.max(Math.ceil(until), from + CHART_MIN_ZOOM_MS) };
+  renderChartControls();
+  if (state.selected) quietly(refreshChart(state.selected, { now: true }));
+}
+
+function resetZoom() {
+  if (chart.zoom) showRange(chart.range);
+}
+
+function renderChartControls() {
+  for (const button of $('chart-ranges').querySelectorAll('[data-range]')) {
+    button.setAttribute('aria-pressed', String(!chart.zoom && button.dataset.range === chart.range));
+  }
+  $('chart-reset').hidden = !chart.zoom;
+}
+
+const TIME_UNIT_MS = { second: 1000, minute: 60000, hour: 3600000, day: 86400000, month: 2629800000, year: 31557600000 };
+
+// Round steps for time ticks, finest first; years go on in 1-2-5 steps for as long as it takes.
+function* timeSteps() {
+  yield* [
+    ['second', 1], ['second', 2], ['second', 5], ['second', 10], ['second', 15], ['second', 30],
+    ['minute', 1], ['minute', 2], ['minute', 5], ['minute', 10], ['minute', 15], ['minute', 30],
+    ['hour', 1], ['hour', 2], ['hour', 3], ['hour', 6], ['hour', 12],
+    ['day', 1], ['day', 2], ['day', 7], ['month', 1], ['month', 2], ['month', 3], ['month', 6], ['year', 1],
+  ];
+  for (let years = 2; ; years *= 10) yield* [['year', years], ['year', years * 2.5], ['year', years * 5]];
+}
+
+// The local times of one step from t0 to t1: calendar units by the calendar, the rest from local midnight.
+function tickTimes(t0, t1, unit, count) {
+  const date = new Date(t0);
+  date.setHours(0, 0, 0, 0);
+  if (unit === 'month') date.setMonth(Math.floor(date.getMonth() / count) * count, 1);
+  if (unit === 'year') date.setFullYear(Math.floor(date.getFullYear() / count) * count, 0, 1);
+  const times = [];
+  if (unit === 'second' || unit === 'minute' || unit === 'hour') {
+    const step = TIME_UNIT_MS[unit] * count;
+    const midnight = date.getTime();
+    for (let t = midnight + Math.ceil((t0 - midnight) / step) * step; t <= t1; t += step) times.push(t);
+    return times;
+  }
+  while (date.getTime() <= t1) {
+    if (date.getTime() >= t0) times.push(date.getTime());
+    if (unit === 'day') date.setDate(date.getDate() + count);
+    else if (unit === 'month') date.setMonth(date.getMonth() + count);
+    else date.setFullYear(date.getFullYear() + count);
+  }
+  return times;
+}
+
+function tickLabel(t, unit) {
+  const date = new Date(t);
+  const midnight = date.getHours() === 0 && date.getMinutes() === 0 && date.getSeconds() === 0;
+  const day = () => date.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+  switch (unit) {
+    case 'year':
+      return String(date.getFullYear());
+    case 'month':
+      return date.getMonth() === 0 ? String(date.getFullYear()) : date.toLocaleDateString(undefined, { month: 'short' });
+    case 'day':
+      return date.getMonth() === 0 && date.getDate() === 1 ? String(date.getFullYear()) : day();
+    case 'second':
+      return midnight ? day() : date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    default:
+      return midnight ? day() : date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  }
+}
+
+// The finest round step whose labels, each measured, fit side by side without touching: [{t, text, left}].
+function timeTicks(t0, t1, x, width, measure) {
+  const plotWidth = x(t1) - x(t0);
+  for (const [unit, count] of timeSteps()) {
+    if ((t1 - t0) / (TIME_UNIT_MS[unit] * count) > plotWidth / 30) continue; // far too many to try
+    const times = tickTimes(t0, t1, unit, count);
+    const placed = [];
+    let right = -Infinity;
+    for (const t of times) {
+      const text = tickLabel(t, unit);
+      const textWidth = measure(text);
+      const left = Math.min(Math.max(x(t) - textWidth / 2, 2), width - 2 - textWidth); // inside the chart
+      if (left < right + LABEL_GAP) break;
+      placed.push({ t, text, left });
+      right = left + textWidth;
+    }
+    if (placed.length === times.length) return placed;
+  }
+  return [];
+}
+
+let measureContext = null;
+
+function textMeasure(font) {
+  measureContext ||= document.createElement('canvas').getContext('2d');
+  return (text) => {
+    measureContext.font = font;
+    return Math.ceil(measureContext.measureText(text).width) + 2; // tabular digits run a little wider
+  };
+}
+
+// Labels at their values' heights, moved apart just as much as they must not to overlap, kept inside
+// [top, bottom] while there is room: [{...label, y}] from the top down.
+function spreadLabels(labels, gap, top, bottom) {
+  const placed = labels.map((label) => ({ ...label, y: Math.min(Math.max(label.y, top), bottom) })).sort((a, b) => a.y - b.y);
+  for (let i = 1; i < placed.length; i++) placed[i].y = Math.max(placed[i].y, placed[i - 1].y + gap);
+  for (let i = placed.length - 1; i >= 0 && placed[i].y > bottom; i--) {
+    placed[i].y = i === placed.length - 1 ? bottom : Math.min(placed[i].y, placed[i + 1].y - gap);
+  }
+  return placed;
+}
+
+// The values whose labels are far enough from the ones kept before them (the first always is).
+function keepApart(values, y, gap) {
+  const kept = [];
+  for (const value of values) if (kept.every((other) => Math.abs(y(value) - y(other)) >= gap)) kept.push(value);
+  return kept;
+}
 
 function renderChart() {
   const box = $('chart');
   const series = state.detail?.equity;
   const points = series?.points || [];
-  if (points.length < 2) {
-    box.replaceChildren(h('p', { class: 'empty chart-empty' }, series ? (points.length ? 'One snapshot so far: the chart starts at the second.' : 'No snapshots yet.') : 'Loading…'));
+  renderChartNote(series);
+  if (!points.length) {
+    const text = !series ? 'Loading…' : series.first_taken_at ? 'No snapshots in this time range.' : 'No snapshots yet.';
+    box.replaceChildren(h('p', { class: 'empty chart-empty' }, text));
+    box.dataset.points = '0';
+    box.dataset.snapshots = '0';
     return;
   }
-  const width = Math.max(280, Math.floor(box.clientWidth || 600));
-  const height = width < 520 ? 250 : 300;
-  const margin = { left: 56, right: 12, top: 10, bottom: 24 };
+  const { width, height, plotWidth } = chartSize(box);
+  const margin = CHART_MARGIN;
   const gap = 20;
-  const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom - gap;
   const equityHeight = Math.round(plotHeight * 0.6);
   const drawdownTop = margin.top + equityHeight + gap;
   const drawdownHeight = plotHeight - equityHeight;
+  const drawdownBottom = drawdownTop + drawdownHeight;
 
   const warning = num(series.warning_threshold_pct);
   const critical = num(series.critical_threshold_pct);
   const rows = points.map((p) => ({
     t: Date.parse(p.taken_at),
     equity: num(p.equity),
+    lowest: num(p.equity_min),
+    highest: num(p.equity_max),
     balance: num(p.balance),
     peak: num(p.peak_equity),
     drawdown: num(p.drawdown_pct),
+    deepest: num(p.drawdown_max_pct),
+    snapshots: p.snapshots,
   }));
-  const t0 = rows[0].t;
-  const t1 = rows[rows.length - 1].t;
+  // The axis spans the window asked for, not the points in it: one point far away cannot stretch it.
+  const t0 = Date.parse(series.since);
+  const t1 = Date.parse(series.until);
   const span = Math.max(t1 - t0, 1);
   const x = (t) => margin.left + ((t - t0) / span) * plotWidth;
+  const timeAt = (px) => t0 + ((Math.min(Math.max(px, margin.left), width - margin.right) - margin.left) / plotWidth) * span;
 
-  const values = rows.flatMap((r) => [r.equity, r.balance, r.peak]);
-  let low = Math.min(...values);
-  let high = Math.max(...values);
+  let low = Infinity;
+  let high = -Infinity;
+  for (const r of rows) {
+    low = Math.min(low, r.lowest, r.balance, r.peak);
+    high = Math.max(high, r.highest, r.balance, r.peak);
+  }
   const pad = (high - low) * 0.08 || Math.abs(high) * 0.01 || 1;
   low -= pad;
   high += pad;
   const yEquity = (v) => margin.top + (1 - (v - low) / (high - low)) * equityHeight;
-  const ddMax = Math.max(critical * 1.2, ...rows.map((r) => r.drawdown * 1.1));
+  const ddMax = Math.max(critical * 1.2, ...rows.map((r) => r.deepest * 1.1));
   const yDrawdown = (v) => drawdownTop + (Math.min(v, ddMax) / ddMax) * drawdownHeight;
 
-  const line = (key, y) => rows.map((r, i) => `${i ? 'L' : 'M'}${x(r.t).toFixed(1)},${y(r[key]).toFixed(1)}`).join('');
-  const floor = (pctLevel) => rows.map((r, i) => `${i ? 'L' : 'M'}${x(r.t).toFixed(1)},${yEquity(r.peak * (1 - pctLevel / 100)).toFixed(1)}`).join('');
-  const area = `${line('drawdown', yDrawdown)}L${x(t1).toFixed(1)},${drawdownTop}L${x(t0).toFixed(1)},${drawdownTop}Z`;
+  // A bucket is drawn as a stroke down its extremes, then to its latest value: a crash inside one shows.
+  const trace = (y, value, ...extremes) => rows.map((r, i) => {
+    const px = x(r.t).toFixed(1);
+    const values = [...extremes.map((name) => r[name]).filter((v) => v !== r[value]), r[value]];
+    return values.map((v, j) => `${i || j ? 'L' : 'M'}${px},${y(v).toFixed(1)}`).join('');
+  }).join('');
+  const floor = (level) => rows.map((r, i) => `${i ? 'L' : 'M'}${x(r.t).toFixed(1)},${yEquity(r.peak * (1 - level / 100)).toFixed(1)}`).join('');
+  const first = rows[0];
+  const last = rows[rows.length - 1];
+  const area = `${trace(yDrawdown, 'drawdown', 'deepest')}L${x(last.t).toFixed(1)},${drawdownTop}L${x(first.t).toFixed(1)},${drawdownTop}Z`;
   const clipId = `clip-equity-${state.selected}`;
 
   const equityTicks = niceTicks(low, high, 4).filter((v) => v >= low && v <= high);
   const equityLabel = axisFormat(equityTicks);
-  const drawdownTicks = [0, warning, critical].filter((v) => v <= ddMax);
-  const timeTicks = niceTimeTicks(t0, t1, Math.max(2, Math.floor(plotWidth / 90)));
+  const drawdownTicks = keepApart([0, critical, warning], yDrawdown, LEVEL_LABEL_GAP);
+  const measure = textMeasure(`11px ${getComputedStyle(box).fontFamily}`);
+  const timeAxis = timeTicks(t0, t1, x, width, measure);
+  const levels = spreadLabels(
+    [
+      { level: 'warning', text: `warning ${formatNumber(warning, 0, 1)}%`, y: yDrawdown(warning) - 3 },
+      { level: 'critical', text: `critical ${formatNumber(critical, 0, 1)}%`, y: yDrawdown(critical) - 3 },
+    ],
+    LEVEL_LABEL_GAP, drawdownTop + 11, drawdownBottom - 2);
 
-  const crosshair = s('line', { class: 'crosshair', x1: 0, x2: 0, y1: margin.top, y2: drawdownTop + drawdownHeight, visibility: 'hidden' });
+  const crosshair = s('line', { class: 'crosshair', x1: 0, x2: 0, y1: margin.top, y2: drawdownBottom, visibility: 'hidden' });
+  const band = s('rect', { class: 'zoom-band', x: 0, width: 0, y: margin.top, height: drawdownBottom - margin.top, visibility: 'hidden' });
   const tip = h('div', { class: 'chart-tip', hidden: true });
 
   const svgElement = s('svg', { width, height, viewBox: `0 0 ${width} ${height}`, class: 'chart-svg', 'aria-hidden': 'true' },
@@ -825,35 +1040,34 @@ function renderChart() {
       s('text', { class: 'axis', x: margin.left - 6, y: yEquity(v), 'text-anchor': 'end', 'dominant-baseline': 'middle' }, equityLabel(v)),
     ]),
     drawdownTicks.map((v) => s('text', { class: 'axis', x: margin.left - 6, y: yDrawdown(v), 'text-anchor': 'end', 'dominant-baseline': 'middle' }, `${formatNumber(v, 0, 1)}%`)),
-    timeTicks.map((t) => {
-      // Labels near an edge are anchored to it, so they are never cut off.
-      const at = x(t);
-      const anchor = at > width - 40 ? 'end' : at < margin.left + 20 ? 'start' : 'middle';
-      const position = anchor === 'end' ? width - 2 : at;
-      return s('text', { class: 'axis', x: position, y: height - 6, 'text-anchor': anchor }, timeLabel(t, span));
-    }),
+    timeAxis.map((tick) => [
+      s('line', { class: 'tick', x1: x(tick.t), x2: x(tick.t), y1: drawdownBottom, y2: drawdownBottom + 4 }),
+      s('text', { class: 'axis time-label', x: tick.left, y: height - 6, 'text-anchor': 'start' }, tick.text),
+    ]),
     s('line', { class: 'axis-line', x1: margin.left, x2: width - margin.right, y1: drawdownTop, y2: drawdownTop }),
-    s('text', { class: 'pane-label', x: margin.left + 6, y: drawdownTop + 12 }, 'drawdown'),
+    s('line', { class: 'axis-line', x1: margin.left, x2: width - margin.right, y1: drawdownBottom, y2: drawdownBottom }),
+    s('text', { class: 'pane-label', x: width - margin.right - 6, y: drawdownTop + 12, 'text-anchor': 'end' }, 'drawdown'),
     // equity pane
     s('g', { 'clip-path': `url(#${clipId})` },
       s('path', { class: 'threshold warning', d: floor(warning) }),
       s('path', { class: 'threshold critical', d: floor(critical) }),
-      s('path', { class: 'series peak', d: line('peak', yEquity) }),
-      s('path', { class: 'series balance', d: line('balance', yEquity) }),
-      s('path', { class: 'series equity', d: line('equity', yEquity) })),
+      s('path', { class: 'series peak', d: trace(yEquity, 'peak') }),
+      s('path', { class: 'series balance', d: trace(yEquity, 'balance') }),
+      s('path', { class: 'series equity', d: trace(yEquity, 'equity', 'highest', 'lowest') }),
+      s('circle', { class: 'latest', cx: x(last.t), cy: yEquity(last.equity), r: 3 })),
     // drawdown pane, growing downwards, with the thresholds
     s('path', { class: 'drawdown-area', d: area }),
-    s('path', { class: 'series drawdown', d: line('drawdown', yDrawdown) }),
+    s('path', { class: 'series drawdown', d: trace(yDrawdown, 'drawdown', 'deepest') }),
     s('line', { class: 'threshold warning', x1: margin.left, x2: width - margin.right, y1: yDrawdown(warning), y2: yDrawdown(warning) }),
-    critical <= ddMax ? s('line', { class: 'threshold critical', x1: margin.left, x2: width - margin.right, y1: yDrawdown(critical), y2: yDrawdown(critical) }) : null,
-    s('text', { class: 'threshold-label warning', x: margin.left + 6, y: yDrawdown(warning) - 4 }, `warning ${formatNumber(warning, 0, 1)}%`),
-    critical <= ddMax ? s('text', { class: 'threshold-label critical', x: margin.left + 6, y: yDrawdown(critical) + 12 }, `critical ${formatNumber(critical, 0, 1)}%`) : null,
+    s('line', { class: 'threshold critical', x1: margin.left, x2: width - margin.right, y1: yDrawdown(critical), y2: yDrawdown(critical) }),
+    levels.map((label) => s('text', { class: `threshold-label ${label.level}`, x: margin.left + 6, y: label.y }, label.text)),
+    band,
     crosshair,
   );
 
   const currency = state.accounts.get(state.selected)?.account.currency;
   const nearest = (px) => {
-    const t = t0 + ((px - margin.left) / plotWidth) * span;
+    const t = timeAt(px);
     let lo = 0;
     let hi = rows.length - 1;
     while (hi - lo > 1) {
@@ -865,43 +1079,71 @@ function renderChart() {
   };
   const showAt = (px) => {
     if (px < margin.left || px > width - margin.right) return;
-    chartHover = px;
+    chart.hover = px;
     const row = nearest(px);
     const cx = x(row.t);
     crosshair.setAttribute('x1', cx);
     crosshair.setAttribute('x2', cx);
     crosshair.setAttribute('visibility', 'visible');
+    const many = row.snapshots > 1;
     tip.replaceChildren(
       h('strong', {}, clock(new Date(row.t).toISOString())),
       h('span', {}, `Equity ${money(row.equity, currency)}`),
+      many ? h('span', { class: 'muted' }, `${row.snapshots} snapshots: ${money(row.lowest, currency)} to ${money(row.highest, currency)}`) : null,
       h('span', {}, `Balance ${money(row.balance, currency)}`),
       h('span', { class: `level-${levelOf(row.drawdown, warning, critical)}` }, `Drawdown ${pct(row.drawdown)}`),
+      many && row.deepest !== row.drawdown ? h('span', { class: `level-${levelOf(row.deepest, warning, critical)}` }, `Deepest ${pct(row.deepest)}`) : null,
     );
     tip.hidden = false;
     const left = cx + 12 + 170 > width ? cx - 12 - 170 : cx + 12;
     tip.style.left = `${Math.max(0, left)}px`;
     tip.style.top = `${margin.top}px`;
   };
-  svgElement.addEventListener('pointermove', (event) => showAt(event.clientX - svgElement.getBoundingClientRect().left));
+  // Dragging across the chart zooms into what was crossed; a double click goes back to the range.
+  let dragFrom = null;
+  const localX = (event) => event.clientX - svgElement.getBoundingClientRect().left;
+  svgElement.addEventListener('pointerdown', (event) => {
+    const px = localX(event);
+    if (event.button !== 0 || event.pointerType === 'touch' || px < margin.left || px > width - margin.right) return;
+    dragFrom = px;
+    svgElement.setPointerCapture(event.pointerId);
+  });
+  svgElement.addEventListener('pointermove', (event) => {
+    const px = localX(event);
+    showAt(px);
+    if (dragFrom === null) return;
+    const from = Math.max(Math.min(dragFrom, px), margin.left);
+    band.setAttribute('x', from);
+    band.setAttribute('width', Math.max(Math.min(Math.max(dragFrom, px), width - margin.right) - from, 0));
+    band.setAttribute('visibility', 'visible');
+  });
+  svgElement.addEventListener('pointerup', (event) => {
+    if (dragFrom === null) return;
+    const [a, b] = [dragFrom, localX(event)].sort((p, q) => p - q);
+    dragFrom = null;
+    band.setAttribute('visibility', 'hidden');
+    if (b - a >= 6) zoomTo(timeAt(a), timeAt(b));
+  });
+  svgElement.addEventListener('dblclick', resetZoom);
   svgElement.addEventListener('pointerleave', () => {
-    chartHover = null;
+    chart.hover = null;
     crosshair.setAttribute('visibility', 'hidden');
     tip.hidden = true;
   });
   box.replaceChildren(svgElement, tip);
-  if (chartHover !== null) showAt(chartHover); // a live update keeps the reading under the pointer
+  if (chart.hover !== null) showAt(chart.hover); // a live update keeps the reading under the pointer
   box.dataset.width = String(width);
   box.dataset.points = String(rows.length);
+  box.dataset.snapshots = String(rows.reduce((sum, r) => sum + r.snapshots, 0));
 }
 
-function niceTimeTicks(t0, t1, count) {
-  const span = t1 - t0;
-  const steps = [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800].map((v) => v * 1000);
-  const step = steps.find((candidate) => span / candidate <= count) || steps[steps.length - 1];
-  const offset = new Date(t0).getTimezoneOffset() * 60000;
-  const ticks = [];
-  for (let t = Math.ceil((t0 - offset) / step) * step + offset; t <= t1; t += step) ticks.push(t);
-  return ticks;
+// A snapshot dated after the window and after now (a bridge whose clock is wrong) is named, not drawn.
+function renderChartNote(series) {
+  const latest = Date.parse(series?.last_taken_at || '');
+  const beyond = latest > Date.parse(series?.until || '') && latest > Date.now() + clockOffsetMs + CHART_LEAD_MS;
+  const note = $('chart-note');
+  note.hidden = !beyond;
+  if (beyond) setText('chart-note', `The latest snapshot is dated ${new Date(latest).toLocaleString()}, in the future: it is not drawn.`);
 }
 
 // ---------------------------------------------------------------- feeds: events, alerts, commands
@@ -950,26 +1192,27 @@ function renderAlerts() {
   $('alerts-empty').hidden = !state.detail || alerts.length > 0;
 }
 
-function prepend(list, item) {
-  if (list.some((existing) => existing.id === item.id)) return list;
-  return [item, ...list].sort((a, b) => b.id - a.id).slice(0, FEED_LIMIT);
-}
-
-// An alert from the stream is numbered as the audit entry it travels as (`id`); `alert_id` is its
-// id in /alerts, so the alerts list knows it by that.
+// An alert is known by its id in /alerts; one from the stream travels as its audit entry (`id`)
+// and names that id as `alert_id`. Alerts are ordered by time.
 function alertAsListed(alert) {
   return { ...alert, id: alert.alert_id };
 }
 
-function addAlert(list, alert) {
-  if (alert.id !== null && list.some((existing) => existing.id === alert.id)) return list;
-  return [alert, ...list].sort((a, b) => b.id - a.id).slice(0, 50);
+const EVENT_FEED = { limit: FEED_LIMIT, key: (event) => event.id, newerFirst: (a, b) => b.id - a.id };
+const ALERT_FEED = { limit: ALERT_LIMIT, key: (alert) => alert.id, newerFirst: (a, b) => Date.parse(b.created_at) - Date.parse(a.created_at) };
+
+// The feed with the items it lacks added, newest first, at most its limit.
+function addToFeed(feed, list, items) {
+  const known = new Set(list.map(feed.key));
+  const added = items.filter((item) => !known.has(feed.key(item)));
+  if (!added.length) return list;
+  return [...list, ...added].sort(feed.newerFirst).slice(0, feed.limit);
 }
 
-// The audit entry of an alert has its kind and level in its details, as /reconciliation/logs shows it.
-function alertAsAuditEntry(alert) {
+// The audit entry an alert also is; its id is the stream's event id, the audit entry's own.
+function alertAsAuditEntry(alert, auditId) {
   return {
-    id: alert.id,
+    id: Number(auditId),
     account_id: alert.account_id,
     created_at: alert.created_at,
     event_type: 'alert',
@@ -1067,7 +1310,7 @@ function scheduleEverything() {
   });
 }
 
-function onStreamEvent(type, data) {
+function onStreamEvent(type, data, eventId) {
   let payload;
   try {
     payload = JSON.parse(data);
@@ -1095,9 +1338,13 @@ function onStreamEvent(type, data) {
         scheduleAccounts();
         break;
       }
-      if (GUARD_EVENTS.has(payload.event_type)) scheduleSummary(id);
+      if (GUARD_EVENTS.has(payload.event_type)) {
+        scheduleSummary(id);
+        // A guard changing level is what the chart is for: shown now, however wide its buckets.
+        if (id === state.selected) quietly(refreshChart(id, { now: true }));
+      }
       if (id === state.selected && state.detail) {
-        state.detail.events = prepend(state.detail.events, payload);
+        state.detail.events = addToFeed(EVENT_FEED, state.detail.events, [payload]);
         renderEvents();
         if (COMMAND_EVENTS.has(payload.event_type)) {
           foldCommand(state.detail.commands, payload);
@@ -1111,8 +1358,8 @@ function onStreamEvent(type, data) {
       const entry = state.accounts.get(payload.account_id);
       if (!entry) break;
       if (payload.account_id === state.selected && state.detail) {
-        state.detail.alerts = addAlert(state.detail.alerts, alertAsListed(payload));
-        state.detail.events = prepend(state.detail.events, alertAsAuditEntry(payload));
+        state.detail.alerts = addToFeed(ALERT_FEED, state.detail.alerts, [alertAsListed(payload)]);
+        state.detail.events = addToFeed(EVENT_FEED, state.detail.events, [alertAsAuditEntry(payload, eventId)]);
         renderAlerts();
         renderEvents();
       } else {
@@ -1233,7 +1480,7 @@ const stream = {
         buffer = buffer.slice(match.index + match[0].length);
         if (line === '') {
           if (id !== null) state.lastEventId = id;
-          if (data.length) onStreamEvent(type || 'message', data.join('\n'));
+          if (data.length) onStreamEvent(type || 'message', data.join('\n'), id);
           type = '';
           data = [];
           id = null;
@@ -1292,6 +1539,11 @@ function main() {
   $('signin-form').addEventListener('submit', onSignIn);
   $('sign-out').addEventListener('click', () => signOut());
   $('rearm').addEventListener('click', onRearm);
+  $('chart-ranges').addEventListener('click', (event) => {
+    const button = event.target.closest('[data-range]');
+    if (button) showRange(button.dataset.range);
+  });
+  $('chart-reset').addEventListener('click', resetZoom);
   window.addEventListener('hashchange', () => {
     const id = accountFromHash();
     if (id && id !== state.selected) selectAccount(id);
