@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
-import signal
-import subprocess
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -20,7 +17,6 @@ from tests.conftest import (
     start_api,
     stop_api,
 )
-from tests.net import free_port, wait_for_port
 from tests.support import sign_up, write_state
 from tradeguard.cache import MemoryCache, RedisCache
 from tradeguard.redis_client import fail_fast_redis
@@ -123,60 +119,6 @@ async def test_a_read_after_a_write_is_never_stale_and_repeated_reads_hit(api):
     assert lookups_before.hit
     assert (second["status"], second["total_syncs"]) == ("warning", 2)
     assert all_accounts["total_syncs"] == 2
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, so it can be stopped and paused without touching anyone else's."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        await wait_for_port(self.port)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait()
-
-    def pause(self) -> None:
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
-
-
-@pytest.fixture
-async def private_redis() -> AsyncIterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("redis-server is not installed; CI=true requires it")
-        pytest.skip("redis-server is not installed; set CI=true to make this a failure")
-    server = PrivateRedis(free_port())
-    await server.start()
-    yield server
-    if server.process.poll() is None:
-        server.resume()
-        server.kill()
 
 
 @pytest.fixture
