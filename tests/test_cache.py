@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -16,9 +18,12 @@ from tests.conftest import (
     require_service,
     start_api,
     stop_api,
+    two_api_processes,
 )
+from tests.net import free_port
 from tests.support import sign_up, write_state
 from tradeguard.cache import MemoryCache, RedisCache
+from tradeguard.cache.epochs import SharedEpochs
 from tradeguard.redis_client import fail_fast_redis
 
 STATUS = "/api/v1/reconciliation/status"
@@ -33,7 +38,7 @@ class FakeClock:
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def cache_with_clock(request) -> AsyncIterator[tuple[object, FakeClock]]:
+async def cache_with_clock(request, tmp_path) -> AsyncIterator[tuple[object, FakeClock]]:
     clock = FakeClock()
     if request.param == "memory":
         yield MemoryCache(ttl_seconds=5, max_entries=100, clock=clock), clock
@@ -41,7 +46,11 @@ async def cache_with_clock(request) -> AsyncIterator[tuple[object, FakeClock]]:
     require_service("Redis", "127.0.0.1", 6379)
     namespace = f"tg:test:{os.getpid()}:{id(clock)}:"
     client = fail_fast_redis(REDIS_URL, timeout_seconds=1)
-    yield RedisCache(client, ttl_seconds=5, retry_seconds=1, namespace=namespace, wall_clock=clock), clock
+    host = SharedEpochs(tmp_path / "epochs")
+    yield (
+        RedisCache(client, host, ttl_seconds=5, retry_seconds=1, namespace=namespace, wall_clock=clock),
+        clock,
+    )
     await client.aclose()
 
 
@@ -191,3 +200,142 @@ async def test_writes_during_a_redis_stall_are_invalidated_when_it_returns(
 
     assert stalled.status_code == 200 and stalled.json()["total_syncs"] == 2
     assert recovered.json()["total_syncs"] == 2
+
+
+OUTAGE_SETTINGS = {"redis_timeout_seconds": 0.2, "redis_retry_seconds": 0.3}
+
+
+async def _total_syncs(caller, account_id: int) -> int:
+    return (await caller.get(STATUS, account_id=account_id)).json()["total_syncs"]
+
+
+async def _reads_for_a_second(caller, account_id: int) -> list[int]:
+    """What a reader sees while the processes reconnect, fail over and take up Redis again."""
+    seen = []
+    for _ in range(10):
+        seen.append(await _total_syncs(caller, account_id))
+        await asyncio.sleep(0.1)
+    return seen
+
+
+async def _write_then_read_on_the_other(processes, callers, account_id: int, first_sync: int) -> list[tuple]:
+    """Each process in turn writes, and the other reads at once: (written, read) for every probe."""
+    probes = []
+    for sync in range(first_sync, first_sync + 10):
+        writing, reading = sync % 2, 1 - sync % 2
+        await write_state(processes[writing].api, account_id, total_syncs=sync)
+        probes.append((sync, await _total_syncs(callers[reading], account_id)))
+    return probes
+
+
+async def test_after_redis_returns_with_its_data_no_process_reads_an_entry_an_outage_write_replaced(
+    persistent_redis, tmp_path
+):
+    async with two_api_processes(tmp_path, persistent_redis.url, **OUTAGE_SETTINGS) as processes:
+        writer = await sign_up(processes[0].api)
+        reader = replace(writer, api=processes[1].api)
+        account_id = await writer.new_account()
+        await write_state(processes[0].api, account_id, total_syncs=1)
+        cached = [await _total_syncs(reader, account_id) for _ in range(2)]
+
+        persistent_redis.kill()
+        await write_state(processes[0].api, account_id, total_syncs=2)
+        await persistent_redis.start()
+        after_restart = await _reads_for_a_second(reader, account_id)
+        probes = await _write_then_read_on_the_other(processes, [writer, reader], account_id, 3)
+
+    assert cached == [1, 1]
+    assert after_restart == [2] * 10
+    assert [read for _, read in probes] == [written for written, _ in probes]
+
+
+async def test_after_redis_thaws_no_process_reads_an_entry_a_write_during_the_freeze_replaced(
+    private_redis, tmp_path
+):
+    async with two_api_processes(tmp_path, private_redis.url, **OUTAGE_SETTINGS) as processes:
+        writer = await sign_up(processes[0].api)
+        reader = replace(writer, api=processes[1].api)
+        accounts = [await writer.new_account() for _ in range(2)]
+        for account_id in accounts:
+            await write_state(processes[0].api, account_id, total_syncs=1)
+            await _total_syncs(reader, account_id)
+
+        private_redis.pause()
+        # The first invalidation times out; the second comes while the writer leaves Redis alone.
+        for account_id in accounts:
+            await write_state(processes[0].api, account_id, total_syncs=2)
+        private_redis.resume()
+        after_thaw = [await _reads_for_a_second(reader, account_id) for account_id in accounts]
+        probes = await _write_then_read_on_the_other(processes, [writer, reader], accounts[1], 3)
+
+    assert after_thaw == [[2] * 10] * 2
+    assert [read for _, read in probes] == [written for written, _ in probes]
+
+
+async def test_an_outage_write_by_a_process_that_has_exited_since_stays_visible_when_redis_returns(
+    persistent_redis, tmp_path
+):
+    database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    shared = {"cache_namespace": f"tg:test:{uuid.uuid4().hex}:", **OUTAGE_SETTINGS}
+    reading, reading_lifespan = await start_api(
+        make_settings(tmp_path, database, persistent_redis.url, **shared)
+    )
+    writing, writing_lifespan = await start_api(
+        make_settings(tmp_path, database, persistent_redis.url, auto_migrate=False, **shared)
+    )
+    try:
+        reader = await sign_up(reading)
+        account_id = await reader.new_account()
+        await write_state(writing, account_id, total_syncs=1)
+        cached = await _total_syncs(reader, account_id)
+
+        persistent_redis.kill()
+        await write_state(writing, account_id, total_syncs=2)
+        await stop_api(writing, writing_lifespan)
+        await persistent_redis.start()
+        after_restart = await _reads_for_a_second(reader, account_id)
+    finally:
+        await stop_api(reading, reading_lifespan)
+
+    assert cached == 1
+    assert after_restart == [2] * 10
+
+
+@pytest.fixture
+async def cut_off_writer(tmp_path):
+    """Two processes of one host: one reaches the shared Redis, the other has lost its connection."""
+    require_service("Redis", "127.0.0.1", 6379)
+    namespace = f"tg:test:{uuid.uuid4().hex}:"
+    reaching = fail_fast_redis(REDIS_URL, timeout_seconds=1)
+    cut_off = fail_fast_redis(f"redis://127.0.0.1:{free_port()}/0", timeout_seconds=0.2)
+    caches = [
+        RedisCache(
+            client, SharedEpochs(tmp_path / "epochs"), ttl_seconds=5, retry_seconds=1, namespace=namespace
+        )
+        for client in (reaching, cut_off)
+    ]
+    yield caches
+    for client in (reaching, cut_off):
+        await client.aclose()
+
+
+async def test_a_write_whose_invalidation_was_lost_is_not_undone_by_an_entry_from_before(cut_off_writer):
+    reader, writer = cut_off_writer
+    await reader.put("a:1", "status", b"old", await reader.get("a:1", "status"))
+
+    await writer.invalidate(["a:1"])
+    after = await reader.get("a:1", "status")
+
+    assert after.value is None
+
+
+async def test_a_fill_looked_up_before_a_lost_invalidation_stores_nothing(cut_off_writer):
+    reader, writer = cut_off_writer
+    slow_reader = await reader.get("a:2", "status")
+
+    await writer.invalidate(["a:2"])
+    stored = await reader.put("a:2", "status", b"built before the write", slow_reader)
+    after = await reader.get("a:2", "status")
+
+    assert stored is False
+    assert after.value is None

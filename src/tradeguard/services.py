@@ -120,8 +120,10 @@ class Services:
 
 def _shared_cache(settings: Settings, redis: Redis) -> ResponseCache:
     namespace = settings.cache_namespace
+    epochs = SharedEpochs(epochs_path(f"{settings.redis_url}|{namespace}", settings.near_cache_epochs_dir))
     shared = RedisCache(
         redis,
+        epochs,
         ttl_seconds=settings.cache_ttl_seconds,
         retry_seconds=settings.redis_retry_seconds,
         namespace=namespace,
@@ -129,7 +131,6 @@ def _shared_cache(settings: Settings, redis: Redis) -> ResponseCache:
     )
     if not settings.near_cache:
         return shared
-    epochs = SharedEpochs(epochs_path(f"{settings.redis_url}|{namespace}", settings.near_cache_epochs_dir))
     return NearCache(
         shared, epochs, ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries
     )
