@@ -209,14 +209,14 @@ async def serve_live(settings: Settings) -> AsyncIterator[LiveServer]:
 
 @contextlib.asynccontextmanager
 async def two_api_processes(
-    tmp_path: Path, redis_url: str | None = None, **overrides
+    tmp_path: Path, redis_url: str | None = None, database_url: str | None = None, **overrides
 ) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
-    """Two served apps over one SQLite file and one Redis cache (the shared test Redis by default),
-    as two API processes of one host share them."""
+    """Two served apps over one database (an SQLite file of their own by default) and one Redis
+    cache (the shared test Redis by default), as two API processes of one host share them."""
     if redis_url is None:
         require_service("Redis", "127.0.0.1", 6379)
         redis_url = REDIS_URL
-    database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    database = database_url or f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
     shared = {"cache_namespace": f"tg:test:{uuid.uuid4().hex}:", **overrides}
     first = make_settings(tmp_path, database, redis_url, **shared)
     second = make_settings(tmp_path, database, redis_url, auto_migrate=False, **shared)

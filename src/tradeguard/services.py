@@ -17,7 +17,7 @@ from tradeguard.cache import MemoryCache, NearCache, RedisCache, ResponseCache, 
 from tradeguard.cache.epochs import SharedEpochs, epochs_path
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.ingest.devices import DeviceSecrets
-from tradeguard.ingest.nonces import DatabaseNonces, NonceStore, RedisNonces
+from tradeguard.ingest.nonces import DatabaseNonces, NonceStore
 from tradeguard.ingest.snapshots import IngestPolicy
 from tradeguard.queries.service import ReadService
 from tradeguard.redis_client import fail_fast_redis
@@ -58,18 +58,16 @@ class Services:
         )
         if redis is not None:
             cache: ResponseCache = _shared_cache(settings, redis)
-            nonces: NonceStore = RedisNonces(redis)
         else:
             cache = MemoryCache(
                 ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries
             )
-            nonces = DatabaseNonces()
         return cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
             cache=cache,
-            nonces=nonces,
+            nonces=DatabaseNonces(),
             reads=ReadService(sessions, cache),
             device_secrets=DeviceSecrets(settings.resolved_secret_key()),
             jwt_secret=jwt_secret,
