@@ -218,10 +218,12 @@ async def _reads_for_a_second(caller, account_id: int) -> list[int]:
     return seen
 
 
-async def _write_then_read_on_the_other(processes, callers, account_id: int, first_sync: int) -> list[tuple]:
+async def _write_then_read_on_the_other(
+    processes, callers, account_id: int, first_sync: int, count: int = 10
+) -> list[tuple]:
     """Each process in turn writes, and the other reads at once: (written, read) for every probe."""
     probes = []
-    for sync in range(first_sync, first_sync + 10):
+    for sync in range(first_sync, first_sync + count):
         writing, reading = sync % 2, 1 - sync % 2
         await write_state(processes[writing].api, account_id, total_syncs=sync)
         probes.append((sync, await _total_syncs(callers[reading], account_id)))
@@ -243,9 +245,14 @@ async def test_after_redis_returns_with_its_data_no_process_reads_an_entry_an_ou
         await persistent_redis.start()
         after_restart = await _reads_for_a_second(reader, account_id)
         probes = await _write_then_read_on_the_other(processes, [writer, reader], account_id, 3)
+        await _total_syncs(reader, account_id)
+        served_from_redis_again = await processes[0].api.services.cache.get(
+            f"a:{account_id}", f"reconciliation_status:{writer.user_id}?"
+        )
 
     assert cached == [1, 1]
     assert after_restart == [2] * 10
+    assert served_from_redis_again.hit
     assert [read for _, read in probes] == [written for written, _ in probes]
 
 
@@ -269,6 +276,47 @@ async def test_after_redis_thaws_no_process_reads_an_entry_a_write_during_the_fr
         probes = await _write_then_read_on_the_other(processes, [writer, reader], accounts[1], 3)
 
     assert after_thaw == [[2] * 10] * 2
+    assert [read for _, read in probes] == [written for written, _ in probes]
+
+
+async def _freeze_again_and_again(redis) -> None:
+    while True:
+        redis.pause()
+        await asyncio.sleep(0.3)
+        redis.resume()
+        await asyncio.sleep(0.3)
+
+
+async def _read_again_and_again(caller, account_id: int) -> None:
+    """Other readers of the account, filling Redis and meeting its freezes at their own moments."""
+    while True:
+        await _total_syncs(caller, account_id)
+        await asyncio.sleep(0.02)
+
+
+async def test_write_then_read_probes_never_see_an_older_value_while_redis_keeps_freezing(
+    private_redis, tmp_path
+):
+    async with two_api_processes(tmp_path, private_redis.url, **OUTAGE_SETTINGS) as processes:
+        writer = await sign_up(processes[0].api)
+        callers = [writer, replace(writer, api=processes[1].api)]
+        account_id = await writer.new_account()
+        await write_state(processes[0].api, account_id, total_syncs=1)
+        for caller in callers:
+            await _total_syncs(caller, account_id)
+
+        background = [
+            asyncio.create_task(_freeze_again_and_again(private_redis)),
+            *(asyncio.create_task(_read_again_and_again(caller, account_id)) for caller in callers),
+        ]
+        try:
+            probes = await _write_then_read_on_the_other(processes, callers, account_id, 2, count=30)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            private_redis.resume()
+
     assert [read for _, read in probes] == [written for written, _ in probes]
 
 
