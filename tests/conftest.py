@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.http_receiver import Receiver
 from tests.net import free_port, reachable, wait_for_port
+from tests.private_redis import PrivateRedis
 from tests.support import sign_up
 from tradeguard.app import create_app
 from tradeguard.settings import Settings
@@ -206,15 +208,50 @@ async def serve_live(settings: Settings) -> AsyncIterator[LiveServer]:
 
 
 @contextlib.asynccontextmanager
-async def two_api_processes(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
-    """Two served apps over one SQLite file and one Redis cache, as two API processes share them."""
-    require_service("Redis", "127.0.0.1", 6379)
-    database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-    one_cache = f"tg:test:{uuid.uuid4().hex}:"
-    first = make_settings(tmp_path, database, REDIS_URL, cache_namespace=one_cache)
-    second = make_settings(tmp_path, database, REDIS_URL, cache_namespace=one_cache, auto_migrate=False)
+async def two_api_processes(
+    tmp_path: Path, redis_url: str | None = None, database_url: str | None = None, **overrides
+) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
+    """Two served apps over one database (an SQLite file of their own by default) and one Redis
+    cache (the shared test Redis by default), as two API processes of one host share them."""
+    if redis_url is None:
+        require_service("Redis", "127.0.0.1", 6379)
+        redis_url = REDIS_URL
+    database = database_url or f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    shared = {"cache_namespace": f"tg:test:{uuid.uuid4().hex}:", **overrides}
+    first = make_settings(tmp_path, database, redis_url, **shared)
+    second = make_settings(tmp_path, database, redis_url, auto_migrate=False, **shared)
     async with serve_live(first) as one, serve_live(second) as other:
         yield one, other
+
+
+def _require_redis_server() -> None:
+    if shutil.which("redis-server") is None:
+        if IN_CI:
+            pytest.fail("redis-server is not installed; CI=true requires it")
+        pytest.skip("redis-server is not installed; set CI=true to make this a failure")
+
+
+@pytest.fixture
+async def private_redis() -> AsyncIterator[PrivateRedis]:
+    """A Redis of the test's own that loses its data when killed."""
+    _require_redis_server()
+    server = PrivateRedis(free_port())
+    await server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def persistent_redis(tmp_path) -> AsyncIterator[PrivateRedis]:
+    """A Redis of the test's own that comes back with its data after being killed, as one with
+    persistence (or a promoted replica) does."""
+    _require_redis_server()
+    data_dir = tmp_path / "redis"
+    data_dir.mkdir()
+    server = PrivateRedis(free_port(), data_dir)
+    await server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
-import signal
-import subprocess
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -19,10 +18,12 @@ from tests.conftest import (
     require_service,
     start_api,
     stop_api,
+    two_api_processes,
 )
-from tests.net import free_port, wait_for_port
+from tests.net import free_port
 from tests.support import sign_up, write_state
 from tradeguard.cache import MemoryCache, RedisCache
+from tradeguard.cache.epochs import SharedEpochs
 from tradeguard.redis_client import fail_fast_redis
 
 STATUS = "/api/v1/reconciliation/status"
@@ -37,7 +38,7 @@ class FakeClock:
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def cache_with_clock(request) -> AsyncIterator[tuple[object, FakeClock]]:
+async def cache_with_clock(request, tmp_path) -> AsyncIterator[tuple[object, FakeClock]]:
     clock = FakeClock()
     if request.param == "memory":
         yield MemoryCache(ttl_seconds=5, max_entries=100, clock=clock), clock
@@ -45,7 +46,11 @@ async def cache_with_clock(request) -> AsyncIterator[tuple[object, FakeClock]]:
     require_service("Redis", "127.0.0.1", 6379)
     namespace = f"tg:test:{os.getpid()}:{id(clock)}:"
     client = fail_fast_redis(REDIS_URL, timeout_seconds=1)
-    yield RedisCache(client, ttl_seconds=5, retry_seconds=1, namespace=namespace, wall_clock=clock), clock
+    host = SharedEpochs(tmp_path / "epochs")
+    yield (
+        RedisCache(client, host, ttl_seconds=5, retry_seconds=1, namespace=namespace, wall_clock=clock),
+        clock,
+    )
     await client.aclose()
 
 
@@ -125,60 +130,6 @@ async def test_a_read_after_a_write_is_never_stale_and_repeated_reads_hit(api):
     assert all_accounts["total_syncs"] == 2
 
 
-class PrivateRedis:
-    """A redis-server of the test's own, so it can be stopped and paused without touching anyone else's."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        await wait_for_port(self.port)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait()
-
-    def pause(self) -> None:
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
-
-
-@pytest.fixture
-async def private_redis() -> AsyncIterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("redis-server is not installed; CI=true requires it")
-        pytest.skip("redis-server is not installed; set CI=true to make this a failure")
-    server = PrivateRedis(free_port())
-    await server.start()
-    yield server
-    if server.process.poll() is None:
-        server.resume()
-        server.kill()
-
-
 @pytest.fixture
 async def api_on_private_redis(private_redis, tmp_path):
     settings = make_settings(
@@ -249,3 +200,190 @@ async def test_writes_during_a_redis_stall_are_invalidated_when_it_returns(
 
     assert stalled.status_code == 200 and stalled.json()["total_syncs"] == 2
     assert recovered.json()["total_syncs"] == 2
+
+
+OUTAGE_SETTINGS = {"redis_timeout_seconds": 0.2, "redis_retry_seconds": 0.3}
+
+
+async def _total_syncs(caller, account_id: int) -> int:
+    return (await caller.get(STATUS, account_id=account_id)).json()["total_syncs"]
+
+
+async def _reads_for_a_second(caller, account_id: int) -> list[int]:
+    """What a reader sees while the processes reconnect, fail over and take up Redis again."""
+    seen = []
+    for _ in range(10):
+        seen.append(await _total_syncs(caller, account_id))
+        await asyncio.sleep(0.1)
+    return seen
+
+
+async def _write_then_read_on_the_other(
+    processes, callers, account_id: int, first_sync: int, count: int = 10
+) -> list[tuple]:
+    """Each process in turn writes, and the other reads at once: (written, read) for every probe."""
+    probes = []
+    for sync in range(first_sync, first_sync + count):
+        writing, reading = sync % 2, 1 - sync % 2
+        await write_state(processes[writing].api, account_id, total_syncs=sync)
+        probes.append((sync, await _total_syncs(callers[reading], account_id)))
+    return probes
+
+
+async def test_after_redis_returns_with_its_data_no_process_reads_an_entry_an_outage_write_replaced(
+    persistent_redis, tmp_path
+):
+    async with two_api_processes(tmp_path, persistent_redis.url, **OUTAGE_SETTINGS) as processes:
+        writer = await sign_up(processes[0].api)
+        reader = replace(writer, api=processes[1].api)
+        account_id = await writer.new_account()
+        await write_state(processes[0].api, account_id, total_syncs=1)
+        cached = [await _total_syncs(reader, account_id) for _ in range(2)]
+
+        persistent_redis.kill()
+        await write_state(processes[0].api, account_id, total_syncs=2)
+        await persistent_redis.start()
+        after_restart = await _reads_for_a_second(reader, account_id)
+        probes = await _write_then_read_on_the_other(processes, [writer, reader], account_id, 3)
+        await _total_syncs(reader, account_id)
+        served_from_redis_again = await processes[0].api.services.cache.get(
+            f"a:{account_id}", f"reconciliation_status:{writer.user_id}?"
+        )
+
+    assert cached == [1, 1]
+    assert after_restart == [2] * 10
+    assert served_from_redis_again.hit
+    assert [read for _, read in probes] == [written for written, _ in probes]
+
+
+async def test_after_redis_thaws_no_process_reads_an_entry_a_write_during_the_freeze_replaced(
+    private_redis, tmp_path
+):
+    async with two_api_processes(tmp_path, private_redis.url, **OUTAGE_SETTINGS) as processes:
+        writer = await sign_up(processes[0].api)
+        reader = replace(writer, api=processes[1].api)
+        accounts = [await writer.new_account() for _ in range(2)]
+        for account_id in accounts:
+            await write_state(processes[0].api, account_id, total_syncs=1)
+            await _total_syncs(reader, account_id)
+
+        private_redis.pause()
+        # The first invalidation times out; the second comes while the writer leaves Redis alone.
+        for account_id in accounts:
+            await write_state(processes[0].api, account_id, total_syncs=2)
+        private_redis.resume()
+        after_thaw = [await _reads_for_a_second(reader, account_id) for account_id in accounts]
+        probes = await _write_then_read_on_the_other(processes, [writer, reader], accounts[1], 3)
+
+    assert after_thaw == [[2] * 10] * 2
+    assert [read for _, read in probes] == [written for written, _ in probes]
+
+
+async def _freeze_again_and_again(redis) -> None:
+    while True:
+        redis.pause()
+        await asyncio.sleep(0.3)
+        redis.resume()
+        await asyncio.sleep(0.3)
+
+
+async def _read_again_and_again(caller, account_id: int) -> None:
+    """Other readers of the account, filling Redis and meeting its freezes at their own moments."""
+    while True:
+        await _total_syncs(caller, account_id)
+        await asyncio.sleep(0.02)
+
+
+async def test_write_then_read_probes_never_see_an_older_value_while_redis_keeps_freezing(
+    private_redis, tmp_path
+):
+    async with two_api_processes(tmp_path, private_redis.url, **OUTAGE_SETTINGS) as processes:
+        writer = await sign_up(processes[0].api)
+        callers = [writer, replace(writer, api=processes[1].api)]
+        account_id = await writer.new_account()
+        await write_state(processes[0].api, account_id, total_syncs=1)
+        for caller in callers:
+            await _total_syncs(caller, account_id)
+
+        background = [
+            asyncio.create_task(_freeze_again_and_again(private_redis)),
+            *(asyncio.create_task(_read_again_and_again(caller, account_id)) for caller in callers),
+        ]
+        try:
+            probes = await _write_then_read_on_the_other(processes, callers, account_id, 2, count=30)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            private_redis.resume()
+
+    assert [read for _, read in probes] == [written for written, _ in probes]
+
+
+async def test_an_outage_write_by_a_process_that_has_exited_since_stays_visible_when_redis_returns(
+    persistent_redis, tmp_path
+):
+    database = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    shared = {"cache_namespace": f"tg:test:{uuid.uuid4().hex}:", **OUTAGE_SETTINGS}
+    reading, reading_lifespan = await start_api(
+        make_settings(tmp_path, database, persistent_redis.url, **shared)
+    )
+    writing, writing_lifespan = await start_api(
+        make_settings(tmp_path, database, persistent_redis.url, auto_migrate=False, **shared)
+    )
+    try:
+        reader = await sign_up(reading)
+        account_id = await reader.new_account()
+        await write_state(writing, account_id, total_syncs=1)
+        cached = await _total_syncs(reader, account_id)
+
+        persistent_redis.kill()
+        await write_state(writing, account_id, total_syncs=2)
+        await stop_api(writing, writing_lifespan)
+        await persistent_redis.start()
+        after_restart = await _reads_for_a_second(reader, account_id)
+    finally:
+        await stop_api(reading, reading_lifespan)
+
+    assert cached == 1
+    assert after_restart == [2] * 10
+
+
+@pytest.fixture
+async def cut_off_writer(tmp_path):
+    """Two processes of one host: one reaches the shared Redis, the other has lost its connection."""
+    require_service("Redis", "127.0.0.1", 6379)
+    namespace = f"tg:test:{uuid.uuid4().hex}:"
+    reaching = fail_fast_redis(REDIS_URL, timeout_seconds=1)
+    cut_off = fail_fast_redis(f"redis://127.0.0.1:{free_port()}/0", timeout_seconds=0.2)
+    caches = [
+        RedisCache(
+            client, SharedEpochs(tmp_path / "epochs"), ttl_seconds=5, retry_seconds=1, namespace=namespace
+        )
+        for client in (reaching, cut_off)
+    ]
+    yield caches
+    for client in (reaching, cut_off):
+        await client.aclose()
+
+
+async def test_a_write_whose_invalidation_was_lost_is_not_undone_by_an_entry_from_before(cut_off_writer):
+    reader, writer = cut_off_writer
+    await reader.put("a:1", "status", b"old", await reader.get("a:1", "status"))
+
+    await writer.invalidate(["a:1"])
+    after = await reader.get("a:1", "status")
+
+    assert after.value is None
+
+
+async def test_a_fill_looked_up_before_a_lost_invalidation_stores_nothing(cut_off_writer):
+    reader, writer = cut_off_writer
+    slow_reader = await reader.get("a:2", "status")
+
+    await writer.invalidate(["a:2"])
+    stored = await reader.put("a:2", "status", b"built before the write", slow_reader)
+    after = await reader.get("a:2", "status")
+
+    assert stored is False
+    assert after.value is None

@@ -53,15 +53,17 @@ async def process_on(namespace, tmp_path):
         client = fail_fast_redis(REDIS_URL, timeout_seconds=1)
         clients.append(client)
         extra = {"wall_clock": clock} if clock else {}
+        epochs = host.epochs()
         shared = RedisCache(
             client,
+            epochs,
             ttl_seconds=5,
             retry_seconds=1,
             namespace=namespace,
             announce_channel=f"{namespace}invalidated",
             **extra,
         )
-        near = NearCache(shared, host.epochs(), ttl_seconds=5, max_entries=100, **extra)
+        near = NearCache(shared, epochs, ttl_seconds=5, max_entries=100, **extra)
         followers.append(asyncio.create_task(near.follow_other_hosts(REDIS_URL)))
         while not near.following:
             await asyncio.sleep(0.01)
@@ -165,8 +167,9 @@ async def test_a_copy_is_due_for_refresh_late_in_its_life_and_gone_after_it(proc
 async def test_no_copies_are_kept_while_other_hosts_cannot_be_heard(namespace, tmp_path):
     require_service("Redis", "127.0.0.1", 6379)
     client = fail_fast_redis(REDIS_URL, timeout_seconds=1)
-    shared = RedisCache(client, ttl_seconds=5, retry_seconds=1, namespace=namespace)
-    deaf = NearCache(shared, SharedEpochs(tmp_path / "epochs"), ttl_seconds=5, max_entries=10)
+    epochs = SharedEpochs(tmp_path / "epochs")
+    shared = RedisCache(client, epochs, ttl_seconds=5, retry_seconds=1, namespace=namespace)
+    deaf = NearCache(shared, epochs, ttl_seconds=5, max_entries=10)
     try:
         await fill(deaf, "a:6", "status", b"v")
         from_redis = await deaf.get("a:6", "status")

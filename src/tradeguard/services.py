@@ -18,7 +18,7 @@ from tradeguard.cache import MemoryCache, NearCache, RedisCache, ResponseCache, 
 from tradeguard.cache.epochs import SharedEpochs, epochs_path
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.ingest.devices import DeviceSecrets
-from tradeguard.ingest.nonces import DatabaseNonces, NonceStore, RedisNonces
+from tradeguard.ingest.nonces import DatabaseNonces, NonceStore
 from tradeguard.ingest.snapshots import IngestPolicy
 from tradeguard.queries.service import ReadService
 from tradeguard.redis_client import fail_fast_redis
@@ -80,18 +80,16 @@ class Services:
         )
         if redis is not None:
             cache: ResponseCache = _shared_cache(settings, redis)
-            nonces: NonceStore = RedisNonces(redis)
         else:
             cache = MemoryCache(
                 ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries
             )
-            nonces = DatabaseNonces()
         return cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
             cache=cache,
-            nonces=nonces,
+            nonces=DatabaseNonces(),
             reads=ReadService(sessions, cache),
             device_secrets=DeviceSecrets(settings.resolved_secret_key()),
             jwt_secret=jwt_secret,
@@ -163,8 +161,10 @@ class Services:
 
 def _shared_cache(settings: Settings, redis: Redis) -> ResponseCache:
     namespace = settings.cache_namespace
+    epochs = SharedEpochs(epochs_path(f"{settings.redis_url}|{namespace}", settings.near_cache_epochs_dir))
     shared = RedisCache(
         redis,
+        epochs,
         ttl_seconds=settings.cache_ttl_seconds,
         retry_seconds=settings.redis_retry_seconds,
         namespace=namespace,
@@ -172,7 +172,6 @@ def _shared_cache(settings: Settings, redis: Redis) -> ResponseCache:
     )
     if not settings.near_cache:
         return shared
-    epochs = SharedEpochs(epochs_path(f"{settings.redis_url}|{namespace}", settings.near_cache_epochs_dir))
     return NearCache(
         shared, epochs, ttl_seconds=settings.cache_ttl_seconds, max_entries=settings.cache_max_entries
     )

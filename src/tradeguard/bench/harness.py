@@ -70,7 +70,7 @@ async def drop_database(database_url: str) -> None:
 
 
 async def flush_redis(redis_url: str) -> None:
-    """Empty the benchmark's Redis database (cache entries and nonces of earlier runs)."""
+    """Empty the benchmark's Redis database (cache entries of earlier runs)."""
     if not redis_url:
         return
     from redis.asyncio import Redis

@@ -1,8 +1,18 @@
 """The shared cache for several API processes: one Redis hash per scope, one round trip per read.
 
 Redis failing never fails a request. The first failure is logged once and Redis is skipped for
-`retry_seconds`; reads go to the database meanwhile. Invalidations that could not be sent are
-kept and replayed before Redis is used again, so nothing stale survives an outage.
+`retry_seconds`; reads go to the database meanwhile.
+
+An invalidation that does not reach Redis (Redis down, stalled, or this process's connection
+lost) leaves Redis holding entries older than its write, while the write is acknowledged anyway.
+So before acknowledging, the writer marks the host (`SharedEpochs.mark_undelivered`), and while
+the mark stands no process of the host reads or fills Redis. The first process to reach Redis
+again advances the cache's generation there, in one step that every later read and fill checks:
+each entry carries the generation it was stored under and is a miss under any other, and a fill
+whose lookup saw an earlier generation stores nothing. Only then is the mark cleared, unless
+another invalidation failed meanwhile. Whichever process wrote during the outage, even one that
+has exited since, no entry from before it is served afterwards; the price is one rebuild of every
+entry after each outage.
 """
 
 from __future__ import annotations
@@ -16,21 +26,27 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tradeguard.cache.base import CacheLookup, Peek, WarmFields
+from tradeguard.cache.epochs import SharedEpochs
 from tradeguard.metrics import CACHE_ERRORS
 
 log = logging.getLogger(__name__)
 
 _EPOCH_FIELD = "~epoch"
+_GENERATION_KEY = "~generation"
 # The epoch must outlive any read that started before an invalidation; entries themselves age out by ttl.
 _SCOPE_LIFETIME_SECONDS = 3600
-_MAX_REMEMBERED_INVALIDATIONS = 100_000
 EVERY_SCOPE = "*"
 
-_PUT_IF_EPOCH_UNCHANGED = """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if (current or '') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5], 'NX')
+_GET = """
+local found = redis.call('HMGET', KEYS[1], ARGV[1], ARGV[2])
+return {redis.call('GET', KEYS[2]) or '0', found[1], found[2]}
+"""
+
+_PUT_IF_UNCHANGED = """
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+if (redis.call('HGET', KEYS[1], ARGV[2]) or '') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[4], ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6], 'NX')
 return 1
 """
 
@@ -41,6 +57,7 @@ class RedisCache:
     def __init__(
         self,
         client: Redis,
+        host: SharedEpochs,
         *,
         ttl_seconds: float,
         retry_seconds: float,
@@ -50,16 +67,18 @@ class RedisCache:
         wall_clock=time.time,
     ) -> None:
         self._client = client
-        self._put_script = self._client.register_script(_PUT_IF_EPOCH_UNCHANGED)
+        self._host = host
+        self._get_script = self._client.register_script(_GET)
+        self._put_script = self._client.register_script(_PUT_IF_UNCHANGED)
         self._ttl_ms = int(ttl_seconds * 1000)
         self._retry_seconds = retry_seconds
         self._namespace = namespace
+        self._generation_key = namespace + _GENERATION_KEY
         self._announce_channel = announce_channel
         self._clock = clock
         self._wall_clock = wall_clock
         self._down_until: float | None = None
-        self._unsent_invalidations: set[str] = set()
-        self._unsent_overflowed = False
+        self._settling = False
 
     def _key(self, scope: str) -> str:
         return self._namespace + scope
@@ -72,30 +91,39 @@ class RedisCache:
         return None
 
     async def get(self, scope: str, field: str) -> CacheLookup:
-        if not await self._available():
+        if not await self._usable():
             return CacheLookup(None, None)
         try:
-            epoch, stored = await self._client.hmget(self._key(scope), [_EPOCH_FIELD, field])
+            generation, epoch, stored = await self._get_script(
+                keys=[self._key(scope), self._generation_key], args=[_EPOCH_FIELD, field]
+            )
         except (RedisError, OSError) as exc:
             self._went_down(exc)
             return CacheLookup(None, None)
-        epoch_text = epoch.decode() if epoch is not None else ""
+        self._came_back()
+        # The generation is part of the lookup's epoch: a lookup from before an outage then matches
+        # neither a fill nor a shared build after it.
+        version = f"{generation.decode()}/{epoch.decode() if epoch is not None else ''}"
         if stored is None:
-            return CacheLookup(None, epoch_text)
-        stamp, _, payload = stored.partition(b"|")
+            return CacheLookup(None, version)
+        stored_generation, _, stamped = stored.partition(b"|")
+        if stored_generation != generation:
+            return CacheLookup(None, version)
+        stamp, _, payload = stamped.partition(b"|")
         built_at = int(stamp) / 1000
         if self._wall_clock() - built_at > self._ttl_ms / 1000:
-            return CacheLookup(None, epoch_text)
-        return CacheLookup(payload, epoch_text, built_at)
+            return CacheLookup(None, version)
+        return CacheLookup(payload, version, built_at)
 
     async def put(self, scope: str, field: str, value: bytes, lookup: CacheLookup) -> bool:
-        if lookup.epoch is None or not await self._available():
+        if lookup.epoch is None or not await self._usable():
             return False
-        stamped = b"%d|" % int(self._wall_clock() * 1000) + value
+        generation, _, epoch = lookup.epoch.partition("/")
+        stamped = b"%s|%d|" % (generation.encode(), int(self._wall_clock() * 1000)) + value
         try:
             stored = await self._put_script(
-                keys=[self._key(scope)],
-                args=[_EPOCH_FIELD, lookup.epoch, field, stamped, _SCOPE_LIFETIME_SECONDS],
+                keys=[self._key(scope), self._generation_key],
+                args=[generation, _EPOCH_FIELD, epoch, field, stamped, _SCOPE_LIFETIME_SECONDS],
             )
         except (RedisError, OSError) as exc:
             self._went_down(exc)
@@ -103,17 +131,24 @@ class RedisCache:
         return bool(stored)
 
     async def invalidate(self, scopes: Iterable[str], *, origin: int = 0) -> WarmFields:
-        """Drop the scopes and, with an announce channel, tell every process which (`origin` says whose)."""
+        """Drop the scopes and, with an announce channel, tell every process which (`origin` says whose).
+
+        If that cannot be done, the host is marked before returning, that is before the write is
+        acknowledged.
+        """
         scopes = list(scopes)
-        if not await self._available():
-            self._remember_unsent(scopes)
+        if not scopes:
             return {}
-        try:
-            return await self._send_invalidations(scopes, origin)
-        except (RedisError, OSError) as exc:
-            self._remember_unsent(scopes)
-            self._went_down(exc)
-            return {}
+        if not self._backing_off():
+            try:
+                warm = await self._send_invalidations(scopes, origin)
+            except (RedisError, OSError) as exc:
+                self._went_down(exc)
+            else:
+                self._came_back()
+                return warm
+        self._host.mark_undelivered()
+        return {}
 
     async def healthy(self) -> bool:
         try:
@@ -122,8 +157,6 @@ class RedisCache:
             return False
 
     async def _send_invalidations(self, scopes: list[str], origin: int) -> WarmFields:
-        if not scopes:
-            return {}
         epoch = uuid.uuid4().hex
         async with self._client.pipeline(transaction=True) as pipe:
             for scope in scopes:
@@ -142,40 +175,44 @@ class RedisCache:
                 warm[scope] = fields
         return warm
 
-    async def _available(self) -> bool:
-        if self._down_until is None:
-            return True
-        if self._clock() < self._down_until:
+    async def _usable(self) -> bool:
+        """Whether Redis may be read and filled now: reachable as far as this process knows, and
+        holding nothing older than an acknowledged write of this host."""
+        if self._backing_off():
             return False
+        mark = self._host.undelivered()
+        return mark == 0 or await self._settle(mark)
+
+    async def _settle(self, mark: int) -> bool:
+        if self._settling:
+            # This process's other readers go to the database until the one settling is done.
+            return False
+        self._settling = True
         try:
-            await self._replay_unsent()
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.incr(self._generation_key)
+                if self._announce_channel is not None:
+                    # Other hosts' copies may be older than this host's writes too.
+                    pipe.publish(self._announce_channel, encode_announcement(0, [EVERY_SCOPE]))
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             self._went_down(exc)
             return False
-        self._down_until = None
-        log.warning("redis cache reachable again; serving from the cache")
-        return True
+        finally:
+            self._settling = False
+        settled = self._host.settle(mark)
+        if settled:
+            log.warning("redis cache reachable again; every entry stored before is discarded")
+        self._came_back()
+        return settled
 
-    async def _replay_unsent(self) -> None:
-        await self._client.ping()
-        if self._unsent_overflowed:
-            # Too many writes during the outage to remember one by one: drop the whole namespace.
-            async for key in self._client.scan_iter(match=self._namespace + "*", count=1000):
-                await self._client.delete(key)
-            if self._announce_channel is not None:
-                await self._client.publish(self._announce_channel, encode_announcement(0, [EVERY_SCOPE]))
-            self._unsent_overflowed = False
-        else:
-            await self._send_invalidations(sorted(self._unsent_invalidations), origin=0)
-        self._unsent_invalidations.clear()
+    def _backing_off(self) -> bool:
+        return self._down_until is not None and self._clock() < self._down_until
 
-    def _remember_unsent(self, scopes: list[str]) -> None:
-        if self._unsent_overflowed:
-            return
-        self._unsent_invalidations.update(scopes)
-        if len(self._unsent_invalidations) > _MAX_REMEMBERED_INVALIDATIONS:
-            self._unsent_invalidations.clear()
-            self._unsent_overflowed = True
+    def _came_back(self) -> None:
+        if self._down_until is not None:
+            self._down_until = None
+            log.warning("redis cache reachable again; serving from the cache")
 
     def _went_down(self, exc: BaseException) -> None:
         CACHE_ERRORS.inc()

@@ -135,7 +135,7 @@ class Device(Base):
 
 
 class DeviceNonce(Base):
-    """Nonces seen inside the signature window, for replay refusal when no Redis is configured."""
+    """Nonces seen inside the signature window, for replay refusal."""
 
     __tablename__ = "device_nonces"
 
