@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tradeguard import __version__
+from tradeguard.api.body_limit import BodyLimit
 from tradeguard.api.errors import install_error_handlers
 from tradeguard.api.fast_reads import FastReadsAPI
 from tradeguard.api.metrics_middleware import RequestMetrics
@@ -94,5 +95,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix="/api/v1")
     app.include_router(health.router)
     app.include_router(dashboard.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
     return app
