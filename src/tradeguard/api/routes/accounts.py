@@ -14,7 +14,7 @@ from tradeguard.accounts.service import (
 )
 from tradeguard.actions.audit import committed_audit_events
 from tradeguard.actions.guarding import rearm_account
-from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
+from tradeguard.api.deps import AuthenticatedRoute, PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
 from tradeguard.api.params import MAX_ID, AccountIdPath
 from tradeguard.api.responses import JSONBytes, model_response
 from tradeguard.api.schemas import (
@@ -29,7 +29,7 @@ from tradeguard.api.schemas import (
 from tradeguard.cache import invalidate_user
 from tradeguard.store.models import Account, AccountState
 
-router = APIRouter(prefix="/accounts", tags=["accounts"])
+router = APIRouter(prefix="/accounts", tags=["accounts"], route_class=AuthenticatedRoute)
 
 
 def _account_out(account: Account) -> AccountOut:
