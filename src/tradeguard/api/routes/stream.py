@@ -80,12 +80,14 @@ async def _events(subscription: Subscription, opening: list[StreamEvent]) -> Asy
         for event in opening:
             yield sse(event)
             sent_up_to = max(sent_up_to, event.event_id or 0)
-        while not subscription.overflowed or not subscription.queue.empty():
+        while not subscription.ended and (not subscription.overflowed or not subscription.queue.empty()):
             try:
                 event = await asyncio.wait_for(subscription.queue.get(), KEEPALIVE_SECONDS)
             except TimeoutError:
                 yield b": keepalive\n\n"
                 continue
+            if subscription.ended:
+                break
             if event.event_id is not None and event.event_id <= sent_up_to:
                 continue
             yield sse(event)
