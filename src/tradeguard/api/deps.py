@@ -46,7 +46,16 @@ async def authenticate(request: Request) -> Principal:
         token = await _bearer(request)
         if not token:
             raise NotAuthenticated("not authenticated")
-        principal = request.scope[_PRINCIPAL] = request.app.state.services.tokens.read(token)
+        principal = await verified_principal(request.app.state.services, token)
+        request.scope[_PRINCIPAL] = principal
+    return principal
+
+
+async def verified_principal(services: Services, token: str) -> Principal:
+    """The caller behind a token that verifies and whose credentials are still the user's."""
+    principal = services.tokens.read(token)
+    if not services.credentials.known_current(principal):
+        await services.credentials.verify(principal)
     return principal
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from tradeguard.api.deps import ServicesDep
+from tradeguard.api.deps import ServicesDep, verified_principal
 from tradeguard.api.params import MAX_ID
 from tradeguard.errors import NotAuthenticated
 from tradeguard.stream.bus import StreamEvent, Subscription
@@ -54,7 +54,7 @@ async def stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ):
     """Events as they happen. With `Last-Event-ID`, what happened since that id is sent first."""
-    principal = services.tokens.read(_bearer(request, access_token))
+    principal = await verified_principal(services, _bearer(request, access_token))
     account_ids = await stream_accounts(services, principal, account_id)
     subscription = services.bus.subscribe(account_ids)
     try:
