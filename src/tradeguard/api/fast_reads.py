@@ -3,11 +3,12 @@
 Profiling showed a cached read spending most of its time in the framework, not in the cache. This
 layer answers only what it can answer exactly as the routed endpoint would: a GET of
 reconciliation status, open positions or guard status, with a valid bearer token whose
-credentials are current (`auth/credentials.py`), only known query parameters, an account the caller is already known to see, and an entry in the cache (this
-process's own copy first, else the shared cache). Every other request (a miss, an error to
-report, anything unusual) goes on to the app unchanged, which builds the response and fills the
-cache through the same `cache_key`. A copy late in its time to live is rebuilt in the
-background, so a view read steadily never expires under its readers.
+credentials are current (`auth/credentials.py`), only known query parameters, an account the
+caller is already known to see, and an entry in the cache (this process's own copy first, else
+the shared cache). Every other request (a miss, an error to report, anything unusual) goes on to
+the app unchanged, which builds the response and fills the cache through the same `cache_key`. A
+copy late in its time to live is rebuilt in the background, so a view read steadily never expires
+under its readers.
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ class FastReadsAPI(FastAPI):
             principal = services.tokens.read(token)
         except NotAuthenticated:
             return None
-        credentials_known = services.credentials.known_current(principal)
         view, allowed = _VIEWS[scope["path"]]
         only_account = _ONLY_ACCOUNT.fullmatch(scope["query_string"])
         if only_account is not None:
@@ -87,7 +87,7 @@ class FastReadsAPI(FastAPI):
             if not services.reads.known_visible(principal, account_id):
                 return None
         cache_scope, field = cache_key(principal.user_id, account_id, view, query)
-        if not credentials_known:
+        if not services.credentials.known_current(principal):
             return _verified_shared_hit(services, principal, cache_scope, field, view)
         peeked = services.cache.peek(cache_scope, field)
         if peeked is None:
@@ -101,7 +101,7 @@ class FastReadsAPI(FastAPI):
 async def _verified_shared_hit(
     services, principal: Principal, scope: str, field: str, view: str
 ) -> bytes | None:
-    """Without this process's own copy of the caller's credentials: asked of the shared cache first."""
+    """The shared cache's entry, once the caller's credentials, of which this process holds no copy, are verified."""
     try:
         await services.credentials.verify(principal)
     except Exception:  # noqa: BLE001 - revoked, or the database down: the app answers, as for any error
