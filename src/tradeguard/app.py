@@ -6,11 +6,15 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from tradeguard import __version__
+from tradeguard.api.body_limit import BodyLimit
 from tradeguard.api.errors import install_error_handlers
 from tradeguard.api.fast_reads import FastReadsAPI
 from tradeguard.api.metrics_middleware import RequestMetrics
@@ -39,6 +43,38 @@ async def _refresh_instruments(services: Services) -> None:
             log.exception("could not reload the instrument table; keeping the previous one")
 
 
+@contextlib.contextmanager
+def _on_exit_signals(action: Callable[[], None]) -> Iterator[None]:
+    """Run `action` in the event loop on SIGTERM or SIGINT, then whatever handled the signal before.
+
+    uvicorn, on such a signal, waits for every open response to finish before it shuts the app
+    down, and a live stream never finishes by itself: the app must hear the signal first.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    exit_signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in exit_signals}
+
+    def on_signal(sig: int, frame) -> None:
+        loop.call_soon_threadsafe(action)
+        handler = previous[sig]
+        if callable(handler):
+            handler(sig, frame)
+        elif handler == signal.SIG_DFL:
+            signal.signal(sig, signal.SIG_DFL)
+            signal.raise_signal(sig)
+
+    for sig in exit_signals:
+        signal.signal(sig, on_signal)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -63,7 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "tradeguard serving: database %s, cache %s", services.engine.dialect.name, services.cache.backend
         )
         try:
-            yield
+            with _on_exit_signals(services.bus.end_streams):
+                yield
         finally:
             for task in background:
                 task.cancel()
@@ -94,5 +131,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix="/api/v1")
     app.include_router(health.router)
     app.include_router(dashboard.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
     return app

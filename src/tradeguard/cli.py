@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tradeguard.auth import users
 from tradeguard.auth.tokens import ROLES
+from tradeguard.cache import ResponseCache
 from tradeguard.demo import run_demo
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.errors import TradeguardError
@@ -35,6 +36,7 @@ from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
 from tradeguard.store.db import create_engine, describe_database, session_factory, sqlite_path
 from tradeguard.store.instruments import load_instrument_table, set_instrument
+from tradeguard.store.models import User
 from tradeguard.worker import Worker
 
 T = TypeVar("T")
@@ -113,6 +115,21 @@ def _in_session(work: Callable[[AsyncSession], Awaitable[T]], *, must_exist: boo
             return result
 
     return _run_on_database(run, must_exist=must_exist)
+
+
+def _change_user(change: Callable[[AsyncSession, ResponseCache], Awaitable[User]]) -> User:
+    """A change of what a user's tokens vouch for, in the cache the servers read, so they refuse the older tokens."""
+
+    async def run(engine: AsyncEngine) -> User:
+        await migrate.upgrade(engine)
+        services = Services.open(_settings())
+        try:
+            async with services.sessions() as session:
+                return await change(session, services.cache)
+        finally:
+            await services.close()
+
+    return _run_on_database(run, must_exist=True)
 
 
 def _engine(settings: Settings) -> AsyncEngine:
@@ -284,14 +301,14 @@ def users_list() -> None:
 @users_app.command("deactivate")
 def users_deactivate(email: Email) -> None:
     """Refuse the user's sign-ins from now on; their accounts and history stay."""
-    user = _in_session(lambda session: users.deactivate_user(session, email), must_exist=True)
+    user = _change_user(lambda session, cache: users.deactivate_user(session, cache, email))
     console.print(f"[green]{user.email} deactivated[/green]")
 
 
 @users_app.command("activate")
 def users_activate(email: Email) -> None:
     """Let a deactivated user sign in again."""
-    user = _in_session(lambda session: users.activate_user(session, email), must_exist=True)
+    user = _change_user(lambda session, cache: users.activate_user(session, cache, email))
     console.print(f"[green]{user.email} activated[/green]")
 
 
@@ -299,14 +316,14 @@ def users_activate(email: Email) -> None:
 def users_set_password(email: Email, password_stdin: PasswordFromStdin = False) -> None:
     """Give the user a new password; prompted for, or read from standard input."""
     password = _read_password(password_stdin)
-    user = _in_session(lambda session: users.set_password(session, email, password), must_exist=True)
+    user = _change_user(lambda session, cache: users.set_password(session, cache, email, password))
     console.print(f"[green]{user.email}: password changed[/green]")
 
 
 @users_app.command("set-role")
 def users_set_role(email: Email, role: Role) -> None:
     """Change what the user sees: owner and admin every account, user only their own."""
-    user = _in_session(lambda session: users.set_role(session, email, role), must_exist=True)
+    user = _change_user(lambda session, cache: users.set_role(session, cache, email, role))
     console.print(f"[green]{user.email} is now {user.role}[/green]")
 
 

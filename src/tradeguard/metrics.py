@@ -15,6 +15,7 @@ CACHED_VIEWS = (
     "guard_status",
     "alerts",
     "equity",
+    "credentials",
 )
 CACHE_HITS = Counter("tradeguard_cache_hits_total", "Read responses served from the cache", ["view"])
 CACHE_MISSES = Counter("tradeguard_cache_misses_total", "Read responses built from the database", ["view"])

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tradeguard.actions.audit import committed_audit_events
 from tradeguard.actions.guarding import GuardPolicy
+from tradeguard.auth.credentials import CurrentCredentials
 from tradeguard.auth.tokens import TokenCache
 from tradeguard.cache import MemoryCache, NearCache, RedisCache, ResponseCache, invalidate_account
 from tradeguard.cache.epochs import SharedEpochs, epochs_path
@@ -61,6 +62,7 @@ class Services:
     device_secrets: DeviceSecrets
     jwt_secret: str
     tokens: TokenCache
+    credentials: CurrentCredentials
     ingest_policy: IngestPolicy
     redis: Redis | None = None
     write_lock: asyncio.Lock | None = None
@@ -94,6 +96,7 @@ class Services:
             device_secrets=DeviceSecrets(settings.resolved_secret_key()),
             jwt_secret=jwt_secret,
             tokens=TokenCache(jwt_secret),
+            credentials=CurrentCredentials(sessions, cache),
             ingest_policy=IngestPolicy(
                 guards=GuardPolicy(
                     notifiers=settings.notifier_names(), command_max_attempts=settings.command_max_attempts

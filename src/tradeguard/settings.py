@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     )
     redis_timeout_seconds: float = Field(default=0.25, gt=0)
     redis_retry_seconds: float = Field(default=1.0, gt=0)
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        gt=0,
+        description="Larger request bodies are refused with 413 before they are read.",
+    )
     db_pool_size: int = Field(default=10, gt=0)
     db_max_overflow: int = Field(default=20, ge=0)
     command_timeout_seconds: float = Field(

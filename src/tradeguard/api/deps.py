@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +16,7 @@ from tradeguard.queries.service import ReadService
 from tradeguard.services import Services
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+_PRINCIPAL = "tradeguard.principal"
 
 
 async def get_services(request: Request) -> Services:
@@ -31,10 +33,45 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def current_principal(request: Request, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
-    if not token:
-        raise NotAuthenticated("not authenticated")
-    return request.app.state.services.tokens.read(token)
+async def authenticate(request: Request) -> Principal:
+    """The caller behind the request's bearer token, verified once per request."""
+    principal = request.scope.get(_PRINCIPAL)
+    if principal is None:
+        token = await _bearer(request)
+        if not token:
+            raise NotAuthenticated("not authenticated")
+        principal = await verified_principal(request.app.state.services, token)
+        request.scope[_PRINCIPAL] = principal
+    return principal
+
+
+async def verified_principal(services: Services, token: str) -> Principal:
+    """The caller behind a token that verifies and whose credentials are still the user's."""
+    principal = services.tokens.read(token)
+    if not services.credentials.known_current(principal):
+        await services.credentials.verify(principal)
+    return principal
+
+
+async def current_principal(request: Request, _token: Annotated[str | None, Depends(_bearer)]) -> Principal:
+    return await authenticate(request)
+
+
+class AuthenticatedRoute(APIRoute):
+    """A route whose caller is authenticated before its body is read.
+
+    FastAPI reads and parses a body before it solves any dependency, so without this an
+    anonymous caller could make the server parse whatever it sends.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def authenticated_first(request: Request) -> Response:
+            await authenticate(request)
+            return await handle(request)
+
+        return authenticated_first
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

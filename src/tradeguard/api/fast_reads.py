@@ -2,12 +2,13 @@
 
 Profiling showed a cached read spending most of its time in the framework, not in the cache. This
 layer answers only what it can answer exactly as the routed endpoint would: a GET of
-reconciliation status, open positions or guard status, with a valid bearer token, only known
-query parameters, an account the caller is already known to see, and an entry in the cache (this
-process's own copy first, else the shared cache). Every other request (a miss, an error to
-report, anything unusual) goes on to the app unchanged, which builds the response and fills the
-cache through the same `cache_key`. A copy late in its time to live is rebuilt in the
-background, so a view read steadily never expires under its readers.
+reconciliation status, open positions or guard status, with a valid bearer token whose
+credentials are current (`auth/credentials.py`), only known query parameters, an account the
+caller is already known to see, and an entry in the cache (this process's own copy first, else
+the shared cache). Every other request (a miss, an error to report, anything unusual) goes on to
+the app unchanged, which builds the response and fills the cache through the same `cache_key`. A
+copy late in its time to live is rebuilt in the background, so a view read steadily never expires
+under its readers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 
+from tradeguard.auth.tokens import Principal
 from tradeguard.cache import ResponseCache
 from tradeguard.errors import NotAuthenticated
 from tradeguard.metrics import CACHE_HITS, REQUEST_LATENCY
@@ -85,6 +87,8 @@ class FastReadsAPI(FastAPI):
             if not services.reads.known_visible(principal, account_id):
                 return None
         cache_scope, field = cache_key(principal.user_id, account_id, view, query)
+        if not services.credentials.known_current(principal):
+            return _verified_shared_hit(services, principal, cache_scope, field, view)
         peeked = services.cache.peek(cache_scope, field)
         if peeked is None:
             return _shared_hit(services.cache, cache_scope, field, view)
@@ -92,6 +96,17 @@ class FastReadsAPI(FastAPI):
             services.reads.refresh_soon(principal, account_id, view, query, built_at=peeked.built_at)
         _HITS[view].inc()
         return peeked.value
+
+
+async def _verified_shared_hit(
+    services, principal: Principal, scope: str, field: str, view: str
+) -> bytes | None:
+    """The shared cache's entry, once the caller's credentials, of which this process holds no copy, are verified."""
+    try:
+        await services.credentials.verify(principal)
+    except Exception:  # noqa: BLE001 - revoked, or the database down: the app answers, as for any error
+        return None
+    return await _shared_hit(services.cache, scope, field, view)
 
 
 async def _shared_hit(cache: ResponseCache, scope: str, field: str, view: str) -> bytes | None:

@@ -1,4 +1,7 @@
-"""HS256 access tokens carrying the user id and role, so authorising a read needs no database."""
+"""HS256 access tokens carrying the user id, role and credentials version, so authorising a read needs no database.
+
+Whether those credentials are still current is the question of `auth/credentials.py`.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ PRIVILEGED_ROLES = frozenset({"owner", "admin"})
 class Principal:
     user_id: int
     role: str
+    credentials_version: int = 0
+    """The user's credentials version when the token was issued."""
 
     @property
     def sees_every_account(self) -> bool:
@@ -29,6 +34,7 @@ def issue_token(principal: Principal, *, secret: str, now: datetime, lifetime: t
     claims = {
         "sub": str(principal.user_id),
         "role": principal.role,
+        "ver": principal.credentials_version,
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
     }
@@ -44,16 +50,21 @@ def _verify(token: str, secret: str) -> tuple[Principal, int]:
         raise NotAuthenticated("invalid token") from exc
     role = claims.get("role")
     subject = claims["sub"]
+    # Tokens issued before versions existed name none: they stand for the first version.
+    version = claims.get("ver", 0)
     if role not in ROLES or not isinstance(subject, str) or not subject.isdigit():
         raise NotAuthenticated("invalid token")
-    return Principal(user_id=int(subject), role=role), int(claims["exp"])
+    if type(version) is not int or version < 0:
+        raise NotAuthenticated("invalid token")
+    return Principal(user_id=int(subject), role=role, credentials_version=version), int(claims["exp"])
 
 
 class TokenCache:
     """Verified tokens, remembered until they expire: a cached read then costs no signature check.
 
     Only tokens that verified are kept, each with its own expiry, so nothing is trusted longer than
-    the token itself allows.
+    the token itself allows. Whether the user's credentials changed since the token was issued is
+    not a property of the token: `CurrentCredentials` answers it on every request.
     """
 
     def __init__(self, secret: str, *, max_entries: int = 50_000, clock=time.time) -> None:

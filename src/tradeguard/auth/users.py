@@ -9,8 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradeguard.auth.credentials import credentials_changed
 from tradeguard.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from tradeguard.auth.tokens import ROLES
+from tradeguard.cache import ResponseCache
 from tradeguard.errors import Conflict, InvalidInput, NotFound
 from tradeguard.store.models import User
 
@@ -26,7 +28,7 @@ async def create_user(session: AsyncSession, *, email: str, password: str, role:
     _check_role(role)
     user = User(
         email=email,
-        password_hash=await _hash(password),
+        password_hash=await _hashed(password),
         role=role,
         is_active=True,
         created_at=now,
@@ -43,28 +45,41 @@ async def list_users(session: AsyncSession) -> list[User]:
     return list((await session.scalars(select(User).order_by(User.id))).all())
 
 
-async def deactivate_user(session: AsyncSession, email: str) -> User:
+async def deactivate_user(session: AsyncSession, cache: ResponseCache, email: str) -> User:
+    """The user can no longer sign in, and their tokens are refused from their next request on."""
     user = await _user(session, email)
     user.is_active = False
-    return user
+    return await _end_credentials_change(session, cache, user)
 
 
-async def activate_user(session: AsyncSession, email: str) -> User:
+async def activate_user(session: AsyncSession, cache: ResponseCache, email: str) -> User:
+    """The user can sign in again; tokens issued before they were deactivated stay refused."""
     user = await _user(session, email)
     user.is_active = True
-    return user
+    return await _end_credentials_change(session, cache, user)
 
 
-async def set_role(session: AsyncSession, email: str, role: str) -> User:
+async def set_role(session: AsyncSession, cache: ResponseCache, email: str, role: str) -> User:
+    """The new role applies to the tokens issued from now on; older ones are refused."""
     _check_role(role)
     user = await _user(session, email)
     user.role = role
-    return user
+    return await _end_credentials_change(session, cache, user)
 
 
-async def set_password(session: AsyncSession, email: str, password: str) -> User:
+async def set_password(session: AsyncSession, cache: ResponseCache, email: str, password: str) -> User:
+    """Tokens issued with the old password are refused from their next request on."""
+    password_hash = await _hashed(password)
     user = await _user(session, email)
-    user.password_hash = await _hash(password)
+    user.password_hash = password_hash
+    return await _end_credentials_change(session, cache, user)
+
+
+async def _end_credentials_change(session: AsyncSession, cache: ResponseCache, user: User) -> User:
+    """Commit a change of what the user's tokens vouch for, then make every process refuse the older tokens."""
+    user.credentials_version += 1
+    await session.commit()
+    await credentials_changed(cache, user.id)
     return user
 
 
@@ -80,9 +95,10 @@ def _check_role(role: str) -> None:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
 
 
-async def _hash(password: str) -> str:
+async def _hashed(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    # Argon2 is deliberately slow; off the event loop it does not stall other requests.
     return await asyncio.to_thread(hash_password, password)
 
 

@@ -48,6 +48,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    credentials_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Raised by every change of what a token vouches for; a token issued before it is refused."""
 
 
 class Account(Base):

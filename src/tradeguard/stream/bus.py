@@ -35,20 +35,32 @@ class StreamEvent:
     event_id: int | None = None
 
 
+_END = StreamEvent(kind="end", account_id=0, data=b"")
+"""Never sent: wakes the reader of a subscription that has ended."""
+
+
 class Subscription:
     def __init__(self, bus: LocalFanout, account_ids: frozenset[int]) -> None:
         self.account_ids = account_ids
         self.queue: asyncio.Queue[StreamEvent] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE_LIMIT)
         self.overflowed = False
+        self.ended = False
         self._bus = bus
 
     def offer(self, event: StreamEvent) -> None:
-        if self.overflowed:
+        if self.overflowed or self.ended:
             return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed = True
+
+    def end(self) -> None:
+        """No more events: the reader waiting on the queue wakes up and its stream finishes."""
+        self.ended = True
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(_END)
 
     def close(self) -> None:
         self._bus.remove(self)
@@ -59,14 +71,27 @@ class LocalFanout:
 
     def __init__(self) -> None:
         self._by_account: dict[int, set[Subscription]] = defaultdict(set)
+        self._open: set[Subscription] = set()
+        self._ending = False
 
     def subscribe(self, account_ids: Iterable[int]) -> Subscription:
         subscription = Subscription(self, frozenset(account_ids))
+        if self._ending:
+            subscription.end()
+            return subscription
+        self._open.add(subscription)
         for account_id in subscription.account_ids:
             self._by_account[account_id].add(subscription)
         return subscription
 
+    def end_all(self) -> None:
+        """End every subscription, and any made from now on: the process is stopping."""
+        self._ending = True
+        for subscription in self._open:
+            subscription.end()
+
     def remove(self, subscription: Subscription) -> None:
+        self._open.discard(subscription)
         for account_id in subscription.account_ids:
             subscribers = self._by_account.get(account_id)
             if subscribers is not None:
@@ -86,6 +111,9 @@ class EventBus(Protocol):
 
     def subscribe(self, account_ids: Iterable[int]) -> Subscription: ...
 
+    def end_streams(self) -> None:
+        """End this process's subscriptions now, so open streams do not hold a stopping server open."""
+
     async def close(self) -> None: ...
 
 
@@ -102,8 +130,11 @@ class MemoryBus:
     def subscribe(self, account_ids: Iterable[int]) -> Subscription:
         return self.local.subscribe(account_ids)
 
+    def end_streams(self) -> None:
+        self.local.end_all()
+
     async def close(self) -> None:
-        return None
+        self.end_streams()
 
 
 def _encode(event: StreamEvent) -> bytes:
@@ -156,6 +187,9 @@ class RedisBus:
             self._listener = asyncio.create_task(self._listen())
         return self.local.subscribe(account_ids)
 
+    def end_streams(self) -> None:
+        self.local.end_all()
+
     async def _listen(self) -> None:
         while True:
             try:
@@ -169,6 +203,7 @@ class RedisBus:
                 await asyncio.sleep(1)
 
     async def close(self) -> None:
+        self.end_streams()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

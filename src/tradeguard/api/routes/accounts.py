@@ -13,7 +13,7 @@ from tradeguard.accounts.service import (
     update_guard_config,
 )
 from tradeguard.actions.guarding import rearm_account
-from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep
+from tradeguard.api.deps import AuthenticatedRoute, PrincipalDep, ServicesDep, SessionDep
 from tradeguard.api.params import MAX_ID, AccountIdPath
 from tradeguard.api.responses import JSONBytes, model_response
 from tradeguard.api.schemas import (
@@ -27,7 +27,7 @@ from tradeguard.api.schemas import (
 )
 from tradeguard.store.models import Account
 
-router = APIRouter(prefix="/accounts", tags=["accounts"])
+router = APIRouter(prefix="/accounts", tags=["accounts"], route_class=AuthenticatedRoute)
 
 
 def _account_out(account: Account) -> AccountOut:

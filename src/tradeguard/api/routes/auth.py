@@ -26,7 +26,7 @@ async def login(
         raise NotAuthenticated("wrong email or password")
     lifetime = timedelta(seconds=services.settings.jwt_expires_seconds)
     token = issue_token(
-        Principal(user.id, user.role),
+        Principal(user.id, user.role, user.credentials_version),
         secret=services.jwt_secret,
         now=datetime.now(UTC),
         lifetime=lifetime,

@@ -5,13 +5,13 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response
 
 from tradeguard.accounts.service import get_visible_account
-from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep
+from tradeguard.api.deps import AuthenticatedRoute, PrincipalDep, ServicesDep, SessionDep
 from tradeguard.api.params import AccountIdPath
 from tradeguard.api.responses import json_response, model_response
 from tradeguard.api.schemas import DeviceCreated, DeviceOut, NoFields
 from tradeguard.ingest.devices import create_device, list_devices, revoke_device
 
-router = APIRouter(prefix="/accounts", tags=["devices"])
+router = APIRouter(prefix="/accounts", tags=["devices"], route_class=AuthenticatedRoute)
 
 
 @router.post("/{account_id}/devices", response_model=DeviceCreated, status_code=201)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from tradeguard.api.deps import ServicesDep
+from tradeguard.api.deps import ServicesDep, verified_principal
 from tradeguard.api.params import MAX_ID
 from tradeguard.errors import NotAuthenticated
 from tradeguard.stream.bus import StreamEvent, Subscription
@@ -54,7 +54,7 @@ async def stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ):
     """Events as they happen. With `Last-Event-ID`, what happened since that id is sent first."""
-    principal = services.tokens.read(_bearer(request, access_token))
+    principal = await verified_principal(services, _bearer(request, access_token))
     account_ids = await stream_accounts(services, principal, account_id)
     subscription = services.bus.subscribe(account_ids)
     try:
@@ -80,12 +80,14 @@ async def _events(subscription: Subscription, opening: list[StreamEvent]) -> Asy
         for event in opening:
             yield sse(event)
             sent_up_to = max(sent_up_to, event.event_id or 0)
-        while not subscription.overflowed or not subscription.queue.empty():
+        while not subscription.ended and (not subscription.overflowed or not subscription.queue.empty()):
             try:
                 event = await asyncio.wait_for(subscription.queue.get(), KEEPALIVE_SECONDS)
             except TimeoutError:
                 yield b": keepalive\n\n"
                 continue
+            if subscription.ended:
+                break
             if event.event_id is not None and event.event_id <= sent_up_to:
                 continue
             yield sse(event)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tradeguard.accounts.service import get_visible_account
-from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep
+from tradeguard.api.deps import AuthenticatedRoute, PrincipalDep, ServicesDep, SessionDep
 from tradeguard.api.openapi import exact_json_body, raw_json_body
 from tradeguard.api.params import AccountIdPath, CursorQuery
 from tradeguard.api.responses import model_response
@@ -17,7 +17,7 @@ from tradeguard.api.trade_schemas import TradeIn, TradeOut, TradePage, TradeStat
 from tradeguard.ingest.trades import close_expected_trade, list_expected_trades, record_expected_trade
 from tradeguard.store.models import ExpectedTrade
 
-router = APIRouter(prefix="/accounts", tags=["trades"])
+router = APIRouter(prefix="/accounts", tags=["trades"], route_class=AuthenticatedRoute)
 ExactTradeIn = exact_json_body(TradeIn)
 
 NOT_FOUND = {404: {"model": ErrorBody, "description": "no such account or trade visible to the caller"}}
