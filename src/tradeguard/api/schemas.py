@@ -9,12 +9,20 @@ from typing import Annotated, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, create_model
 
 from tradeguard.accounts.guard_config import GuardConfig
+from tradeguard.values import Text
 
 # Exact inside; a JSON number at the edge, printed with the stored decimal digits.
 Number = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
 
 SyncStatus = Literal["healthy", "warning", "idle", "error"]
 GuardLevelName = Literal["normal", "warning", "critical"]
+
+
+class LoginForm(BaseModel):
+    """The OAuth2 password form of `POST /auth/token`; its other fields (`grant_type`, `scope`) are not used."""
+
+    username: Text
+    password: str
 
 
 class Token(BaseModel):
@@ -33,9 +41,9 @@ class Me(BaseModel):
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=120)
-    broker: str | None = Field(default=None, max_length=120)
-    login: str | None = Field(default=None, max_length=64)
+    name: Text = Field(min_length=1, max_length=120)
+    broker: Text | None = Field(default=None, max_length=120)
+    login: Text | None = Field(default=None, max_length=64)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3,6}$")
 
 

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -19,13 +18,12 @@ from pydantic import (
 from tradeguard.api.schemas import Number
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import Side
+from tradeguard.values import Numeric, Text, UtcTime
 
 TradeStatus = Literal["open", "closed"]
 
-# Bounded to what the NUMERIC(28, 10) columns hold, so PostgreSQL never rounds or overflows
-# a value and the trade read back is the trade that was sent.
-PositiveDecimal = Annotated[Decimal, Field(gt=0, lt=Decimal("1e18"), decimal_places=10, allow_inf_nan=False)]
-Reference = Annotated[str | None, Field(min_length=1, max_length=64)]
+PositiveDecimal = Annotated[Numeric, Field(gt=0)]
+Reference = Annotated[Text | None, Field(min_length=1, max_length=64)]
 
 
 class TradeIn(BaseModel):
@@ -56,7 +54,7 @@ class TradeIn(BaseModel):
     ticket: Reference = None
     signal_id: Reference = None
     approval_id: Reference = None
-    opened_at: AwareDatetime | None = Field(
+    opened_at: UtcTime | None = Field(
         default=None, description="With a time zone; at most 5 minutes ahead of the server's clock."
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -10,15 +9,10 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import BrokerPosition, Quote, Side
+from tradeguard.values import Numeric, Text, UtcTime
 
 MAX_POSITIONS = 1000
 MAX_QUOTES = 500
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("must carry a time zone (e.g. 2026-11-25T12:00:00Z) or be unix seconds")
-    return value
 
 
 def _zero_means_none(value):
@@ -26,15 +20,13 @@ def _zero_means_none(value):
     return None if value in (0, "0", 0.0) else value
 
 
-Amount = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=28, decimal_places=10)]
-Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=28, decimal_places=10)]
+Positive = Annotated[Numeric, Field(gt=0)]
 OptionalLevel = Annotated[Positive | None, BeforeValidator(_zero_means_none)]
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 Symbol = Annotated[
     str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._#\-]+$"), AfterValidator(normalize_symbol)
 ]
 Ticket = Annotated[
-    str,
+    Text,
     BeforeValidator(lambda value: str(value) if isinstance(value, int) else value),
     Field(min_length=1, max_length=64),
 ]
@@ -51,10 +43,10 @@ class PositionIn(BaseModel):
     current_price: Positive
     stop_loss: OptionalLevel = None
     take_profit: OptionalLevel = None
-    profit: Amount
-    swap: Amount = Decimal(0)
-    commission: Amount = Decimal(0)
-    opened_at: AwareDatetime
+    profit: Numeric
+    swap: Numeric = Decimal(0)
+    commission: Numeric = Decimal(0)
+    opened_at: UtcTime
 
     def to_domain(self) -> BrokerPosition:
         return BrokerPosition(
@@ -93,12 +85,10 @@ class QuoteIn(BaseModel):
 class SnapshotIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    taken_at: AwareDatetime
-    balance: Amount
-    equity: Amount
-    margin: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=28, decimal_places=10)] | None = (
-        None
-    )
+    taken_at: UtcTime
+    balance: Numeric
+    equity: Numeric
+    margin: Annotated[Numeric, Field(ge=0)] | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3,6}$")] | None = None
     positions: Annotated[list[PositionIn], Field(max_length=MAX_POSITIONS)] = []
     quotes: Annotated[list[QuoteIn], Field(max_length=MAX_QUOTES)] = []
@@ -125,6 +115,6 @@ class AcknowledgementIn(BaseModel):
         description="executed: the broker closed it; failed: the broker refused; "
         "unknown: the outcome was lost (the next snapshot decides)"
     )
-    detail: Annotated[str, Field(max_length=500)] | None = None
+    detail: Annotated[Text, Field(max_length=500)] | None = None
     close_price: Positive | None = None
-    profit: Amount | None = None
+    profit: Numeric | None = None

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from tradeguard.api.deps import ServicesDep
 from tradeguard.api.openapi import raw_json_body
+from tradeguard.api.params import KeyPath
 from tradeguard.api.responses import model_response
 from tradeguard.api.schemas import CommandList, CommandOut, DivergenceOut, SyncSummary
 from tradeguard.ingest import step
@@ -106,7 +107,7 @@ async def poll_commands(request: Request, services: ServicesDep):
     responses={**SIGNED, 404: {"description": "no such command for this device's account"}},
     openapi_extra=raw_json_body(AcknowledgementIn),
 )
-async def acknowledge_command(command_id: str, request: Request, services: ServicesDep):
+async def acknowledge_command(command_id: KeyPath, request: Request, services: ServicesDep):
     command = await step.acknowledge_command(
         services, await signed_request(request), command_id, now=datetime.now(UTC)
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -19,6 +18,7 @@ from tradeguard.api.schemas import (
     ReconciliationLogPage,
     ReconciliationStatus,
 )
+from tradeguard.values import Text, UtcTime
 
 router = APIRouter(tags=["reads"])
 
@@ -36,11 +36,11 @@ async def reconciliation_logs(
     principal: PrincipalDep,
     reads: ReadsDep,
     account_id: AccountIdQuery = None,
-    event_type: Annotated[str | None, Query(max_length=32)] = None,
-    reason: Annotated[str | None, Query(max_length=64)] = None,
-    symbol: Annotated[str | None, Query(max_length=32)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    event_type: Annotated[Text | None, Query(max_length=32)] = None,
+    reason: Annotated[Text | None, Query(max_length=64)] = None,
+    symbol: Annotated[Text | None, Query(max_length=32)] = None,
+    since: UtcTime | None = None,
+    until: UtcTime | None = None,
     limit: Limit = 50,
     cursor: CursorQuery = None,
 ):
@@ -63,7 +63,7 @@ async def open_positions(
     principal: PrincipalDep,
     reads: ReadsDep,
     account_id: AccountIdQuery = None,
-    symbol: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+    symbol: Annotated[Text | None, Query(min_length=1, max_length=32)] = None,
 ):
     return JSONBytes(await reads.open_positions(principal, account_id, symbol))
 
@@ -84,7 +84,7 @@ async def alerts(
     reads: ReadsDep,
     account_id: AccountIdQuery = None,
     level: Literal["info", "warning", "critical"] | None = None,
-    kind: Annotated[str | None, Query(max_length=32)] = None,
+    kind: Annotated[Text | None, Query(max_length=32)] = None,
     limit: Limit = 50,
     cursor: CursorQuery = None,
 ):
@@ -97,8 +97,8 @@ async def equity(
     account_id: AccountIdPath,
     principal: PrincipalDep,
     reads: ReadsDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: UtcTime | None = None,
+    until: UtcTime | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ):
     return JSONBytes(await reads.equity(principal, account_id, since=since, until=until, limit=limit))

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from tradeguard.accounts.service import get_visible_account
 from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
 from tradeguard.api.openapi import exact_json_body, raw_json_body
-from tradeguard.api.params import AccountIdPath, CursorQuery
+from tradeguard.api.params import AccountIdPath, CursorQuery, KeyPath
 from tradeguard.api.responses import model_response
 from tradeguard.api.schemas import ErrorBody
 from tradeguard.api.trade_schemas import TradeIn, TradeOut, TradePage, TradeStatus
@@ -55,7 +55,7 @@ async def record(
 @router.post("/{account_id}/trades/{trade_id}/close", response_model=TradeOut, responses=NOT_FOUND)
 async def close(
     account_id: AccountIdPath,
-    trade_id: str,
+    trade_id: KeyPath,
     principal: PrincipalDep,
     session: WriteSessionDep,
     services: ServicesDep,
