@@ -3,10 +3,11 @@
 Every body and parameter is built from these, so a value that passes validation is stored as sent,
 and one that does not is a 422 naming the field instead of a database error:
 
-- `Text`: PostgreSQL's text cannot hold the NUL character;
+- `Text`, `text(max_length)`: PostgreSQL's text cannot hold the NUL character;
 - `Numeric`: the NUMERIC(28, 10) columns hold 18 digits before the point and 10 after;
 - `UtcTime`: a time with a zone, converted to UTC, within the years 1 to 9999 that the columns and
   Python hold;
+- `ExternalId`: a ticket or login as brokers and exchanges number them, stored as text;
 - `BigInt`: the BIGINT of every id.
 """
 
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 MAX_BIGINT = 2**63 - 1
 """The largest BIGINT: a larger id cannot exist, and SQLite refuses to even compare with it."""
+
+EXTERNAL_ID_MAX_LENGTH = 64
 
 
 def _without_nul(value: str) -> str:
@@ -37,7 +40,38 @@ def _in_utc(value: datetime) -> datetime:
         raise ValueError("must lie within the years 1 to 9999 once converted to UTC") from None
 
 
-Text = Annotated[str, AfterValidator(_without_nul)]
+def _external_id(value: Any) -> Any:
+    # A bool is an int to Python, and a float may have lost digits already: neither names a ticket.
+    if isinstance(value, bool) or not isinstance(value, int | str) or (isinstance(value, int) and value < 0):
+        raise ValueError(
+            "must be a non-negative integer (an MT5 ticket or login) or a non-empty string (an exchange's id)"
+        )
+    return str(value)
+
+
+_NUL_FREE = AfterValidator(_without_nul)
+Text = Annotated[str, _NUL_FREE]
+
+
+def text(max_length: int, *, min_length: int = 0) -> Any:
+    """`Text` of the column's length; a length given beside `Text` would lose pydantic's message about strings."""
+    return Annotated[str, Field(min_length=min_length, max_length=max_length), _NUL_FREE]
+
+
 Numeric = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=28, decimal_places=10)]
 UtcTime = Annotated[datetime, AfterValidator(_in_utc)]
+ExternalId = Annotated[
+    text(EXTERNAL_ID_MAX_LENGTH, min_length=1),
+    BeforeValidator(_external_id),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "minLength": 1, "maxLength": EXTERNAL_ID_MAX_LENGTH},
+            ],
+            "description": "An integer (MT5) or a string (exchanges), stored and compared as a string.",
+        }
+    ),
+]
+"""Tickets and logins: MT5 numbers them, exchanges name them; `123` and `"123"` are the same one."""
 BigInt = Annotated[int, Field(ge=0, le=MAX_BIGINT)]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Path, Query
 
 from tradeguard.values import MAX_BIGINT as MAX_ID
-from tradeguard.values import Text
+from tradeguard.values import text
 
 AccountIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 PositionIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -16,6 +16,4 @@ AccountIdQuery = Annotated[
     Query(ge=1, le=MAX_ID, description="One account; without it, all the caller's own accounts together."),
 ]
 CursorQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="next_cursor of the previous page")]
-KeyPath = Annotated[
-    Text, Path(min_length=1, max_length=64, description="a trade_id, device_id or command_id")
-]
+KeyPath = Annotated[text(64, min_length=1), Path(description="a trade_id, device_id or command_id")]

@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, create_model
 
 from tradeguard.accounts.guard_config import GuardConfig
-from tradeguard.values import Text
+from tradeguard.values import ExternalId, Text, text
 
 # Exact inside; a JSON number at the edge, printed with the stored decimal digits.
 Number = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
@@ -41,9 +41,9 @@ class Me(BaseModel):
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: Text = Field(min_length=1, max_length=120)
-    broker: Text | None = Field(default=None, max_length=120)
-    login: Text | None = Field(default=None, max_length=64)
+    name: text(120, min_length=1)
+    broker: text(120) | None = None
+    login: ExternalId | None = None
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3,6}$")
 
 

@@ -18,12 +18,12 @@ from pydantic import (
 from tradeguard.api.schemas import Number
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import Side
-from tradeguard.values import Numeric, Text, UtcTime
+from tradeguard.values import ExternalId, Numeric, UtcTime, text
 
 TradeStatus = Literal["open", "closed"]
 
 PositiveDecimal = Annotated[Numeric, Field(gt=0)]
-Reference = Annotated[Text | None, Field(min_length=1, max_length=64)]
+Reference = text(64, min_length=1) | None
 
 
 class TradeIn(BaseModel):
@@ -51,7 +51,7 @@ class TradeIn(BaseModel):
     entry_price: PositiveDecimal
     stop_loss: PositiveDecimal | None = None
     take_profit: PositiveDecimal | None = None
-    ticket: Reference = None
+    ticket: ExternalId | None = None
     signal_id: Reference = None
     approval_id: Reference = None
     opened_at: UtcTime | None = Field(

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import BrokerPosition, Quote, Side
-from tradeguard.values import Numeric, Text, UtcTime
+from tradeguard.values import ExternalId, Numeric, UtcTime, text
 
 MAX_POSITIONS = 1000
 MAX_QUOTES = 500
@@ -25,17 +25,12 @@ OptionalLevel = Annotated[Positive | None, BeforeValidator(_zero_means_none)]
 Symbol = Annotated[
     str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._#\-]+$"), AfterValidator(normalize_symbol)
 ]
-Ticket = Annotated[
-    Text,
-    BeforeValidator(lambda value: str(value) if isinstance(value, int) else value),
-    Field(min_length=1, max_length=64),
-]
 
 
 class PositionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ticket: Ticket
+    ticket: ExternalId
     symbol: Symbol
     side: Literal["buy", "sell"]
     volume: Positive
@@ -115,6 +110,6 @@ class AcknowledgementIn(BaseModel):
         description="executed: the broker closed it; failed: the broker refused; "
         "unknown: the outcome was lost (the next snapshot decides)"
     )
-    detail: Annotated[Text, Field(max_length=500)] | None = None
+    detail: text(500) | None = None
     close_price: Positive | None = None
     profit: Numeric | None = None

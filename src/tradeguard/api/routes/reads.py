@@ -18,7 +18,7 @@ from tradeguard.api.schemas import (
     ReconciliationLogPage,
     ReconciliationStatus,
 )
-from tradeguard.values import Text, UtcTime
+from tradeguard.values import UtcTime, text
 
 router = APIRouter(tags=["reads"])
 
@@ -36,9 +36,9 @@ async def reconciliation_logs(
     principal: PrincipalDep,
     reads: ReadsDep,
     account_id: AccountIdQuery = None,
-    event_type: Annotated[Text | None, Query(max_length=32)] = None,
-    reason: Annotated[Text | None, Query(max_length=64)] = None,
-    symbol: Annotated[Text | None, Query(max_length=32)] = None,
+    event_type: text(32) | None = None,
+    reason: text(64) | None = None,
+    symbol: text(32) | None = None,
     since: UtcTime | None = None,
     until: UtcTime | None = None,
     limit: Limit = 50,
@@ -63,7 +63,7 @@ async def open_positions(
     principal: PrincipalDep,
     reads: ReadsDep,
     account_id: AccountIdQuery = None,
-    symbol: Annotated[Text | None, Query(min_length=1, max_length=32)] = None,
+    symbol: text(32, min_length=1) | None = None,
 ):
     return JSONBytes(await reads.open_positions(principal, account_id, symbol))
 
@@ -84,7 +84,7 @@ async def alerts(
     reads: ReadsDep,
     account_id: AccountIdQuery = None,
     level: Literal["info", "warning", "critical"] | None = None,
-    kind: Annotated[Text | None, Query(max_length=32)] = None,
+    kind: text(32) | None = None,
     limit: Limit = 50,
     cursor: CursorQuery = None,
 ):
