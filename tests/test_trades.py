@@ -202,11 +202,22 @@ async def test_stops_and_targets_on_the_protective_side_of_entry_are_accepted(
 
 async def test_an_open_time_a_little_ahead_of_the_server_clock_is_accepted(alice):
     account_id = await alice.new_account()
-    skewed = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
+    skewed = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
 
     response = await alice.post(trades_url(account_id), json=a_trade(opened_at=skewed))
 
     assert response.status_code == 201, response.text
+
+
+async def test_an_open_time_a_minute_ahead_of_the_server_clock_is_refused_saying_by_how_much(alice):
+    account_id = await alice.new_account()
+
+    response = await alice.post(trades_url(account_id), json=a_trade(opened_at=_future(1)))
+
+    assert response.status_code == 422, response.text
+    assert "opened_at: " in response.json()["detail"]
+    assert "s ahead of the server's clock" in response.json()["detail"]
+    assert await listed_trades(alice, account_id) == []
 
 
 async def test_another_users_account_answers_404_and_stores_nothing(alice, bob):

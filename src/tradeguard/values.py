@@ -8,16 +8,18 @@ and one that does not is a 422 naming the field instead of a database error:
 - `UtcTime`: a time with a zone, converted to UTC, within the years 1 to 9999 that the columns and
   Python hold;
 - `ExternalId`: a ticket or login as brokers and exchanges number them, stored as text;
+- `SentTime`: a `UtcTime` that may not lie ahead of the server's clock (see `ServerClock`);
 - `BigInt`: the BIGINT of every id.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, WithJsonSchema
 
 MAX_BIGINT = 2**63 - 1
 """The largest BIGINT: a larger id cannot exist, and SQLite refuses to even compare with it."""
@@ -75,3 +77,42 @@ ExternalId = Annotated[
 ]
 """Tickets and logins: MT5 numbers them, exchanges name them; `123` and `"123"` are the same one."""
 BigInt = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
+
+SERVER_CLOCK = "server_clock"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerClock:
+    """The server's clock when a request arrived, and how far ahead of it a sender's clock may run.
+
+    Bodies holding a `SentTime` are validated with `context=clock.context()`: a time from the future
+    would outrank every true one after it (the newest snapshot wins), so it is refused.
+    """
+
+    now: datetime
+    tolerance: timedelta
+
+    def context(self, **more: Any) -> dict[str, Any]:
+        return {SERVER_CLOCK: self, **more}
+
+    def lead(self, value: datetime) -> timedelta:
+        """How far `value` lies ahead of the server's clock (negative: behind it)."""
+        return value - self.now
+
+
+def _not_ahead_of_the_server(value: datetime, info: ValidationInfo) -> datetime:
+    clock = (info.context or {}).get(SERVER_CLOCK)
+    if not isinstance(clock, ServerClock):
+        raise TypeError("a body with a SentTime is validated with context=ServerClock(...).context()")
+    lead = clock.lead(value)
+    if lead > clock.tolerance:
+        raise ValueError(
+            f"{value.isoformat()} is {lead.total_seconds():.3f} s ahead of the server's clock "
+            f"({clock.now.isoformat()}), more than the {clock.tolerance.total_seconds():g} s allowed: "
+            "send times in UTC (a MetaTrader bridge subtracts the broker server's UTC offset) "
+            "from a clock kept synchronized"
+        )
+    return value
+
+
+SentTime = Annotated[UtcTime, AfterValidator(_not_ahead_of_the_server)]

@@ -286,6 +286,10 @@ class CommandList(BaseModel):
 class SyncSummary(BaseModel):
     applied: bool = Field(description="false when the snapshot was not newer than the last one applied")
     account_id: int
+    clock_offset_seconds: float = Field(
+        description="taken_at minus the server's clock when the snapshot arrived: about zero, or a few "
+        "milliseconds below it, when the bridge's clock is right"
+    )
     status: SyncStatus
     total_syncs: int
     open_positions_count: int

@@ -18,7 +18,7 @@ from pydantic import (
 from tradeguard.api.schemas import Number
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import Side
-from tradeguard.values import ExternalId, Numeric, UtcTime, text
+from tradeguard.values import ExternalId, Numeric, SentTime, text
 
 TradeStatus = Literal["open", "closed"]
 
@@ -54,8 +54,9 @@ class TradeIn(BaseModel):
     ticket: ExternalId | None = None
     signal_id: Reference = None
     approval_id: Reference = None
-    opened_at: UtcTime | None = Field(
-        default=None, description="With a time zone; at most 5 minutes ahead of the server's clock."
+    opened_at: SentTime | None = Field(
+        default=None,
+        description="With a time zone; at most TRADEGUARD_CLOCK_SKEW_TOLERANCE_SECONDS ahead of the server's clock.",
     )
 
     @field_validator("stop_loss", "take_profit")

@@ -32,7 +32,9 @@ async def ingest_snapshot(
             session, signed, device_secrets=services.device_secrets, nonces=services.nonces, now=received_at
         )
         locked = await lock_account(session, device)
-        snapshot = SnapshotIn.model_validate_json(signed.body)
+        snapshot = SnapshotIn.model_validate_json(
+            signed.body, context=services.ingest_policy.clock_at(received_at).context()
+        )
         outcome = await apply_snapshot(
             session,
             locked,

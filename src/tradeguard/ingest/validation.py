@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import BrokerPosition, Quote, Side
-from tradeguard.values import ExternalId, Numeric, UtcTime, text
+from tradeguard.values import ExternalId, Numeric, SentTime, text
 
 MAX_POSITIONS = 1000
 MAX_QUOTES = 500
@@ -41,7 +41,7 @@ class PositionIn(BaseModel):
     profit: Numeric
     swap: Numeric = Decimal(0)
     commission: Numeric = Decimal(0)
-    opened_at: UtcTime
+    opened_at: SentTime
 
     def to_domain(self) -> BrokerPosition:
         return BrokerPosition(
@@ -80,7 +80,7 @@ class QuoteIn(BaseModel):
 class SnapshotIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    taken_at: UtcTime
+    taken_at: SentTime
     balance: Numeric
     equity: Numeric
     margin: Annotated[Numeric, Field(ge=0)] | None = None

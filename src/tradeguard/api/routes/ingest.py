@@ -58,6 +58,7 @@ def sync_summary(outcome: IngestOutcome) -> SyncSummary:
     return SyncSummary(
         applied=outcome.applied,
         account_id=outcome.account_id,
+        clock_offset_seconds=round(outcome.clock_offset.total_seconds(), 3),
         status=state.status,
         total_syncs=state.total_syncs,
         open_positions_count=state.open_positions_count,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from tradeguard.accounts.service import get_visible_account
 from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep, WriteSessionDep
@@ -18,7 +18,14 @@ from tradeguard.ingest.trades import close_expected_trade, list_expected_trades,
 from tradeguard.store.models import ExpectedTrade
 
 router = APIRouter(prefix="/accounts", tags=["trades"])
-ExactTradeIn = exact_json_body(TradeIn)
+
+
+def _checked_against_the_server_clock(request: Request) -> dict:
+    services = request.app.state.services
+    return services.ingest_policy.clock_at(datetime.now(UTC)).context()
+
+
+ExactTradeIn = exact_json_body(TradeIn, context=_checked_against_the_server_clock)
 
 NOT_FOUND = {404: {"model": ErrorBody, "description": "no such account or trade visible to the caller"}}
 
