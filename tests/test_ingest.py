@@ -268,6 +268,38 @@ async def test_a_timestamp_more_than_300_seconds_off_is_refused(api, skew):
     await _nothing_stored(follower)
 
 
+def _unix_now(offset_seconds: int = 0) -> str:
+    return str(int(datetime.now(UTC).timestamp()) + offset_seconds)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "says"),
+    [
+        pytest.param(lambda: _unix_now() + ".5", "X-Timestamp must be whole unix seconds", id="fractional"),
+        pytest.param(lambda: "1764072005e0", "X-Timestamp must be whole unix seconds", id="exponent"),
+        pytest.param(lambda: "\u00b2", "X-Timestamp must be whole unix seconds", id="superscript-digit"),
+        pytest.param(lambda: "9" * 5000, "X-Timestamp must be whole unix seconds", id="thousands-of-digits"),
+        pytest.param(lambda: "", "missing device signature headers: X-Timestamp", id="missing"),
+        pytest.param(
+            lambda: _unix_now(3600), "s ahead of the server's clock, more than the 300 s", id="ahead"
+        ),
+        pytest.param(
+            lambda: _unix_now(-3600), "s behind the server's clock, more than the 300 s", id="behind"
+        ),
+    ],
+)
+async def test_a_wrong_timestamp_is_refused_saying_what_is_wrong(follower, timestamp, says):
+    body = encode_body(snapshot(position(1)))
+    headers = follower.bridge.signed_headers("POST", SNAPSHOTS_PATH, body)
+    headers["X-Timestamp"] = timestamp().encode("latin-1")
+
+    response = await _raw_post(follower, headers, body)
+
+    assert response.status_code == 401
+    assert says in response.json()["detail"]
+    await _nothing_stored(follower)
+
+
 async def test_a_replayed_request_is_refused(follower):
     body = encode_body(snapshot(position(1)))
     headers = follower.bridge.signed_headers("POST", SNAPSHOTS_PATH, body)
