@@ -15,7 +15,7 @@ from tradeguard.bench.seed import Seed, SeededAccount, SeededUser, position_spec
 from tradeguard.bench.snapshots import SnapshotSigner
 from tradeguard.bench.stats import latency_summary, percentile
 from tradeguard.ingest.signature import sign
-from tradeguard.ingest.validation import SnapshotIn
+from tradeguard.ingest.validation import SnapshotIn, parse_snapshot
 from tradeguard.values import ServerClock
 
 
@@ -55,9 +55,7 @@ def _account() -> SeededAccount:
 
 
 def _as_the_server_reads(body: bytes) -> SnapshotIn:
-    return SnapshotIn.model_validate_json(
-        body, context=ServerClock(datetime.now(UTC), timedelta(0)).context()
-    )
+    return parse_snapshot(body, clock=ServerClock(datetime.now(UTC), timedelta(0)), account_currency="USD")
 
 
 def test_bench_snapshots_are_valid_signed_and_newer_each_time():

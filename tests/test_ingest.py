@@ -202,6 +202,22 @@ async def test_every_answer_says_how_far_the_bridge_clock_is_from_the_server_s(f
     assert -3660 < ignored["clock_offset_seconds"] <= -3600
 
 
+async def test_a_snapshot_in_another_currency_than_its_account_s_is_refused_and_stores_nothing(follower):
+    with pytest.raises(BridgeError) as refused:
+        await follower.bridge.send_snapshot(snapshot(position(1), currency="EUR"))
+
+    assert refused.value.status_code == 422
+    assert "currency: the snapshot is in EUR but its account is in USD" in refused.value.detail
+    await _nothing_stored(follower)
+
+
+async def test_a_snapshot_in_its_account_s_currency_or_without_one_is_applied(follower):
+    in_usd = await follower.bridge.send_snapshot(snapshot(position(1), currency="USD"))
+    unsaid = await follower.bridge.send_snapshot(snapshot(position(1)))
+
+    assert in_usd["applied"] is True and unsaid["applied"] is True
+
+
 async def test_a_read_right_after_an_ingest_shows_the_new_state(follower):
     assert (await follower.status())["total_syncs"] == 0
     positions_before = (await follower.owner.get("/api/v1/positions/open")).json()

@@ -11,7 +11,7 @@ from tradeguard.actions.audit import committed_audit_events
 from tradeguard.ingest.authentication import SignedRequest, verify_device, verify_known_device
 from tradeguard.ingest.devices import DeviceIdentity
 from tradeguard.ingest.snapshots import IngestOutcome, apply_snapshot, lock_account
-from tradeguard.ingest.validation import AcknowledgementIn, SnapshotIn
+from tradeguard.ingest.validation import AcknowledgementIn, parse_snapshot
 from tradeguard.services import Services
 from tradeguard.store.models import CloseCommand
 
@@ -32,8 +32,10 @@ async def ingest_snapshot(
             session, signed, device_secrets=services.device_secrets, nonces=services.nonces, now=received_at
         )
         locked = await lock_account(session, device)
-        snapshot = SnapshotIn.model_validate_json(
-            signed.body, context=services.ingest_policy.clock_at(received_at).context()
+        snapshot = parse_snapshot(
+            signed.body,
+            clock=services.ingest_policy.clock_at(received_at),
+            account_currency=locked.account.currency,
         )
         outcome = await apply_snapshot(
             session,

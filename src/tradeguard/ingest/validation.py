@@ -5,14 +5,24 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import BrokerPosition, Quote, Side
-from tradeguard.values import ExternalId, Numeric, SentTime, text
+from tradeguard.values import ExternalId, Numeric, SentTime, ServerClock, text
 
 MAX_POSITIONS = 1000
 MAX_QUOTES = 500
+ACCOUNT_CURRENCY = "account_currency"
 
 
 def _zero_means_none(value):
@@ -88,6 +98,19 @@ class SnapshotIn(BaseModel):
     positions: Annotated[list[PositionIn], Field(max_length=MAX_POSITIONS)] = []
     quotes: Annotated[list[QuoteIn], Field(max_length=MAX_QUOTES)] = []
 
+    @field_validator("currency")
+    @classmethod
+    def _the_account_s_currency(cls, currency: str | None, info: ValidationInfo) -> str | None:
+        account_currency = (info.context or {}).get(ACCOUNT_CURRENCY)
+        if account_currency is None:
+            raise TypeError("a snapshot is validated with the account's currency: use parse_snapshot")
+        if currency is not None and currency != account_currency:
+            raise ValueError(
+                f"the snapshot is in {currency} but its account is in {account_currency}: its balance, "
+                "equity and profits would be compared with the account's as if in the same currency"
+            )
+        return currency
+
     @model_validator(mode="after")
     def _unique_tickets_and_symbols(self) -> SnapshotIn:
         seen: set[str] = set()
@@ -101,6 +124,11 @@ class SnapshotIn(BaseModel):
                 raise ValueError(f"quotes.{index}.symbol: {quote.symbol} is quoted twice")
             quoted.add(quote.symbol)
         return self
+
+
+def parse_snapshot(body: bytes, *, clock: ServerClock, account_currency: str) -> SnapshotIn:
+    """The snapshot in `body`, checked against the server's clock and the account it is for."""
+    return SnapshotIn.model_validate_json(body, context=clock.context(**{ACCOUNT_CURRENCY: account_currency}))
 
 
 class AcknowledgementIn(BaseModel):
