@@ -313,7 +313,8 @@ INVALID_BODIES = {
     "symbol-punctuation": (a_trade(symbol="EURUSD!"), "symbol"),
     "opened-at-naive": (a_trade(opened_at="2026-11-25T12:00:00"), "opened_at"),
     "opened-at-not-a-time": (a_trade(opened_at="yesterday"), "opened_at"),
-    "opened-at-future": (a_trade(opened_at=_future(10)), "opened_at"),
+    # Fixed, since the table is built when the module is imported, long before a test runs.
+    "opened-at-future": (a_trade(opened_at="2999-01-01T00:00:00Z"), "opened_at"),
     "ticket-empty": (a_trade(ticket=""), "ticket"),
     "ticket-too-long": (a_trade(ticket="9" * 65), "ticket"),
     "signal-id-too-long": (a_trade(signal_id="s" * 65), "signal_id"),
