@@ -44,8 +44,8 @@ class Follower:
         return (await self.owner.get(LOGS, account_id=self.account_id, limit=500, **filters)).json()["events"]
 
 
-async def register_follower(api) -> Follower:
-    owner = await sign_up(api)
+async def register_follower(api, owner: Caller | None = None) -> Follower:
+    owner = owner or await sign_up(api)
     account_id = await owner.new_account()
     device = (await owner.post(f"/api/v1/accounts/{account_id}/devices")).json()
     bridge = BridgeClient(api.http, device_id=device["device_id"], secret=device["secret"])

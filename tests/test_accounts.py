@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import datetime
 from decimal import Decimal
 
@@ -127,6 +129,70 @@ async def test_create_rejects_invalid_bodies_with_a_message_naming_the_field(sql
     assert response.status_code == 422, response.text
     assert field in response.json()["detail"]
     assert await all_listed_ids(sqlite_user) == before
+
+
+async def test_registering_the_same_broker_and_login_twice_is_a_409_naming_the_account(alice):
+    broker = f"Broker-{uuid.uuid4().hex[:8]}"
+    first = await alice.post(ACCOUNTS_URL, json={"name": "One", "broker": broker, "login": 5012345})
+    before = await all_listed_ids(alice)
+
+    again = await alice.post(ACCOUNTS_URL, json={"name": "Two", "broker": broker, "login": "5012345"})
+
+    assert first.status_code == 201, first.text
+    assert again.status_code == 409, again.text
+    assert again.json()["detail"] == (
+        f"broker {broker} login 5012345 is already registered as account {first.json()['id']}"
+    )
+    assert await all_listed_ids(alice) == before
+
+
+async def test_registrations_of_one_broker_and_login_at_once_store_one_account(alice):
+    broker = f"Broker-{uuid.uuid4().hex[:8]}"
+    before = await all_listed_ids(alice)
+
+    answers = await asyncio.gather(
+        *(
+            alice.post(ACCOUNTS_URL, json={"name": f"Racer {n}", "broker": broker, "login": "7"})
+            for n in range(4)
+        )
+    )
+
+    assert sorted(answer.status_code for answer in answers) == [201, 409, 409, 409]
+    assert len(await all_listed_ids(alice)) == len(before) + 1
+
+
+@pytest.mark.parametrize(
+    "differing",
+    [
+        pytest.param({"login": "5012346"}, id="another-login"),
+        pytest.param({"broker": "Other"}, id="another-broker"),
+    ],
+)
+async def test_another_broker_or_login_is_another_account(alice, differing):
+    registered = {"broker": f"Broker-{uuid.uuid4().hex[:8]}", "login": "5012345"}
+    await alice.post(ACCOUNTS_URL, json={"name": "One", **registered})
+
+    response = await alice.post(ACCOUNTS_URL, json={"name": "Two", **registered, **differing})
+
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("left_out", ["broker", "login"])
+async def test_without_a_broker_or_a_login_the_rest_may_repeat(alice, left_out):
+    given = {"broker": f"Broker-{uuid.uuid4().hex[:8]}", "login": "5012345", left_out: None}
+
+    answers = [await alice.post(ACCOUNTS_URL, json={"name": name, **given}) for name in ("One", "Two")]
+
+    assert [answer.status_code for answer in answers] == [201, 201]
+
+
+async def test_another_user_may_register_the_same_broker_and_login(alice, bob):
+    broker = f"Broker-{uuid.uuid4().hex[:8]}"
+    mine = await alice.post(ACCOUNTS_URL, json={"name": "Mine", "broker": broker, "login": "5012345"})
+
+    theirs = await bob.post(ACCOUNTS_URL, json={"name": "Theirs", "broker": broker, "login": "5012345"})
+
+    assert (mine.status_code, theirs.status_code) == (201, 201), theirs.text
 
 
 async def test_create_requires_a_token(api):

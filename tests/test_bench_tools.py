@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ElementTree
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tradeguard.bench import wrk
@@ -15,7 +15,8 @@ from tradeguard.bench.seed import Seed, SeededAccount, SeededUser, position_spec
 from tradeguard.bench.snapshots import SnapshotSigner
 from tradeguard.bench.stats import latency_summary, percentile
 from tradeguard.ingest.signature import sign
-from tradeguard.ingest.validation import SnapshotIn
+from tradeguard.ingest.validation import SnapshotIn, parse_snapshot
+from tradeguard.values import ServerClock
 
 
 def test_bare_body_is_valid_json_of_exactly_the_requested_size():
@@ -53,10 +54,14 @@ def _account() -> SeededAccount:
     return SeededAccount(7, 3, "dev_x_7", "secret", position_specs(7, 10, opened))
 
 
+def _as_the_server_reads(body: bytes) -> SnapshotIn:
+    return parse_snapshot(body, clock=ServerClock(datetime.now(UTC), timedelta(0)), account_currency="USD")
+
+
 def test_bench_snapshots_are_valid_signed_and_newer_each_time():
     signer = SnapshotSigner(_account())
     first, second = signer.body(), signer.body()
-    one, two = SnapshotIn.model_validate_json(first), SnapshotIn.model_validate_json(second)
+    one, two = _as_the_server_reads(first), _as_the_server_reads(second)
     assert len(one.positions) == 10 and len({p.symbol for p in one.positions}) == 10
     assert two.taken_at > one.taken_at
     headers = signer.headers(first)
@@ -68,7 +73,7 @@ def test_bench_snapshots_are_valid_signed_and_newer_each_time():
 
 def test_critical_snapshot_is_past_the_default_critical_drawdown():
     signer = SnapshotSigner(_account())
-    critical = SnapshotIn.model_validate_json(signer.critical())
+    critical = _as_the_server_reads(signer.critical())
     assert critical.equity <= Decimal("10000") * Decimal("0.80")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -137,6 +139,85 @@ async def test_an_older_snapshot_is_acknowledged_and_changes_nothing(follower):
     assert (status["total_syncs"], status["open_positions_count"]) == (1, 1)
 
 
+async def test_a_snapshot_taken_in_the_future_is_refused_saying_by_how_much_and_stores_nothing(follower):
+    two_hours_fast = datetime.now(UTC) + timedelta(hours=2)
+
+    with pytest.raises(BridgeError) as refused:
+        await follower.bridge.send_snapshot(snapshot(position(1), taken_at=two_hours_fast))
+    right = await follower.bridge.send_snapshot(snapshot(position(1)))
+
+    assert refused.value.status_code == 422
+    lead = re.search(r"taken_at: \S+ is ([\d.]+) s ahead of the server's clock", refused.value.detail)
+    assert lead and 7190 < float(lead.group(1)) <= 7200, refused.value.detail
+    assert right["applied"] is True
+    assert (await follower.status())["total_syncs"] == 1
+
+
+async def test_a_position_opened_in_broker_server_time_is_refused_not_stored_as_unexpected(follower):
+    # A GMT+2 broker's 14:00 sent as if it were UTC: two hours in the future.
+    server_time_as_utc = datetime.now(UTC) + timedelta(hours=2)
+    opened_in_server_time = position(1, opened_at=server_time_as_utc.replace(microsecond=0).isoformat())
+
+    with pytest.raises(BridgeError) as refused:
+        await follower.bridge.send_snapshot(snapshot(opened_in_server_time))
+
+    assert refused.value.status_code == 422
+    assert "positions.0.opened_at:" in refused.value.detail
+    assert "s ahead of the server's clock" in refused.value.detail
+    await _nothing_stored(follower)
+    assert await follower.events() == []
+
+
+async def test_a_time_a_little_ahead_within_the_tolerance_is_accepted(follower):
+    a_little_fast = datetime.now(UTC) + timedelta(seconds=2)
+
+    summary = await follower.bridge.send_snapshot(
+        snapshot(position(1, opened_at=a_little_fast.isoformat()), taken_at=a_little_fast)
+    )
+
+    assert summary["applied"] is True
+    assert 0 < summary["clock_offset_seconds"] <= 2
+
+
+async def test_the_tolerance_is_a_setting(api, follower):
+    policy = api.services.ingest_policy
+    api.services.ingest_policy = dataclasses.replace(policy, clock_skew_tolerance=timedelta(minutes=10))
+    try:
+        summary = await follower.bridge.send_snapshot(
+            snapshot(taken_at=datetime.now(UTC) + timedelta(minutes=2))
+        )
+    finally:
+        api.services.ingest_policy = policy
+
+    assert summary["applied"] is True
+
+
+async def test_every_answer_says_how_far_the_bridge_clock_is_from_the_server_s(follower):
+    now = datetime.now(UTC)
+    applied = await follower.bridge.send_snapshot(snapshot(taken_at=now - timedelta(seconds=60)))
+    ignored = await follower.bridge.send_snapshot(snapshot(taken_at=now - timedelta(hours=1)))
+
+    assert applied["applied"] is True and ignored["applied"] is False
+    assert -120 < applied["clock_offset_seconds"] <= -60
+    assert -3660 < ignored["clock_offset_seconds"] <= -3600
+
+
+async def test_a_snapshot_in_another_currency_than_its_account_s_is_refused_and_stores_nothing(follower):
+    with pytest.raises(BridgeError) as refused:
+        await follower.bridge.send_snapshot(snapshot(position(1), currency="EUR"))
+
+    assert refused.value.status_code == 422
+    assert "currency: the snapshot is in EUR but its account is in USD" in refused.value.detail
+    await _nothing_stored(follower)
+
+
+async def test_a_snapshot_in_its_account_s_currency_or_without_one_is_applied(follower):
+    in_usd = await follower.bridge.send_snapshot(snapshot(position(1), currency="USD"))
+    unsaid = await follower.bridge.send_snapshot(snapshot(position(1)))
+
+    assert in_usd["applied"] is True and unsaid["applied"] is True
+
+
 async def test_a_read_right_after_an_ingest_shows_the_new_state(follower):
     assert (await follower.status())["total_syncs"] == 0
     positions_before = (await follower.owner.get("/api/v1/positions/open")).json()
@@ -200,6 +281,38 @@ async def test_a_timestamp_more_than_300_seconds_off_is_refused(api, skew):
         await skewed.send_snapshot(snapshot(position(1)))
 
     assert refused.value.status_code == 401
+    await _nothing_stored(follower)
+
+
+def _unix_now(offset_seconds: int = 0) -> str:
+    return str(int(datetime.now(UTC).timestamp()) + offset_seconds)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "says"),
+    [
+        pytest.param(lambda: _unix_now() + ".5", "X-Timestamp must be whole unix seconds", id="fractional"),
+        pytest.param(lambda: "1764072005e0", "X-Timestamp must be whole unix seconds", id="exponent"),
+        pytest.param(lambda: "\u00b2", "X-Timestamp must be whole unix seconds", id="superscript-digit"),
+        pytest.param(lambda: "9" * 5000, "X-Timestamp must be whole unix seconds", id="thousands-of-digits"),
+        pytest.param(lambda: "", "missing device signature headers: X-Timestamp", id="missing"),
+        pytest.param(
+            lambda: _unix_now(3600), "s ahead of the server's clock, more than the 300 s", id="ahead"
+        ),
+        pytest.param(
+            lambda: _unix_now(-3600), "s behind the server's clock, more than the 300 s", id="behind"
+        ),
+    ],
+)
+async def test_a_wrong_timestamp_is_refused_saying_what_is_wrong(follower, timestamp, says):
+    body = encode_body(snapshot(position(1)))
+    headers = follower.bridge.signed_headers("POST", SNAPSHOTS_PATH, body)
+    headers["X-Timestamp"] = timestamp().encode("latin-1")
+
+    response = await _raw_post(follower, headers, body)
+
+    assert response.status_code == 401
+    assert says in response.json()["detail"]
     await _nothing_stored(follower)
 
 

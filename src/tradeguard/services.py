@@ -102,6 +102,7 @@ class Services:
                     notifiers=settings.notifier_names(), command_max_attempts=settings.command_max_attempts
                 ),
                 command_timeout=timedelta(seconds=settings.command_timeout_seconds),
+                clock_skew_tolerance=timedelta(seconds=settings.clock_skew_tolerance_seconds),
             ),
             redis=redis,
             bus=RedisBus(redis, settings.redis_url) if redis is not None else MemoryBus(),

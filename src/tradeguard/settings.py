@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         description="A sent close command not acknowledged by then expires and is retried.",
     )
     command_max_attempts: int = Field(default=3, ge=1, le=20)
+    clock_skew_tolerance_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How far ahead of the server's clock a time sent to it (a snapshot's taken_at, "
+        "a position's or trade's opened_at) may lie before it is refused.",
+    )
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
     run_worker_in_api: bool = Field(
         default=True,

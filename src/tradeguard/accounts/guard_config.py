@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
 from tradeguard.bodies import invalid_fields
+from tradeguard.values import Numeric
 
 # Exact inside, a JSON number at the edge, like every number the API sends.
 _AS_NUMBER = PlainSerializer(float, return_type=float, when_used="json")
-Percent = Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False), _AS_NUMBER]
+Percent = Annotated[Numeric, Field(gt=0, le=100), _AS_NUMBER]
 
 
 class GuardConfig(BaseModel):
@@ -21,7 +22,7 @@ class GuardConfig(BaseModel):
 
     drawdown_warning_pct: Percent = Decimal("15")
     drawdown_critical_pct: Percent = Decimal("20")
-    min_equity: Annotated[Decimal, Field(ge=0, allow_inf_nan=False), _AS_NUMBER] = Decimal("100")
+    min_equity: Annotated[Numeric, Field(ge=0), _AS_NUMBER] = Decimal("100")
     daily_loss_limit_pct: Percent | None = None
     daily_loss_anchor: Literal["balance", "equity"] = "balance"
     daily_reset_time: str = Field(default="00:00", description="HH:MM in daily_reset_tz")
@@ -36,9 +37,7 @@ class GuardConfig(BaseModel):
     stale_after_seconds: Annotated[int, Field(ge=5, le=86_400)] = 60
     grace_seconds: Annotated[int, Field(ge=0, le=3_600)] = 30
     match_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
-    entry_slippage_pips: Annotated[Decimal, Field(ge=0, le=10_000, allow_inf_nan=False), _AS_NUMBER] = (
-        Decimal("2")
-    )
+    entry_slippage_pips: Annotated[Numeric, Field(ge=0, le=10_000), _AS_NUMBER] = Decimal("2")
 
     @field_validator("daily_reset_time")
     @classmethod

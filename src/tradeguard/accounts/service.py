@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.accounts.guard_config import GUARD_CONFIG_FIELDS, GuardConfig
 from tradeguard.auth.tokens import Principal
-from tradeguard.errors import NotFound
+from tradeguard.errors import Conflict, NotFound
 from tradeguard.store.models import Account, AccountState
 
 
@@ -50,7 +51,18 @@ async def create_account(
         **GuardConfig().model_dump(),
     )
     session.add(account)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        existing = await session.scalar(
+            select(Account.id).where(
+                Account.owner_id == owner.user_id, Account.broker == broker, Account.login == login
+            )
+        )
+        if existing is None:
+            raise
+        raise Conflict(f"broker {broker} login {login} is already registered as account {existing}") from None
     session.add(initial_state(account.id))
     await session.flush()
     return account

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -23,8 +24,8 @@ def raw_json_body(model: type[BaseModel]) -> dict:
     }
 
 
-def exact_json_body(model: type[BaseModel]) -> Any:
-    """A body parameter parsed by pydantic straight from the bytes.
+def exact_json_body(model: type[BaseModel], context: Callable[[Request], dict] | None = None) -> Any:
+    """A body parameter parsed by pydantic straight from the bytes, with `context(request)` as its validation context.
 
     FastAPI's own body parsing goes through `json.loads`, which turns every number into a binary
     float before pydantic sees it; parsing the bytes keeps 0.1 exactly 0.1. Use the returned
@@ -32,7 +33,8 @@ def exact_json_body(model: type[BaseModel]) -> Any:
     """
 
     async def parse(request: Request) -> BaseModel:
-        return model.model_validate_json(await request.body())
+        body = await request.body()
+        return model.model_validate_json(body, context=context(request) if context else None)
 
     return Annotated[model, Depends(parse)]
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-MAX_ID = 2**63 - 1
-"""The largest BIGINT: a larger id cannot exist, and SQLite refuses to even compare with it."""
+from tradeguard.values import MAX_BIGINT as MAX_ID
+from tradeguard.values import text
 
 AccountIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 PositionIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -16,3 +16,4 @@ AccountIdQuery = Annotated[
     Query(ge=1, le=MAX_ID, description="One account; without it, all the caller's own accounts together."),
 ]
 CursorQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="next_cursor of the previous page")]
+KeyPath = Annotated[text(64, min_length=1), Path(description="a trade_id, device_id or command_id")]

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, create_model
 
 from tradeguard.accounts.guard_config import GuardConfig
 from tradeguard.bodies import RequestBody
+from tradeguard.values import ExternalId, Text, text
 
 # Exact inside; a JSON number at the edge, printed with the stored decimal digits.
 Number = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
@@ -17,6 +18,13 @@ Number = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used=
 SyncStatus = Literal["healthy", "warning", "idle", "error"]
 GuardLevelName = Literal["normal", "warning", "critical"]
 MarketConditionName = Literal["gap_up", "gap_down", "liquidity_crisis"]
+
+
+class LoginForm(BaseModel):
+    """The OAuth2 password form of `POST /auth/token`; its other fields (`grant_type`, `scope`) are not used."""
+
+    username: Text
+    password: str
 
 
 class Token(BaseModel):
@@ -35,9 +43,9 @@ class Me(BaseModel):
 class AccountCreate(RequestBody):
     model_config = ConfigDict(str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=120)
-    broker: str | None = Field(default=None, max_length=120)
-    login: str | None = Field(default=None, max_length=64)
+    name: text(120, min_length=1)
+    broker: text(120) | None = None
+    login: ExternalId | None = None
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3,6}$")
 
 
@@ -304,6 +312,10 @@ class CommandList(BaseModel):
 class SyncSummary(BaseModel):
     applied: bool = Field(description="false when the snapshot was not newer than the last one applied")
     account_id: int
+    clock_offset_seconds: float = Field(
+        description="taken_at minus the server's clock when the snapshot arrived: about zero, or a few "
+        "milliseconds below it, when the bridge's clock is right"
+    )
     status: SyncStatus
     total_syncs: int
     open_positions_count: int

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     Field,
     ValidationInfo,
@@ -19,13 +18,12 @@ from tradeguard.api.schemas import Number
 from tradeguard.bodies import RequestBody
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import Side
+from tradeguard.values import ExternalId, Numeric, SentTime, text
 
 TradeStatus = Literal["open", "closed"]
 
-# Bounded to what the NUMERIC(28, 10) columns hold, so PostgreSQL never rounds or overflows
-# a value and the trade read back is the trade that was sent.
-PositiveDecimal = Annotated[Decimal, Field(gt=0, lt=Decimal("1e18"), decimal_places=10, allow_inf_nan=False)]
-Reference = Annotated[str | None, Field(min_length=1, max_length=64)]
+PositiveDecimal = Annotated[Numeric, Field(gt=0)]
+Reference = text(64, min_length=1) | None
 
 
 class TradeIn(RequestBody):
@@ -51,11 +49,12 @@ class TradeIn(RequestBody):
     entry_price: PositiveDecimal
     stop_loss: PositiveDecimal | None = None
     take_profit: PositiveDecimal | None = None
-    ticket: Reference = None
+    ticket: ExternalId | None = None
     signal_id: Reference = None
     approval_id: Reference = None
-    opened_at: AwareDatetime | None = Field(
-        default=None, description="With a time zone; at most 5 minutes ahead of the server's clock."
+    opened_at: SentTime | None = Field(
+        default=None,
+        description="With a time zone; at most TRADEGUARD_CLOCK_SKEW_TOLERANCE_SECONDS ahead of the server's clock.",
     )
 
     @field_validator("stop_loss", "take_profit")

@@ -29,6 +29,7 @@ from tradeguard.ingest.devices import DeviceSecrets
 from tradeguard.ingest.trades import _body_digest, _canonical_fields
 from tradeguard.store import migrate
 from tradeguard.store.models import Account, AccountState, Device, ExpectedTrade, User
+from tradeguard.values import ServerClock
 
 PASSWORD = "bench-password-not-secret"
 BATCH = 2_000
@@ -278,13 +279,16 @@ async def seed_database(
         trade_rows = []
         for account_id in account_ids:
             for spec in specs[account_id]:
-                body = TradeIn(
-                    trade_id=f"t{spec.ticket}",
-                    symbol=spec.symbol,
-                    side=spec.side,
-                    volume=Decimal(spec.volume),
-                    entry_price=Decimal(spec.open_price),
-                    opened_at=opened_at,
+                body = TradeIn.model_validate(
+                    {
+                        "trade_id": f"t{spec.ticket}",
+                        "symbol": spec.symbol,
+                        "side": spec.side,
+                        "volume": Decimal(spec.volume),
+                        "entry_price": Decimal(spec.open_price),
+                        "opened_at": opened_at,
+                    },
+                    context=ServerClock(now, timedelta(0)).context(),
                 )
                 fields = _canonical_fields(body)
                 trade_rows.append(

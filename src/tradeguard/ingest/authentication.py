@@ -11,7 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tradeguard.errors import NotAuthenticated
 from tradeguard.ingest.devices import DeviceIdentity, DeviceSecrets, KnownDevice, active_device
 from tradeguard.ingest.nonces import NonceStore
-from tradeguard.ingest.signature import sign, signature_matches, timestamp_within_window
+from tradeguard.ingest.signature import (
+    HEADER_DEVICE,
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    sign,
+    signature_matches,
+    timestamp_problem,
+)
 
 _NONCE = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
 
@@ -74,10 +82,18 @@ async def _active_device(session: AsyncSession, device_id: str, device_secrets: 
 
 
 def _check_headers(signed: SignedRequest, now: datetime) -> None:
-    if not (signed.device_id and signed.timestamp and signed.nonce and signed.signature):
-        raise NotAuthenticated("missing device signature headers")
-    if not signed.timestamp.isdigit() or not timestamp_within_window(int(signed.timestamp), now.timestamp()):
-        raise NotAuthenticated("timestamp missing or more than 300 s from the server's clock")
+    headers = {
+        HEADER_DEVICE: signed.device_id,
+        HEADER_TIMESTAMP: signed.timestamp,
+        HEADER_NONCE: signed.nonce,
+        HEADER_SIGNATURE: signed.signature,
+    }
+    missing = [name for name, value in headers.items() if not value]
+    if missing:
+        raise NotAuthenticated(f"missing device signature headers: {', '.join(missing)}")
+    problem = timestamp_problem(signed.timestamp, now.timestamp())
+    if problem:
+        raise NotAuthenticated(problem)
     if not _NONCE.match(signed.nonce):
         raise NotAuthenticated("nonce must be 8-128 characters of letters, digits and ._:-")
 

@@ -31,5 +31,17 @@ def signature_matches(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.strip().lower().encode())
 
 
-def timestamp_within_window(timestamp: int, now_unix: float) -> bool:
-    return abs(now_unix - timestamp) <= MAX_CLOCK_SKEW_SECONDS
+def timestamp_problem(timestamp: str, now_unix: float) -> str | None:
+    """What is wrong with an X-Timestamp header, or None: whole unix seconds within the window."""
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 20:
+        example = int(now_unix)
+        return f"{HEADER_TIMESTAMP} must be whole unix seconds (digits only, e.g. {example}), not {timestamp[:40]!r}"
+    skew = int(timestamp) - now_unix
+    if abs(skew) <= MAX_CLOCK_SKEW_SECONDS:
+        return None
+    direction = "ahead of" if skew > 0 else "behind"
+    return (
+        f"{HEADER_TIMESTAMP} {timestamp} is {abs(skew):.0f} s {direction} the server's clock, more than the "
+        f"{MAX_CLOCK_SKEW_SECONDS} s allowed either way: keep the bridge's clock synchronized (NTP)"
+    )

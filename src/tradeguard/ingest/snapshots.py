@@ -45,6 +45,7 @@ from tradeguard.store.models import (
     Device,
     ExpectedTrade,
 )
+from tradeguard.values import ServerClock
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,11 @@ class IngestPolicy:
 
     guards: GuardPolicy
     command_timeout: timedelta
+    clock_skew_tolerance: timedelta
+
+    def clock_at(self, now: datetime) -> ServerClock:
+        """What the times of a body that arrived `now` are checked against."""
+        return ServerClock(now, self.clock_skew_tolerance)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,8 @@ class LockedAccount:
 class IngestOutcome:
     applied: bool
     account_id: int
+    clock_offset: timedelta
+    """The snapshot's taken_at minus the server's clock when it arrived."""
     state: AccountState
     reconciliation: Reconciliation | None
     guards: GuardOutcome | None
@@ -180,9 +188,10 @@ async def apply_snapshot(
     state, account = locked.state, locked.account
     rows = (await session.execute(_POSITIONS_AND_ANY_UNSETTLED, {"account_id": account.id})).all()
     unsettled = await unsettled_commands(session, account.id) if rows[0].any_unsettled else []
+    clock_offset = snapshot.taken_at - received_at
     if state.last_snapshot_taken_at is not None and snapshot.taken_at <= state.last_snapshot_taken_at:
         commands = _deliver(session, unsettled, received_at, policy)
-        return IngestOutcome(False, account.id, state, None, None, commands)
+        return IngestOutcome(False, account.id, clock_offset, state, None, None, commands)
 
     stored_positions = {row.ticket: row for row in rows if row.id is not None}
     open_trades = (await session.execute(_OPEN_TRADES, {"account_id": account.id})).all()
@@ -247,7 +256,7 @@ async def apply_snapshot(
     # Measured before the write so that the counters go out in the state's one UPDATE.
     state.last_sync_duration_ms = round(_elapsed_ms(started), 3)
     await _store_state_and_equity(session, state)
-    return IngestOutcome(True, account.id, state, result, guards, commands)
+    return IngestOutcome(True, account.id, clock_offset, state, result, guards, commands)
 
 
 def _deliver(

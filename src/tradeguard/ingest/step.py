@@ -10,7 +10,7 @@ from tradeguard.actions import commands
 from tradeguard.ingest.authentication import SignedRequest, verify_device, verify_known_device
 from tradeguard.ingest.devices import DeviceIdentity
 from tradeguard.ingest.snapshots import IngestOutcome, apply_snapshot, lock_account
-from tradeguard.ingest.validation import AcknowledgementIn, SnapshotIn
+from tradeguard.ingest.validation import AcknowledgementIn, parse_snapshot
 from tradeguard.services import Services
 from tradeguard.store.models import CloseCommand
 
@@ -36,7 +36,11 @@ async def ingest_snapshot(
             now=received_at,
         )
         locked = await lock_account(work.session, device)
-        snapshot = SnapshotIn.model_validate_json(signed.body)
+        snapshot = parse_snapshot(
+            signed.body,
+            clock=services.ingest_policy.clock_at(received_at),
+            account_currency=locked.account.currency,
+        )
         outcome = await apply_snapshot(
             work.session,
             locked,

@@ -8,7 +8,7 @@ account's cache entries.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
@@ -17,14 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.api.trade_schemas import TradeIn, TradeStatus
-from tradeguard.errors import Conflict, InvalidInput, NotFound
+from tradeguard.errors import Conflict, NotFound
 from tradeguard.store.models import Account, ExpectedTrade
 from tradeguard.store.types import canonical_decimal
 
 OPEN = "open"
 CLOSED = "closed"
-# Platform and server clocks drift; an open time further ahead than this is a bug on the sender's side.
-OPENED_AT_MAX_LEAD = timedelta(minutes=5)
 
 
 async def record_expected_trade(
@@ -37,12 +35,6 @@ async def record_expected_trade(
     body under a stored trade_id is a `Conflict`. When two requests insert the same trade_id
     at once, the unique constraint picks the winner and the loser answers as a replay.
     """
-    if body.opened_at is not None and body.opened_at > now + OPENED_AT_MAX_LEAD:
-        raise InvalidInput(
-            f"{body.opened_at.isoformat()} is more than "
-            f"{OPENED_AT_MAX_LEAD.total_seconds() / 60:g} minutes in the future",
-            location=("body", "opened_at"),
-        )
     account_id = account.id
     fields = _canonical_fields(body)
     digest = _body_digest(fields)

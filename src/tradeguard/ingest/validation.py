@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from tradeguard.bodies import Location, RequestBody, invalid_fields
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import BrokerPosition, ClosedDeal, CloseReason, Quote, Side
+from tradeguard.values import ExternalId, Numeric, SentTime, ServerClock, text
 
 MAX_POSITIONS = 1000
 MAX_QUOTES = 500
 MAX_CLOSED_DEALS = 1000
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("must carry a time zone (e.g. 2026-11-25T12:00:00Z) or be unix seconds")
-    return value
+ACCOUNT_CURRENCY = "account_currency"
 
 
 def _zero_means_none(value):
@@ -28,22 +23,15 @@ def _zero_means_none(value):
     return None if value in (0, "0", 0.0) else value
 
 
-Amount = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=28, decimal_places=10)]
-Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=28, decimal_places=10)]
+Positive = Annotated[Numeric, Field(gt=0)]
 OptionalLevel = Annotated[Positive | None, BeforeValidator(_zero_means_none)]
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 Symbol = Annotated[
     str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._#\-]+$"), AfterValidator(normalize_symbol)
-]
-Ticket = Annotated[
-    str,
-    BeforeValidator(lambda value: str(value) if isinstance(value, int) else value),
-    Field(min_length=1, max_length=64),
 ]
 
 
 class PositionIn(RequestBody):
-    ticket: Ticket
+    ticket: ExternalId
     symbol: Symbol
     side: Literal["buy", "sell"]
     volume: Positive
@@ -51,10 +39,10 @@ class PositionIn(RequestBody):
     current_price: Positive
     stop_loss: OptionalLevel = None
     take_profit: OptionalLevel = None
-    profit: Amount
-    swap: Amount = Decimal(0)
-    commission: Amount = Decimal(0)
-    opened_at: AwareDatetime
+    profit: Numeric
+    swap: Numeric = Decimal(0)
+    commission: Numeric = Decimal(0)
+    opened_at: SentTime
 
     def to_domain(self) -> BrokerPosition:
         return BrokerPosition(
@@ -90,13 +78,13 @@ class QuoteIn(RequestBody):
 
 
 class ClosedDealIn(RequestBody):
-    ticket: Ticket
-    deal_id: Ticket | None = None
+    ticket: ExternalId
+    deal_id: ExternalId | None = None
     close_price: Positive
-    profit: Amount
-    swap: Amount = Decimal(0)
-    commission: Amount = Decimal(0)
-    closed_at: AwareDatetime
+    profit: Numeric
+    swap: Numeric = Decimal(0)
+    commission: Numeric = Decimal(0)
+    closed_at: SentTime
     reason: CloseReason
 
     def to_domain(self) -> ClosedDeal:
@@ -113,16 +101,27 @@ class ClosedDealIn(RequestBody):
 
 
 class SnapshotIn(RequestBody):
-    taken_at: AwareDatetime
-    balance: Amount
-    equity: Amount
-    margin: Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=28, decimal_places=10)] | None = (
-        None
-    )
+    taken_at: SentTime
+    balance: Numeric
+    equity: Numeric
+    margin: Annotated[Numeric, Field(ge=0)] | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3,6}$")] | None = None
     positions: Annotated[list[PositionIn], Field(max_length=MAX_POSITIONS)] = []
     quotes: Annotated[list[QuoteIn], Field(max_length=MAX_QUOTES)] = []
     closed_deals: Annotated[list[ClosedDealIn], Field(max_length=MAX_CLOSED_DEALS)] = []
+
+    @field_validator("currency")
+    @classmethod
+    def _the_account_s_currency(cls, currency: str | None, info: ValidationInfo) -> str | None:
+        account_currency = (info.context or {}).get(ACCOUNT_CURRENCY)
+        if account_currency is None:
+            raise TypeError("a snapshot is validated with the account's currency: use parse_snapshot")
+        if currency is not None and currency != account_currency:
+            raise ValueError(
+                f"the snapshot is in {currency} but its account is in {account_currency}: its balance, "
+                "equity and profits would be compared with the account's as if in the same currency"
+            )
+        return currency
 
     @model_validator(mode="after")
     def _unique_tickets_and_symbols(self) -> SnapshotIn:
@@ -147,11 +146,16 @@ def _repeated(items: str, field: str, values: list[str]) -> list[tuple[Location,
     return problems
 
 
+def parse_snapshot(body: bytes, *, clock: ServerClock, account_currency: str) -> SnapshotIn:
+    """The snapshot in `body`, checked against the server's clock and the account it is for."""
+    return SnapshotIn.model_validate_json(body, context=clock.context(**{ACCOUNT_CURRENCY: account_currency}))
+
+
 class AcknowledgementIn(RequestBody):
     status: Literal["executed", "failed", "unknown"] = Field(
         description="executed: the broker closed it; failed: the broker refused; "
         "unknown: the outcome was lost (the next snapshot decides)"
     )
-    detail: Annotated[str, Field(max_length=500)] | None = None
+    detail: text(500) | None = None
     close_price: Positive | None = None
-    profit: Amount | None = None
+    profit: Numeric | None = None

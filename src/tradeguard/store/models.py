@@ -56,6 +56,10 @@ class Account(Base):
     """A follower's broker account and the thresholds that guard it."""
 
     __tablename__ = "accounts"
+    # A broker and login name one real account: an owner guarding it twice would keep two peaks and
+    # send two close commands per position. Per owner, since tradeguard cannot tell who owns a login:
+    # platform-wide, anyone could take a login first, and learn which are taken. NULLs are distinct.
+    __table_args__ = (Index("uq_accounts_owner_broker_login", "owner_id", "broker", "login", unique=True),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

@@ -3,12 +3,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form
 
 from tradeguard.api.deps import PrincipalDep, ServicesDep, SessionDep
 from tradeguard.api.responses import model_response
-from tradeguard.api.schemas import Me, Token
+from tradeguard.api.schemas import LoginForm, Me, Token
 from tradeguard.auth.tokens import Principal, issue_token
 from tradeguard.auth.users import authenticate
 from tradeguard.errors import NotAuthenticated, NotFound
@@ -18,9 +17,7 @@ router = APIRouter(tags=["auth"])
 
 
 @router.post("/auth/token", response_model=Token, responses={401: {"description": "wrong email or password"}})
-async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], services: ServicesDep, session: SessionDep
-):
+async def login(form: Annotated[LoginForm, Form()], services: ServicesDep, session: SessionDep):
     user = await authenticate(session, email=form.username, password=form.password)
     if user is None:
         raise NotAuthenticated("wrong email or password")

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from tradeguard.accounts.service import get_visible_account
 from tradeguard.api.deps import AuthenticatedRoute, PrincipalDep, ServicesDep, SessionDep
-from tradeguard.api.params import AccountIdPath
+from tradeguard.api.params import AccountIdPath, KeyPath
 from tradeguard.api.responses import json_response, model_response
 from tradeguard.api.schemas import DeviceCreated, DeviceOut, NoFields
 from tradeguard.ingest.devices import create_device, list_devices, revoke_device
@@ -43,7 +43,7 @@ async def index(account_id: AccountIdPath, principal: PrincipalDep, session: Ses
 
 
 @router.delete("/{account_id}/devices/{device_id}", status_code=204)
-async def revoke(account_id: AccountIdPath, device_id: str, principal: PrincipalDep, services: ServicesDep):
+async def revoke(account_id: AccountIdPath, device_id: KeyPath, principal: PrincipalDep, services: ServicesDep):
     """Revoke a bridge: its signatures are refused from the next request on."""
     async with services.unit_of_work() as work:
         account = await get_visible_account(work.session, principal, account_id)

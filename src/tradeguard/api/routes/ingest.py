@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from tradeguard.api.deps import ServicesDep
 from tradeguard.api.openapi import raw_json_body
+from tradeguard.api.params import KeyPath
 from tradeguard.api.responses import model_response
 from tradeguard.api.schemas import CommandList, CommandOut, DivergenceOut, SyncSummary
 from tradeguard.ingest import step
@@ -57,6 +58,7 @@ def sync_summary(outcome: IngestOutcome) -> SyncSummary:
     return SyncSummary(
         applied=outcome.applied,
         account_id=outcome.account_id,
+        clock_offset_seconds=round(outcome.clock_offset.total_seconds(), 3),
         status=state.status,
         total_syncs=state.total_syncs,
         open_positions_count=state.open_positions_count,
@@ -106,7 +108,7 @@ async def poll_commands(request: Request, services: ServicesDep):
     responses={**SIGNED, 404: {"description": "no such command for this device's account"}},
     openapi_extra=raw_json_body(AcknowledgementIn),
 )
-async def acknowledge_command(command_id: str, request: Request, services: ServicesDep):
+async def acknowledge_command(command_id: KeyPath, request: Request, services: ServicesDep):
     command = await step.acknowledge_command(
         services, await signed_request(request), command_id, now=datetime.now(UTC)
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -20,6 +19,7 @@ from tradeguard.api.schemas import (
     ReconciliationLogPage,
     ReconciliationStatus,
 )
+from tradeguard.values import UtcTime, text
 
 router = APIRouter(tags=["reads"])
 
@@ -37,11 +37,11 @@ async def reconciliation_logs(
     principal: PrincipalDep,
     reads: ReadsDep,
     account_id: AccountIdQuery = None,
-    event_type: Annotated[str | None, Query(max_length=32)] = None,
-    reason: Annotated[str | None, Query(max_length=64)] = None,
-    symbol: Annotated[str | None, Query(max_length=32)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    event_type: text(32) | None = None,
+    reason: text(64) | None = None,
+    symbol: text(32) | None = None,
+    since: UtcTime | None = None,
+    until: UtcTime | None = None,
     limit: Limit = 50,
     cursor: CursorQuery = None,
 ):
@@ -64,7 +64,7 @@ async def open_positions(
     principal: PrincipalDep,
     reads: ReadsDep,
     account_id: AccountIdQuery = None,
-    symbol: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+    symbol: text(32, min_length=1) | None = None,
 ):
     return JSONBytes(await reads.open_positions(principal, account_id, symbol))
 
@@ -85,7 +85,7 @@ async def alerts(
     reads: ReadsDep,
     account_id: AccountIdQuery = None,
     level: Literal["info", "warning", "critical"] | None = None,
-    kind: Annotated[str | None, Query(max_length=32)] = None,
+    kind: text(32) | None = None,
     limit: Limit = 50,
     cursor: CursorQuery = None,
 ):
@@ -98,8 +98,8 @@ async def equity(
     account_id: AccountIdPath,
     principal: PrincipalDep,
     reads: ReadsDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: UtcTime | None = None,
+    until: UtcTime | None = None,
     limit: Annotated[
         int | None,
         Query(ge=1, le=5000, description="the window's latest snapshots, one by one (500 by default)"),

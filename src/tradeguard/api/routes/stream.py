@@ -14,6 +14,7 @@ from tradeguard.api.params import MAX_ID
 from tradeguard.errors import NotAuthenticated
 from tradeguard.stream.bus import StreamEvent, Subscription
 from tradeguard.stream.replay import stream_accounts, stream_start
+from tradeguard.values import BigInt
 
 router = APIRouter(tags=["stream"])
 
@@ -51,14 +52,14 @@ async def stream(
     access_token: Annotated[
         str | None, Query(description="For EventSource, which cannot send headers.")
     ] = None,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[BigInt | None, Header(alias="Last-Event-ID")] = None,
 ):
     """Events as they happen. With `Last-Event-ID`, what happened since that id is sent first."""
     principal = await verified_principal(services, _bearer(request, access_token))
     account_ids = await stream_accounts(services, principal, account_id)
     subscription = services.bus.subscribe(account_ids)
     try:
-        opening = await stream_start(services, principal, account_ids, _event_id(last_event_id))
+        opening = await stream_start(services, principal, account_ids, last_event_id)
     except BaseException:
         subscription.close()
         raise
@@ -67,10 +68,6 @@ async def stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-def _event_id(header: str | None) -> int | None:
-    return int(header) if header and header.strip().isdigit() else None
 
 
 async def _events(subscription: Subscription, opening: list[StreamEvent]) -> AsyncIterator[bytes]:

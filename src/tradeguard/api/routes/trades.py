@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from tradeguard.accounts.service import get_visible_account
 from tradeguard.api.deps import AuthenticatedRoute, PrincipalDep, ServicesDep, SessionDep
 from tradeguard.api.openapi import exact_json_body, raw_json_body
-from tradeguard.api.params import AccountIdPath, CursorQuery
+from tradeguard.api.params import AccountIdPath, CursorQuery, KeyPath
 from tradeguard.api.responses import model_response
 from tradeguard.api.schemas import ErrorBody, NoFields
 from tradeguard.api.trade_schemas import TradeIn, TradeOut, TradePage, TradeStatus
@@ -18,7 +18,14 @@ from tradeguard.ingest.trades import close_expected_trade, list_expected_trades,
 from tradeguard.store.models import ExpectedTrade
 
 router = APIRouter(prefix="/accounts", tags=["trades"], route_class=AuthenticatedRoute)
-ExactTradeIn = exact_json_body(TradeIn)
+
+
+def _checked_against_the_server_clock(request: Request) -> dict:
+    services = request.app.state.services
+    return services.ingest_policy.clock_at(datetime.now(UTC)).context()
+
+
+ExactTradeIn = exact_json_body(TradeIn, context=_checked_against_the_server_clock)
 
 NOT_FOUND = {404: {"model": ErrorBody, "description": "no such account or trade visible to the caller"}}
 
@@ -54,7 +61,7 @@ async def record(
 @router.post("/{account_id}/trades/{trade_id}/close", response_model=TradeOut, responses=NOT_FOUND)
 async def close(
     account_id: AccountIdPath,
-    trade_id: str,
+    trade_id: KeyPath,
     principal: PrincipalDep,
     services: ServicesDep,
     body: NoFields | None = None,
