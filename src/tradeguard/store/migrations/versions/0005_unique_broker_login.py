@@ -1,6 +1,6 @@
 """one account per owner, broker and login
 
-Revision ID: 0005_account_owner_broker_login_unique
+Revision ID: 0005_unique_broker_login
 Revises: 0004_credentials_version
 Create Date: 2026-12-01 10:20:00
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-01 10:20:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_account_owner_broker_login_unique"
+revision = "0005_unique_broker_login"
 down_revision = "0004_credentials_version"
 branch_labels = None
 depends_on = None
