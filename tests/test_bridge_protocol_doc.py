@@ -21,7 +21,8 @@ import pytest
 from tests.bridging import position, register_follower
 from tests.support import sign_up
 from tradeguard.ingest.signature import canonical_message, sign
-from tradeguard.ingest.validation import SnapshotIn
+from tradeguard.ingest.validation import parse_snapshot
+from tradeguard.values import ServerClock
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bridge-protocol.md"
 _EXAMPLE_BLOCK = re.compile(r"<!-- worked-example:([\w-]+) -->\n```\w*\n(.*?)\n```", re.DOTALL)
@@ -161,7 +162,12 @@ def closed_deals_example() -> dict:
 
 
 def test_the_closed_deals_example_is_a_valid_snapshot_whose_deal_realized_the_gap():
-    snapshot = SnapshotIn.model_validate(closed_deals_example())
+    example = closed_deals_example()
+    snapshot = parse_snapshot(
+        orjson.dumps(example),
+        clock=ServerClock(datetime.now(UTC), timedelta(seconds=5)),
+        account_currency=example.get("currency", "USD"),
+    )
 
     [deal] = snapshot.closed_deals
     assert deal.to_domain().net_profit == Decimal("-638.74")

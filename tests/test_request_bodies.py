@@ -136,7 +136,7 @@ async def test_a_trade_refused_against_the_servers_clock_lists_its_field(followe
     assert response.status_code == 422, response.text
     [error] = response.json()["errors"]
     assert (error["loc"], error["type"]) == (["body", "opened_at"], "value_error")
-    assert "in the future" in error["msg"]
+    assert "ahead of the server's clock" in error["msg"]
     assert response.json()["detail"] == f"body.opened_at: {error['msg']}"
 
 

@@ -22,5 +22,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_column("credentials_version")
+    # ALTER TABLE ... DROP COLUMN on SQLite too (3.35+): a batch copy of `users` would have to drop
+    # the table that every account's foreign key names.
+    op.drop_column("users", "credentials_version")
