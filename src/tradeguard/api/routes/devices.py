@@ -43,7 +43,9 @@ async def index(account_id: AccountIdPath, principal: PrincipalDep, session: Ses
 
 
 @router.delete("/{account_id}/devices/{device_id}", status_code=204)
-async def revoke(account_id: AccountIdPath, device_id: KeyPath, principal: PrincipalDep, services: ServicesDep):
+async def revoke(
+    account_id: AccountIdPath, device_id: KeyPath, principal: PrincipalDep, services: ServicesDep
+):
     """Revoke a bridge: its signatures are refused from the next request on."""
     async with services.unit_of_work() as work:
         account = await get_visible_account(work.session, principal, account_id)
