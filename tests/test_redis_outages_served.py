@@ -4,9 +4,6 @@ snapshot, on whichever worker, shows an older state."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import uuid
 from datetime import UTC, datetime
 
@@ -14,15 +11,7 @@ import httpx
 import pytest
 
 from tests.bridging import position, snapshot
-from tests.conftest import (
-    POSTGRES_HOST,
-    POSTGRES_PORT,
-    create_postgres_database,
-    drop_postgres_database,
-    postgres_url,
-    require_service,
-)
-from tests.net import free_port, wait_for_port
+from tests.servers import serve_workers
 from tests.support import PASSWORD
 from tradeguard.auth.users import create_user
 from tradeguard.bridges.client import BridgeClient
@@ -34,44 +23,14 @@ STATUS = "/api/v1/reconciliation/status"
 
 @pytest.fixture
 async def two_workers_on_private_redis(private_redis, tmp_path):
-    require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
-    database = await create_postgres_database()
-    port = free_port()
-    environment = {
-        **os.environ,
-        "TRADEGUARD_DATABASE_URL": postgres_url(database),
+    settings = {
         "TRADEGUARD_REDIS_URL": private_redis.url,
         "TRADEGUARD_REDIS_TIMEOUT_SECONDS": "0.2",
         "TRADEGUARD_REDIS_RETRY_SECONDS": "0.3",
         "TRADEGUARD_NEAR_CACHE_EPOCHS_DIR": str(tmp_path),
-        "TRADEGUARD_DATA_DIR": str(tmp_path),
-        "TRADEGUARD_RUN_WORKER_IN_API": "false",
     }
-    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from tradeguard.cli import app; app()",
-        "serve",
-        "--workers",
-        "2",
-        "--port",
-        str(port),
-        env=environment,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        await wait_for_port(port, timeout=60)
-        yield f"http://127.0.0.1:{port}", postgres_url(database)
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(server.wait(), 30)
-        except TimeoutError:
-            server.kill()
-            await server.wait()
-        await drop_postgres_database(database)
+    async with serve_workers(tmp_path, settings) as served:
+        yield served
 
 
 async def _user(database_url: str) -> str:

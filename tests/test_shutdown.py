@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ from tests.conftest import (
     require_service,
 )
 from tests.net import free_port, wait_for_port
+from tests.servers import TRADEGUARD
 from tests.support import PASSWORD
 
-TRADEGUARD = (sys.executable, "-c", "from tradeguard.cli import app; app()")
 EXIT_TIMEOUT_SECONDS = 30
 
 

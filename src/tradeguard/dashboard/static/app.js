@@ -252,7 +252,7 @@ function eventTone(event) {
   return EVENT_TONE[event.event_type] || 'muted';
 }
 
-const COMMAND_TONE = { pending: 'info', sent: 'info', executed: 'ok', closed: 'ok', failed: 'critical', expired: 'warning' };
+const COMMAND_TONE = { pending: 'info', sent: 'info', executed: 'ok', closed: 'ok', failed: 'critical', expired: 'warning', cancelled: 'muted' };
 
 // ---------------------------------------------------------------- sign-in and session
 
