@@ -7,7 +7,10 @@ import asyncio
 import pytest
 
 from tests.support import PASSWORD, Caller, sign_up
+from tradeguard.auth.credentials import CurrentCredentials
+from tradeguard.auth.tokens import Principal
 from tradeguard.auth.users import activate_user, deactivate_user, set_password, set_role
+from tradeguard.cache import MemoryCache
 
 ME = "/api/v1/me"
 STATUS = "/api/v1/reconciliation/status"
@@ -107,3 +110,28 @@ async def _sign_in(api, email: str, password: str) -> Caller:
     response = await api.http.post("/api/v1/auth/token", data={"username": email, "password": password})
     assert response.status_code == 200, response.text
     return Caller(api=api, user_id=0, email=email, role="", token=response.json()["access_token"])
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_copy_of_current_credentials_read_near_its_expiry_is_rebuilt_before_it_expires(sqlite_api):
+    caller = await sign_up(sqlite_api)
+    clock = _Clock()
+    credentials = CurrentCredentials(
+        sqlite_api.services.sessions, MemoryCache(ttl_seconds=10, max_entries=100, clock=clock)
+    )
+    principal = Principal(caller.user_id, caller.role)
+    await credentials.verify(principal)
+
+    clock.now = 9.5
+    assert credentials.known_current(principal)
+    await credentials.wait_for_refreshes()
+    clock.now = 12
+
+    assert credentials.known_current(principal), "the copy read at 9.5 s expired at 10 s instead"

@@ -157,6 +157,7 @@ class Services:
 
     async def close(self) -> None:
         await self.reads.wait_for_rebuilds()
+        await self.credentials.wait_for_refreshes()
         await self.bus.close()
         if self.redis is not None:
             await self.redis.aclose()
