@@ -14,7 +14,7 @@ import orjson
 from tradeguard.accounts.service import create_account
 from tradeguard.auth.tokens import Principal
 from tradeguard.auth.users import create_user
-from tradeguard.cache import invalidate_account
+from tradeguard.cache import invalidate_accounts
 from tradeguard.store.models import (
     Account,
     AccountSnapshot,
@@ -133,7 +133,7 @@ async def write_state(
         position_ids = [row.id for row in rows]
         owner_id = (await session.get(Account, account_id)).owner_id
         await session.commit()
-    await invalidate_account(api.services.cache, account_id, owner_id)
+    await invalidate_accounts(api.services.cache, {account_id: owner_id})
     return position_ids
 
 
@@ -178,4 +178,4 @@ async def store_snapshots(api, account_id: int, snapshots: list[tuple[datetime, 
             )
         owner_id = (await session.get(Account, account_id)).owner_id
         await session.commit()
-    await invalidate_account(api.services.cache, account_id, owner_id)
+    await invalidate_accounts(api.services.cache, {account_id: owner_id})

@@ -15,7 +15,7 @@ from tradeguard.actions.audit import committed_audit_events
 from tradeguard.actions.guarding import GuardPolicy
 from tradeguard.auth.credentials import CurrentCredentials
 from tradeguard.auth.tokens import TokenCache
-from tradeguard.cache import MemoryCache, NearCache, RedisCache, ResponseCache, invalidate_account
+from tradeguard.cache import MemoryCache, NearCache, RedisCache, ResponseCache, invalidate_accounts
 from tradeguard.cache.epochs import SharedEpochs, epochs_path
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.ingest.devices import DeviceSecrets
@@ -131,11 +131,10 @@ class Services:
             await session.commit()
             audit_rows = committed_audit_events(session)
         owners = await self._owners_of_changed(work, audit_rows)
-        dropped = [
-            (await invalidate_account(self.cache, account, owner), owner) for account, owner in owners.items()
-        ]
-        for warm, owner in dropped:
-            self.reads.rewrite(warm, owner)
+        if owners:
+            warm = await invalidate_accounts(self.cache, owners)
+            for account, owner in owners.items():
+                self.reads.rewrite(warm[account], owner)
         await self.bus.publish(account_events(audit_rows, work.states.values()))
         if any(row.event_type == "alert" for row in audit_rows):
             self.alerts_raised.set()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from tradeguard.cache.base import CacheLookup, ResponseCache, WarmFields, account_scope, user_scope
 from tradeguard.metrics import CACHE_HITS, CACHE_MISSES, CACHE_REFRESHES, CACHED_VIEWS
@@ -73,6 +73,10 @@ class ReadThrough:
         return body
 
 
-async def invalidate_account(cache: ResponseCache, account_id: int, owner_id: int) -> WarmFields:
-    """Drop every cached view of the account, including its owner's all-accounts views."""
-    return await cache.invalidate((account_scope(account_id), user_scope(owner_id)))
+async def invalidate_accounts(cache: ResponseCache, owners: Mapping[int, int]) -> dict[int, WarmFields]:
+    """Drop every cached view of each account (id → owner id), its owner's all-accounts views
+    included, in one invalidation; per account, what its scopes held."""
+    scopes = {account: (account_scope(account), user_scope(owner)) for account, owner in owners.items()}
+    warm = await cache.invalidate(list(dict.fromkeys(scope for pair in scopes.values() for scope in pair)))
+    # An owner's scope shared by several of the accounts goes to the first: its views are rebuilt once.
+    return {account: {scope: warm.pop(scope, []) for scope in pair} for account, pair in scopes.items()}

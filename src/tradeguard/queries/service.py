@@ -2,7 +2,7 @@
 
 Without `account_id` a read covers all the caller's own accounts (an admin's too: the accounts they
 own, not the whole platform's) and is cached under the caller's scope; with one, it is cached under
-that account's scope. Both scopes are dropped by `invalidate_account` on every write to the account,
+that account's scope. Both scopes are dropped by `invalidate_accounts` on every write to the account,
 and the hot views their owner had cached there are rebuilt right away (`rewrite`), so the next
 read is still a hit.
 """
