@@ -19,6 +19,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from tradeguard.bridges.config import DeviceCredentials
+
 
 class ReadFailed(Exception):
     """The broker could not confirm the account's state: no snapshot goes out.
@@ -114,3 +116,13 @@ class Broker(Protocol):
         ...
 
     def disconnect(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One broker account and the tradeguard device it reports as: what one bridge loop runs."""
+
+    name: str
+    """Unique within one bridge process: names the account in the log and in the journal."""
+    broker: Broker
+    device: DeviceCredentials
