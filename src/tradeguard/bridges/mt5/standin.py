@@ -862,10 +862,11 @@ def order_send(request: dict[str, Any]) -> OrderSendResult | None:
     What the next calls answer can be scripted (`StandinTerminal.script_*`): a requote, a refusal,
     a partial fill, an execution whose answer is lost, one after which the terminal hangs.
     """
+    lost: tuple[int, str] | None = None
     hang = False
 
     def send() -> OrderSendResult | None:
-        nonlocal hang
+        nonlocal hang, lost
         terminal, account = _logged_in()
         trade_request = _trade_request(request)
         with terminal.transaction() as db:
@@ -901,16 +902,14 @@ def order_send(request: dict[str, Any]) -> OrderSendResult | None:
                 comment=trade_request.comment,
                 reason=reason,
             )
-            if kind == "lose_answer":
+            if kind in ("lose_answer", "lose_terminal", "hang"):
+                # Executed and committed: only the answer is lost.
                 terminal.record_retcode(db, seq, None)
-                raise _Failed(RES_E_INTERNAL_FAIL_TIMEOUT, "IPC timeout")
-            if kind == "lose_terminal":
-                terminal.record_retcode(db, seq, None)
-                terminal.set_terminal(db, running=0)
-                raise _Failed(*_NO_IPC)
-            if kind == "hang":
-                terminal.record_retcode(db, seq, None)
-                hang = True
+                lost = (RES_E_INTERNAL_FAIL_TIMEOUT, "IPC timeout")
+                if kind == "lose_terminal":
+                    terminal.set_terminal(db, running=0)
+                    lost = _NO_IPC
+                hang = kind == "hang"
                 return None
             terminal.record_retcode(db, seq, retcode)
             return _result(
@@ -919,10 +918,11 @@ def order_send(request: dict[str, Any]) -> OrderSendResult | None:
 
     answer = _answer(send)
     if hang:
-        # Executed and committed; the answer never comes (a test kills the process meanwhile).
+        # The answer never comes: a test kills the process meanwhile.
         time.sleep(_HANG_LIMIT_SECONDS)
+    if lost is not None:
         global _last_error
-        _last_error = (RES_E_INTERNAL_FAIL_TIMEOUT, "IPC timeout")
+        _last_error = lost
     return answer
 
 
