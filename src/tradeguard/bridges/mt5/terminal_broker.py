@@ -73,11 +73,17 @@ class TerminalBroker:
     """One MT5 account in one terminal. Not thread-safe: the runtime calls it from one thread."""
 
     def __init__(
-        self, package: ModuleType | Any, settings: Mt5Settings, *, sleep: Callable[[float], None] = time.sleep
+        self,
+        package: ModuleType | Any,
+        settings: Mt5Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        offset_recheck: timedelta = OFFSET_RECHECK,
     ):
         self._mt5 = package
         self._settings = settings
         self._sleep = sleep
+        self._offset_recheck = offset_recheck
         self._attached = False
         self._symbols: dict[str, _Symbol] = {}
         self._currency_digits = 2
@@ -216,7 +222,7 @@ class TerminalBroker:
         rounded to the quarter hour, re-checked hourly from a tick that has moved since."""
         if self._settings.server_utc_offset_seconds is not None:
             return self._settings.server_utc_offset_seconds
-        due = self._offset_checked_at is None or now - self._offset_checked_at >= OFFSET_RECHECK
+        due = self._offset_checked_at is None or now - self._offset_checked_at >= self._offset_recheck
         if self._offset_seconds is not None and not due:
             return self._offset_seconds
         watched = [ticks[name] for name in self._settings.watch if ticks[name].time_msc > 0]
