@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 
 from tests.bridging import Follower, register_follower
 from tests.conftest import LiveServer, make_settings, serve_live
+from tests.http_receiver import Reply
 from tests.tcp_proxy import TcpProxy
 from tradeguard.bridges.broker import (
     AccountReading,
@@ -84,6 +85,7 @@ class ScriptedBroker:
         self.die_after_sending = False
         self.after_close: Callable[[], None] | None = None
         self.connected = False
+        self.threads: set[str] = set()
 
     def open(self, ticket: int, volume: str = "0.10", profit: str = "0.00") -> None:
         with self._lock:
@@ -103,13 +105,16 @@ class ScriptedBroker:
             self.positions[str(ticket)]["profit"] = Decimal(profit)
 
     def connect(self) -> None:
+        self.threads.add(threading.current_thread().name)
         self.connected = True
 
     def disconnect(self) -> None:
+        self.threads.add(threading.current_thread().name)
         self.connected = False
 
     def read(self, now: datetime) -> AccountReading:
         with self._lock:
+            self.threads.add(threading.current_thread().name)
             self.reads += 1
             if self.read_failure:
                 raise ReadFailed(self.read_failure)
@@ -283,6 +288,27 @@ async def test_snapshots_go_out_when_positions_or_equity_change_not_at_every_rea
     assert (await follower.status())["open_positions_count"] == 2
 
 
+async def test_each_account_of_one_bridge_is_reported_by_its_own_loop_and_broker_thread(
+    sqlite_server, tmp_path
+):
+    first, second = [await register_follower(sqlite_server.api) for _ in range(2)]
+    first_broker, second_broker = ScriptedBroker(1), ScriptedBroker(2, 3)
+    bindings = [
+        Binding("first", first_broker, DeviceCredentials(first.device_id, first.secret)),
+        Binding("second", second_broker, DeviceCredentials(second.device_id, second.secret)),
+    ]
+
+    async with running(bridge_file(tmp_path, sqlite_server.url), bindings):
+        await syncs_reach(first, 1)
+        await syncs_reach(second, 1)
+
+    assert await open_tickets(first) == {"1"}
+    assert await open_tickets(second) == {"2", "3"}
+    assert len(first_broker.threads) == len(second_broker.threads) == 1
+    assert first_broker.threads != second_broker.threads
+    assert threading.current_thread().name not in first_broker.threads | second_broker.threads
+
+
 async def test_a_snapshot_goes_out_at_the_cadence_when_nothing_changes(sqlite_server, tmp_path):
     follower = await register_follower(sqlite_server.api)
     broker = ScriptedBroker(1)
@@ -448,6 +474,26 @@ async def test_tradeguard_away_is_logged_once_and_the_bridge_resumes_by_itself(
     assert after == {"1", "2"}
     assert len(messages(bridge_logs, "tradeguard unreachable")) == 1
     assert len(messages(bridge_logs, "tradeguard reachable again after")) == 1
+
+
+async def test_a_503_is_waited_out_for_as_long_as_its_retry_after_says_while_the_broker_is_still_read(
+    receiver, tmp_path, bridge_logs
+):
+    database_away = Reply(
+        503, b'{"detail": "the database is unreachable; retry shortly"}', {"Retry-After": "3600"}
+    )
+    receiver.script.append(database_away)
+    receiver.default = Reply(body=b'{"commands": []}')
+    broker = ScriptedBroker(1)
+    device = DeviceCredentials("dev_0123456789abcdef", "s" * 43)
+
+    async with running(bridge_file(tmp_path, receiver.url), [Binding("scripted", broker, device)]):
+        await eventually(lambda: messages(bridge_logs, "tradeguard unreachable"), "the 503 noticed")
+        await reads_advance(broker, 20)  # twice the longest backoff
+
+    [away] = messages(bridge_logs, "tradeguard unreachable")
+    assert "503: the database is unreachable" in away
+    assert [request.path for request in receiver.requests] == ["/api/v1/ingest/commands"]
 
 
 async def test_a_bridge_clock_400_s_ahead_is_corrected_from_the_servers_date(
