@@ -699,6 +699,7 @@ class _RateLimit(Exception):
 def _handler(exchange: FakeBinance) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def log_message(self, *args) -> None:  # the tests' output stays quiet
             pass

@@ -29,6 +29,7 @@ def client(url: str, secret: str = SECRET, **options) -> ccxt.binanceusdm:
             "apiKey": KEY,
             "secret": secret,
             "enableRateLimit": True,
+            "rateLimit": 1,
             "options": {"fetchCurrencies": False, **options},
         }
     )
