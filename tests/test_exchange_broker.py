@@ -185,6 +185,7 @@ def test_an_accepted_order_whose_answer_is_lost_is_found_by_its_client_id(fake, 
     assert len(fake.orders_received(account)) == 1
     assert outcome.status is OutcomeStatus.EXECUTED
     assert outcome.close_price == Decimal("60000.00")
+    assert outcome.detail.startswith("answer lost (")
     assert client_order_id(order.command_id) in outcome.detail
     assert account.positions == {}
 
@@ -253,6 +254,7 @@ def test_settle_looks_the_order_up_and_never_sends(fake):
         restarted.settle(sent)
 
     assert found.status is OutcomeStatus.EXECUTED and found.close_price == Decimal("60000.00")
+    assert found.detail.startswith("found after a restart by its client id: ")
     assert never_sent.status is OutcomeStatus.FAILED and "never sent" in never_sent.detail
     assert len(fake.orders_received(account)) == 1
 

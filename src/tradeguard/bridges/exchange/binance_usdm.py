@@ -15,6 +15,7 @@ Every amount comes from the exchange's own string fields (ccxt's `info`: `wallet
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import time
@@ -196,6 +197,11 @@ class BinanceUsdmBroker:
         except ccxt.BaseError as error:
             self._note_refusal(error)
             raise ReadFailed(f"{self.description}: {binance_error(error)[1]}") from None
+        except (KeyError, TypeError, ArithmeticError) as error:
+            # A field missing or not a number: the answer is not what Binance documents.
+            raise ReadFailed(
+                f"{self.description}: unexpected answer: {type(error).__name__} {error}"
+            ) from None
 
     def _read(self, now: datetime) -> AccountReading:
         client = self._client
@@ -211,7 +217,8 @@ class BinanceUsdmBroker:
         positions = [self._position(row, now) for row in held]
         held_symbols = {row["symbol"] for row in held}
         cursors = dict(self._next_trade_id)
-        deals = self._closed_deals(sorted(held_symbols | self._traded_symbols), cursors, now)
+        traded = held_symbols | self._traded_symbols | set(self._account.watch)
+        deals = self._closed_deals(sorted(traded), cursors, now)
         quoted = sorted(held_symbols | set(self._account.watch))
         snapshot = {
             "taken_at": now,
@@ -382,7 +389,7 @@ class BinanceUsdmBroker:
             raise BrokerUnavailable(f"{self.description}: cannot look up {own_id}: {error}") from None
         if found is None:
             return CloseOutcome(OutcomeStatus.FAILED, f"no order {own_id} on the exchange: it was never sent")
-        return self._outcome_of(symbol, found)
+        return _explained(self._outcome_of(symbol, found), "found after a restart by its client id: ")
 
     def _after_failed_send(self, symbol: str, own_id: str, error: ccxt.BaseError) -> CloseOutcome:
         code, message = binance_error(error)
@@ -403,7 +410,9 @@ class BinanceUsdmBroker:
             )
         if found is None:
             return CloseOutcome(OutcomeStatus.UNKNOWN, f"answer lost ({message}); no order {own_id} found")
-        return self._outcome_of(symbol, found)
+        return _explained(
+            self._outcome_of(symbol, found), f"answer lost ({message}); found by its client id: "
+        )
 
     def _find_order(self, symbol: str, own_id: str) -> dict[str, Any] | None:
         try:
@@ -448,6 +457,10 @@ class BinanceUsdmBroker:
         remaining = self._quiet_until - time.monotonic()
         if remaining > 0:
             raise raising(f"{self.description}: rate limited by the exchange for {remaining:.1f} s more")
+
+
+def _explained(outcome: CloseOutcome, how: str) -> CloseOutcome:
+    return dataclasses.replace(outcome, detail=how + outcome.detail)
 
 
 def _reason_of(order: dict[str, Any]) -> str:
