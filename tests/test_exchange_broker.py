@@ -369,3 +369,24 @@ def test_two_accounts_with_one_name_are_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="unique"):
         bindings_from_config(file)
+
+
+def test_a_reading_with_nothing_changed_costs_three_requests_and_skips_the_trade_history(fake):
+    account = fake.add_account(KEY, SECRET, "10000")
+    fake.trade_by_hand(account, "BTCUSDT", "BUY", "0.100")
+    broker = connected(fake)
+    broker.read(now())
+
+    before = len(fake.requests)
+    fake.set_price("BTCUSDT", bid="60100.00", ask="60100.10")  # equity moves, the wallet does not
+    quiet = broker.read(now())
+    quiet_paths = [request.path for request in fake.requests[before:]]
+    fake.close_by_hand(account, "BTCUSDT", "BOTH")
+    before = len(fake.requests)
+    closing = broker.read(now())
+    closing_paths = [request.path for request in fake.requests[before:]]
+
+    assert quiet_paths == ["/fapi/v3/account", "/fapi/v3/positionRisk", "/fapi/v1/ticker/bookTicker"]
+    assert quiet.snapshot["positions"][0]["current_price"] == Decimal("60100.00")
+    assert closing_paths.count("/fapi/v1/userTrades") == 2  # BTCUSDT, which it held, and SOLUSDT, watched
+    assert [deal["ticket"] for deal in closing.closed_deals] == ["BTCUSDT:long"]

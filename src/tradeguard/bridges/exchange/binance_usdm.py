@@ -145,6 +145,7 @@ class BinanceUsdmBroker:
         """A closing fill's reason by its order id."""
         self._opened_at: dict[str, datetime] = {}
         self._traded_symbols: set[str] = set()
+        self._account_state: tuple[str, frozenset] | None = None
         self._quiet_until = 0.0
 
     @property
@@ -217,8 +218,16 @@ class BinanceUsdmBroker:
         positions = [self._position(row, now) for row in held]
         held_symbols = {row["symbol"] for row in held}
         cursors = dict(self._next_trade_id)
-        traded = held_symbols | self._traded_symbols | set(self._account.watch)
-        deals = self._closed_deals(sorted(traded), cursors, now)
+        # A fill moves the wallet (its commission at least) or a position: only then is the history
+        # read, which costs 5 of the IP's 2,400 weight a minute per symbol.
+        state = (
+            asset["walletBalance"],
+            frozenset((row["symbol"], row["positionSide"], row["positionAmt"]) for row in held),
+        )
+        deals = []
+        if state != self._account_state:
+            traded = held_symbols | self._traded_symbols | set(self._account.watch)
+            deals = self._closed_deals(sorted(traded), cursors, now)
         quoted = sorted(held_symbols | set(self._account.watch))
         snapshot = {
             "taken_at": now,
@@ -231,6 +240,7 @@ class BinanceUsdmBroker:
         }
         # Only a reading that succeeded moves the cursors on: a failed one is read again in full.
         self._next_trade_id = cursors
+        self._account_state = state
         self._traded_symbols |= held_symbols
         tickets = {position["ticket"] for position in positions}
         self._opened_at = {ticket: at for ticket, at in self._opened_at.items() if ticket in tickets}
