@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,7 +23,8 @@ from tradeguard.bridges import config
 from tradeguard.bridges.broker import BrokerUnavailable, CloseOrder, OutcomeStatus, ReadFailed
 from tradeguard.bridges.config import ConfigError
 from tradeguard.bridges.exchange import bindings_from_config
-from tradeguard.bridges.exchange.binance_usdm import BinanceUsdmBroker, ExchangeAccount, client_order_id
+from tradeguard.bridges.exchange.account import ExchangeAccount
+from tradeguard.bridges.exchange.binance_usdm import BinanceUsdmBroker, client_order_id
 
 KEY, SECRET = "key-main", "secret-main"
 ORDER = "/fapi/v1/order"
@@ -390,3 +392,16 @@ def test_a_reading_with_nothing_changed_costs_three_requests_and_skips_the_trade
     assert quiet.snapshot["positions"][0]["current_price"] == Decimal("60100.00")
     assert closing_paths.count("/fapi/v1/userTrades") == 2  # BTCUSDT, which it held, and SOLUSDT, watched
     assert [deal["ticket"] for deal in closing.closed_deals] == ["BTCUSDT:long"]
+
+
+def test_without_ccxt_installed_the_config_says_how_to_install_it(tmp_path, monkeypatch):
+    file = write_config(
+        tmp_path,
+        '[[accounts]]\nname = "a"\nexchange = "binanceusdm"\napi_key = "k"\napi_secret = "s"\n'
+        'device_id = "d"\nsecret = "x"\n',
+    )
+    monkeypatch.setitem(sys.modules, "ccxt", None)
+    monkeypatch.delitem(sys.modules, "tradeguard.bridges.exchange.binance_usdm")
+
+    with pytest.raises(ConfigError, match=r'pip install "tradeguard\[ccxt\]"'):
+        bindings_from_config(file)

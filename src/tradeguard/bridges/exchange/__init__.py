@@ -25,9 +25,9 @@ from typing import Any
 
 from tradeguard.bridges.broker import Binding
 from tradeguard.bridges.config import BridgeFile, ConfigError, device_credentials, secret
-from tradeguard.bridges.exchange.binance_usdm import BinanceUsdmBroker, ExchangeAccount
+from tradeguard.bridges.exchange.account import ExchangeAccount
 
-EXCHANGES = {"binanceusdm": BinanceUsdmBroker}
+EXCHANGES = ("binanceusdm",)
 KEYS = {
     "name",
     "exchange",
@@ -54,13 +54,26 @@ def bindings_from_config(file: BridgeFile) -> list[Binding]:
     for index, entry in enumerate(entries):
         where = f"accounts[{index}]"
         account = _account(file, entry, where)
-        broker_class = EXCHANGES[entry["exchange"]]
-        bindings.append(Binding(account.name, broker_class(account), device_credentials(file, entry, where)))
+        broker = _broker_class(file)(account)
+        bindings.append(Binding(account.name, broker, device_credentials(file, entry, where)))
     names = [binding.name for binding in bindings]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
         raise ConfigError(f"{file.path}: accounts.name must be unique; {duplicated} appear more than once")
     return bindings
+
+
+def _broker_class(file: BridgeFile) -> type:
+    # ccxt is an optional dependency: imported only when a bridge runs.
+    try:
+        from tradeguard.bridges.exchange.binance_usdm import BinanceUsdmBroker
+    except ModuleNotFoundError as error:
+        if error.name != "ccxt":
+            raise
+        raise ConfigError(
+            f'{file.path}: the exchange bridge needs ccxt: pip install "tradeguard[ccxt]"'
+        ) from None
+    return BinanceUsdmBroker
 
 
 def _account(file: BridgeFile, entry: dict[str, Any], where: str) -> ExchangeAccount:

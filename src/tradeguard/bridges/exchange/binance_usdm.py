@@ -21,7 +21,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -36,6 +36,7 @@ from tradeguard.bridges.broker import (
     OutcomeStatus,
     ReadFailed,
 )
+from tradeguard.bridges.exchange.account import ExchangeAccount
 
 CLIENT_ORDER_ID_PREFIX = "tg-"
 TRADES_PAGE = 1000
@@ -58,27 +59,6 @@ REASON_BY_ORDER_TYPE = {
     "TAKE_PROFIT": "take_profit",
     "TAKE_PROFIT_MARKET": "take_profit",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ExchangeAccount:
-    """One `[[accounts]]` entry of the bridge's configuration, the device aside."""
-
-    name: str
-    api_key: str
-    api_secret: str
-    watch: tuple[str, ...] = ()
-    settle_currency: str = "USDT"
-    api_url: str | None = None
-    demo: bool = False
-    timeout_seconds: float = 10.0
-    history_hours: float = 24.0
-    rate_limit_ms: float | None = None
-    """ccxt's spacing between requests per unit of Binance weight; None: ccxt's own (50 ms)."""
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __repr__(self) -> str:
-        return f"ExchangeAccount(name={self.name!r}, api_key=<hidden>, api_secret=<hidden>)"
 
 
 def client_order_id(command_id: str) -> str:
