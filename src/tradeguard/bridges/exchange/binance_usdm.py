@@ -113,9 +113,8 @@ class _Ticket:
 
 
 class BinanceUsdmBroker:
-    def __init__(self, account: ExchangeAccount, client_class: type = ccxt.binanceusdm) -> None:
+    def __init__(self, account: ExchangeAccount) -> None:
         self._account = account
-        self._client_class = client_class
         self._client: Any = None
         self._symbols: dict[str, str] = {}
         """Binance's market id (`BTCUSDT`) to ccxt's symbol (`BTC/USDT:USDT`)."""
@@ -126,6 +125,7 @@ class BinanceUsdmBroker:
         self._opened_at: dict[str, datetime] = {}
         self._traded_symbols: set[str] = set()
         self._account_state: tuple[str, frozenset] | None = None
+        self._changed_before = False
         self._quiet_until = 0.0
 
     @property
@@ -144,7 +144,7 @@ class BinanceUsdmBroker:
         }
         if account.rate_limit_ms is not None:
             settings["rateLimit"] = account.rate_limit_ms
-        client = self._client_class(settings)
+        client = ccxt.binanceusdm(settings)
         if account.demo:
             client.enable_demo_trading(True)
         if account.api_url:
@@ -198,14 +198,16 @@ class BinanceUsdmBroker:
         positions = [self._position(row, now) for row in held]
         held_symbols = {row["symbol"] for row in held}
         cursors = dict(self._next_trade_id)
-        # A fill moves the wallet (its commission at least) or a position: only then is the history
+        # A fill moves the wallet (its commission at least) or a position: only then, and at the
+        # reading after (the trade list may show a fill a moment after the wallet), is the history
         # read, which costs 5 of the IP's 2,400 weight a minute per symbol.
         state = (
             asset["walletBalance"],
             frozenset((row["symbol"], row["positionSide"], row["positionAmt"]) for row in held),
         )
+        changed = state != self._account_state
         deals = []
-        if state != self._account_state:
+        if changed or self._changed_before:
             traded = held_symbols | self._traded_symbols | set(self._account.watch)
             deals = self._closed_deals(sorted(traded), cursors, now)
         quoted = sorted(held_symbols | set(self._account.watch))
@@ -220,7 +222,7 @@ class BinanceUsdmBroker:
         }
         # Only a reading that succeeded moves the cursors on: a failed one is read again in full.
         self._next_trade_id = cursors
-        self._account_state = state
+        self._account_state, self._changed_before = state, changed
         self._traded_symbols |= held_symbols
         tickets = {position["ticket"] for position in positions}
         self._opened_at = {ticket: at for ticket, at in self._opened_at.items() if ticket in tickets}
