@@ -24,7 +24,7 @@ from typing import TypeVar
 import pytest
 
 from tests.bridging import Follower
-from tests.conftest import make_settings, serve_live
+from tests.conftest import embedded_and_production, make_settings, serve_live
 from tests.fake_binance import Account, Delay, Drop, FakeBinance
 from tests.servers import TRADEGUARD
 from tests.support import sign_up
@@ -149,13 +149,10 @@ def exchange():
     fake.stop()
 
 
+@embedded_and_production
 async def test_exchange_accounts_report_close_once_and_survive_a_lost_answer_and_a_kill(
     database_url, redis_url, tmp_path, exchange
 ):
-    if database_url.startswith("sqlite") == bool(redis_url):
-        pytest.skip(
-            "the story runs once per storage: SQLite with the in-process cache, PostgreSQL with Redis"
-        )
     fake, exchange_url = exchange
     main = fake.add_account("main-key", "main-secret", "10000")
     hedged = fake.add_account("hedged-key", "hedged-secret", "2000", hedge_mode=True)
