@@ -19,11 +19,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from tests.bridging import Follower, register_follower
-from tests.conftest import make_settings, serve_live
+from tests.conftest import embedded_and_production, make_settings, serve_live
 from tests.servers import TRADEGUARD
 from tests.support import Caller, sign_up
 from tests.tcp_proxy import TcpProxy
@@ -332,12 +331,7 @@ async def _syncs_beyond(follower: Follower, count: int) -> bool:
     return (await follower.status())["total_syncs"] > count
 
 
-@pytest.mark.parametrize(
-    ("database_url", "redis_url"),
-    [("sqlite", "memory"), ("postgresql", "redis")],
-    indirect=True,
-    ids=["sqlite", "postgresql-redis"],
-)
+@embedded_and_production
 async def test_an_mt5_bridge_reconciles_closes_once_and_survives_its_failures(
     database_url, redis_url, tmp_path
 ):
