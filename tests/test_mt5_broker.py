@@ -241,18 +241,50 @@ def test_a_sell_closes_with_a_buy_at_the_ask(terminal):
 
 
 @pytest.mark.parametrize(
-    ("flags", "filling"),
+    ("execution", "flags", "filling"),
     [
-        (mt5.SYMBOL_FILLING_FOK | mt5.SYMBOL_FILLING_IOC, mt5.ORDER_FILLING_FOK),
-        (mt5.SYMBOL_FILLING_IOC, mt5.ORDER_FILLING_IOC),
-        (0, mt5.ORDER_FILLING_RETURN),
+        # Instant execution fills market orders Fill or Kill (MQL5 reference, SYMBOL_FILLING_MODE;
+        # MetaTrader 5 Help, "Fill Policy"), whatever the flags say.
+        (mt5.SYMBOL_TRADE_EXECUTION_INSTANT, mt5.SYMBOL_FILLING_IOC, mt5.ORDER_FILLING_FOK),
+        (
+            mt5.SYMBOL_TRADE_EXECUTION_MARKET,
+            mt5.SYMBOL_FILLING_FOK | mt5.SYMBOL_FILLING_IOC,
+            mt5.ORDER_FILLING_FOK,
+        ),
+        (mt5.SYMBOL_TRADE_EXECUTION_MARKET, mt5.SYMBOL_FILLING_IOC, mt5.ORDER_FILLING_IOC),
+        (mt5.SYMBOL_TRADE_EXECUTION_EXCHANGE, 0, mt5.ORDER_FILLING_RETURN),
     ],
 )
-def test_the_filling_mode_follows_the_symbols_flags(terminal, flags, filling):
+def test_the_fill_policy_follows_the_execution_mode_and_the_symbols_flags(
+    terminal, execution, flags, filling
+):
     ticket = terminal.open_position("EURUSD", "buy", "0.50")
-    terminal.set_filling_mode("EURUSD", flags)
+    terminal.set_filling_mode("EURUSD", flags, execution=execution)
     assert broker_of(terminal).close(order(ticket), []).status is OutcomeStatus.EXECUTED
     assert [sent.request["type_filling"] for sent in terminal.order_requests()] == [filling]
+
+
+def test_a_refused_fill_policy_is_followed_by_the_next_one_the_symbol_offers(terminal):
+    ticket = terminal.open_position("EURUSD", "buy", "0.50")
+    flags = mt5.SYMBOL_FILLING_FOK | mt5.SYMBOL_FILLING_IOC
+    terminal.set_filling_mode("EURUSD", flags, execution=mt5.SYMBOL_TRADE_EXECUTION_MARKET)
+    terminal.script_refusal(mt5.TRADE_RETCODE_INVALID_FILL)
+    assert broker_of(terminal).close(order(ticket), []).status is OutcomeStatus.EXECUTED
+    assert [(sent.request["type_filling"], sent.retcode) for sent in terminal.order_requests()] == [
+        (mt5.ORDER_FILLING_FOK, 10030),
+        (mt5.ORDER_FILLING_IOC, 10009),
+    ]
+
+
+def test_every_fill_policy_refused_fails_with_the_position_open(terminal):
+    ticket = terminal.open_position("EURUSD", "buy", "0.50")
+    terminal.set_filling_mode("EURUSD", 0, execution=mt5.SYMBOL_TRADE_EXECUTION_MARKET)
+    outcome = broker_of(terminal).close(order(ticket), [])
+    assert outcome.status is OutcomeStatus.FAILED and "every fill policy tried" in outcome.detail
+    assert [(sent.request["type_filling"], sent.retcode) for sent in terminal.order_requests()] == [
+        (mt5.ORDER_FILLING_RETURN, 10030)
+    ]
+    assert ticket in terminal.positions()
 
 
 def test_a_requote_is_retried_at_a_fresh_tick(terminal):

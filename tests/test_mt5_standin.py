@@ -209,7 +209,7 @@ def test_group_filters_apply_in_order_with_exclusions(terminal):
 @pytest.mark.parametrize(
     ("fields", "retcode"),
     [
-        ({"type_filling": mt5.ORDER_FILLING_RETURN, "volume": 0.5}, None),
+        ({"volume": 0.5}, None),
         ({"volume": 0.005}, mt5.TRADE_RETCODE_INVALID_VOLUME),
         ({"volume": 0.125}, mt5.TRADE_RETCODE_INVALID_VOLUME),
         ({"volume": 0.6}, mt5.TRADE_RETCODE_INVALID_CLOSE_VOLUME),
@@ -220,18 +220,44 @@ def test_group_filters_apply_in_order_with_exclusions(terminal):
 )
 def test_order_send_checks_the_request_as_the_terminal_does(terminal, fields, retcode):
     ticket = terminal.open_position("EURUSD", "buy", "0.50")
-    terminal.set_filling_mode("EURUSD", mt5.SYMBOL_FILLING_IOC)
-    request = close_request(ticket, type_filling=mt5.ORDER_FILLING_IOC)
-    result = mt5.order_send({**request, **fields})
-    # RETURN is refused only in market execution; instant execution (EURUSD's) accepts it.
+    result = mt5.order_send(close_request(ticket, **fields))
     assert result.retcode == (retcode or mt5.TRADE_RETCODE_DONE)
     assert len(mt5.positions_get()) == (0 if retcode is None else 1)
 
 
-def test_a_filling_mode_the_symbol_does_not_allow_is_10030(terminal):
+INSTANT, MARKET, EXCHANGE = (
+    mt5.SYMBOL_TRADE_EXECUTION_INSTANT,
+    mt5.SYMBOL_TRADE_EXECUTION_MARKET,
+    mt5.SYMBOL_TRADE_EXECUTION_EXCHANGE,
+)
+FOK, IOC, RETURN = mt5.ORDER_FILLING_FOK, mt5.ORDER_FILLING_IOC, mt5.ORDER_FILLING_RETURN
+
+
+@pytest.mark.parametrize(
+    ("execution", "flags", "filling", "accepted"),
+    [
+        # MetaTrader 5 Help, "Fill Policy": instant and request execution fill market orders
+        # Fill or Kill only, whatever the symbol's flags say.
+        (INSTANT, mt5.SYMBOL_FILLING_IOC, FOK, True),
+        (INSTANT, mt5.SYMBOL_FILLING_FOK | mt5.SYMBOL_FILLING_IOC, IOC, False),
+        (INSTANT, mt5.SYMBOL_FILLING_FOK, RETURN, False),
+        (mt5.SYMBOL_TRADE_EXECUTION_REQUEST, 0, FOK, True),
+        # Market and exchange execution: FOK and IOC as the SYMBOL_FILLING_* flags allow.
+        (MARKET, mt5.SYMBOL_FILLING_IOC, FOK, False),
+        (MARKET, mt5.SYMBOL_FILLING_IOC, IOC, True),
+        (EXCHANGE, mt5.SYMBOL_FILLING_FOK, FOK, True),
+        # Return for market orders: exchange execution only.
+        (MARKET, mt5.SYMBOL_FILLING_FOK | mt5.SYMBOL_FILLING_IOC, RETURN, False),
+        (EXCHANGE, 0, RETURN, True),
+    ],
+)
+def test_fill_policies_follow_the_execution_mode_and_the_symbols_flags(
+    terminal, execution, flags, filling, accepted
+):
     ticket = terminal.open_position("EURUSD", "buy", "0.50")
-    terminal.set_filling_mode("EURUSD", mt5.SYMBOL_FILLING_IOC)
-    assert mt5.order_send(close_request(ticket)).retcode == mt5.TRADE_RETCODE_INVALID_FILL
+    terminal.set_filling_mode("EURUSD", flags, execution=execution)
+    result = mt5.order_send(close_request(ticket, type_filling=filling))
+    assert result.retcode == (mt5.TRADE_RETCODE_DONE if accepted else mt5.TRADE_RETCODE_INVALID_FILL)
 
 
 def test_market_closed_and_algo_trading_off_refuse(terminal):

@@ -750,13 +750,19 @@ def _validate(terminal: TerminalState, db, account, request: TradeRequest):
 
 
 def _filling_allowed(symbol: sqlite3.Row, filling: int) -> bool:
-    if filling == ORDER_FILLING_FOK:
-        return bool(symbol["filling_mode"] & SYMBOL_FILLING_FOK)
-    if filling == ORDER_FILLING_IOC:
-        return bool(symbol["filling_mode"] & SYMBOL_FILLING_IOC)
+    """The fill policies a market order may carry, by the symbol's execution mode, as MetaTrader 5's
+    Help tabulates them ("Fill Policy"): under instant and request execution Fill or Kill only;
+    under market and exchange execution FOK and IOC where the symbol's `SYMBOL_FILLING_*` flags
+    allow them; Return for market orders only under exchange execution. The MQL5 reference
+    (SYMBOL_FILLING_MODE) reads more leniently: FOK "always used" under instant and request
+    execution, Return "always allowed" under market execution. The stricter reading is modelled,
+    as the one a test can tell from the other."""
+    if symbol["trade_exemode"] in (SYMBOL_TRADE_EXECUTION_REQUEST, SYMBOL_TRADE_EXECUTION_INSTANT):
+        return filling == ORDER_FILLING_FOK
     if filling == ORDER_FILLING_RETURN:
-        return symbol["trade_exemode"] != SYMBOL_TRADE_EXECUTION_MARKET
-    return False
+        return symbol["trade_exemode"] == SYMBOL_TRADE_EXECUTION_EXCHANGE
+    flag = {ORDER_FILLING_FOK: SYMBOL_FILLING_FOK, ORDER_FILLING_IOC: SYMBOL_FILLING_IOC}.get(filling, 0)
+    return bool(symbol["filling_mode"] & flag)
 
 
 def execute_deal(

@@ -134,9 +134,12 @@ class StandinTerminal:
         with self._state.transaction() as db:
             db.execute("UPDATE symbols SET market_open = ? WHERE name = ?", (int(is_open), symbol))
 
-    def set_filling_mode(self, symbol: str, flags: int) -> None:
+    def set_filling_mode(self, symbol: str, flags: int, *, execution: int | None = None) -> None:
+        """The broker's `SYMBOL_FILLING_*` flags for the symbol, and its `SYMBOL_TRADE_EXECUTION_*` mode."""
         with self._state.transaction() as db:
             db.execute("UPDATE symbols SET filling_mode = ? WHERE name = ?", (flags, symbol))
+            if execution is not None:
+                db.execute("UPDATE symbols SET trade_exemode = ? WHERE name = ?", (execution, symbol))
 
     def open_position(
         self,

@@ -43,6 +43,7 @@ COMMENT_ID_DIGITS = 16
 
 RETCODE_DONE = 10009
 RETCODE_DONE_PARTIAL = 10010
+RETCODE_INVALID_FILL = 10030
 RETRIED_AT_A_FRESH_TICK = {10004, 10020, 10021}
 """Requote, prices changed, off quotes: nothing executed, the price moved."""
 OUTCOME_HIDDEN = {10012, 10031}
@@ -357,13 +358,21 @@ class TerminalBroker:
     def _send(self, order: CloseOrder, identifier: int, position: Any) -> CloseOutcome:
         comment = command_comment(order.command_id)
         fills: list[Any] = []
+        refused_fillings: set[int] = set()
         retries = 0
         while True:
             try:
-                request = self._request(position, comment)
+                request = self._request(position, comment, refused_fillings)
             except ReadFailed as error:
                 return self._partial_or(
                     fills, OutcomeStatus.FAILED, f"could not price the close, nothing sent: {error}"
+                )
+            if request is None:
+                return self._partial_or(
+                    fills,
+                    OutcomeStatus.FAILED,
+                    f"refused: retcode {RETCODE_INVALID_FILL} for every fill policy tried "
+                    f"(ORDER_FILLING_* {sorted(refused_fillings)})",
                 )
             logger.info("%s: order_send %s", self.description, request)
             result = self._mt5.order_send(request)
@@ -381,6 +390,10 @@ class TerminalBroker:
             if result.retcode == RETCODE_DONE:
                 fills.append(result)
                 return self._filled(identifier, comment, fills)
+            if result.retcode == RETCODE_INVALID_FILL:
+                # Nothing executed: the server takes another of the policies the symbol offers.
+                refused_fillings.add(request["type_filling"])
+                continue
             if result.retcode in RETRIED_AT_A_FRESH_TICK | {RETCODE_DONE_PARTIAL}:
                 if result.retcode == RETCODE_DONE_PARTIAL:
                     fills.append(result)
@@ -405,9 +418,13 @@ class TerminalBroker:
                 fills, OutcomeStatus.FAILED, f"refused: retcode {result.retcode} {result.comment}"
             )
 
-    def _request(self, position: Any, comment: str) -> dict[str, Any]:
+    def _request(self, position: Any, comment: str, refused_fillings: set[int]) -> dict[str, Any] | None:
+        """The close at the current tick, with the best fill policy not yet refused (None: none left)."""
         mt5 = self._mt5
         info = self._call("symbol_info", position.symbol)
+        filling = next((mode for mode in self._fillings(info) if mode not in refused_fillings), None)
+        if filling is None:
+            return None
         tick = self._call("symbol_info_tick", position.symbol)
         closing_buy = position.type == mt5.POSITION_TYPE_BUY
         return {
@@ -418,19 +435,32 @@ class TerminalBroker:
             "type": mt5.ORDER_TYPE_SELL if closing_buy else mt5.ORDER_TYPE_BUY,
             "price": tick.bid if closing_buy else tick.ask,
             "deviation": self._settings.deviation,
-            "type_filling": self._filling(info.filling_mode),
+            "type_filling": filling,
             "type_time": mt5.ORDER_TIME_GTC,
             "magic": self._settings.magic,
             "comment": comment,
         }
 
-    def _filling(self, flags: int) -> int:
+    def _fillings(self, info: Any) -> list[int]:
+        """The fill policies for a market close, best first.
+
+        MetaQuotes documents them two ways: the MQL5 reference (SYMBOL_FILLING_MODE) has Fill or
+        Kill always used under instant and request execution and Return always allowed under
+        market and exchange execution; MetaTrader 5's Help ("Fill Policy") has Fill or Kill only
+        under instant and request execution and Return for market orders only under exchange
+        execution. Both agree on FOK first under instant and request execution, and on the
+        `SYMBOL_FILLING_*` flags for FOK and IOC otherwise; Return comes last, and a 10030
+        (nothing executed) moves on to the next."""
         mt5 = self._mt5
-        if flags & mt5.SYMBOL_FILLING_FOK:
-            return mt5.ORDER_FILLING_FOK
-        if flags & mt5.SYMBOL_FILLING_IOC:
-            return mt5.ORDER_FILLING_IOC
-        return mt5.ORDER_FILLING_RETURN
+        fillings = []
+        if info.trade_exemode in (mt5.SYMBOL_TRADE_EXECUTION_REQUEST, mt5.SYMBOL_TRADE_EXECUTION_INSTANT):
+            fillings.append(mt5.ORDER_FILLING_FOK)
+        if info.filling_mode & mt5.SYMBOL_FILLING_FOK:
+            fillings.append(mt5.ORDER_FILLING_FOK)
+        if info.filling_mode & mt5.SYMBOL_FILLING_IOC:
+            fillings.append(mt5.ORDER_FILLING_IOC)
+        fillings.append(mt5.ORDER_FILLING_RETURN)
+        return list(dict.fromkeys(fillings))
 
     def _after_hidden_outcome(self, identifier: int, comment: str, answer: str) -> CloseOutcome:
         try:
