@@ -156,6 +156,26 @@ def test_no_reading_when_the_terminal_cannot_confirm_the_account(terminal, break
         broker.read(now())
 
 
+def test_an_empty_list_answered_none_with_success_is_empty_not_a_failure(terminal):
+    # The documentation says only that None means an error; public code reports terminals that
+    # answer an empty positions_get or history_deals_get with None and last_error (1, 'Success').
+    terminal.answer_empty_collections_with_none()
+    broker = broker_of(terminal)
+    assert mt5.positions_get() is None and mt5.last_error() == (1, "Success")
+    reading = broker.read(now())
+    assert (reading.snapshot["positions"], reading.closed_deals) == ([], [])
+    ticket = terminal.open_position("EURUSD", "buy", "0.50")
+    terminal.close_position(ticket, reason=mt5.DEAL_REASON_SL, price="1.08100")
+    outcome = broker.close(order(ticket), [])
+    assert (outcome.status, outcome.detail) == (
+        OutcomeStatus.EXECUTED,
+        "position already closed, no order sent",
+    )
+    terminal.stop()
+    with pytest.raises(ReadFailed, match="-10004"):
+        broker.read(now())
+
+
 def test_the_wrong_account_logged_in_names_both(terminal):
     terminal.add_account(7000001, log_in=False)
     broker = broker_of(terminal)

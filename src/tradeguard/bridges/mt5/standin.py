@@ -571,6 +571,14 @@ def _trade_position(terminal: TerminalState, account: sqlite3.Row, row: sqlite3.
     )
 
 
+def _collection(terminal: TerminalState, items: tuple) -> tuple | None:
+    """An empty answer is () as documented, or None with `last_error()` (1, 'Success') where the
+    terminal was set to answer as some builds are reported to."""
+    if not items and terminal.terminal()["empty_as_none"]:
+        return None
+    return items
+
+
 def positions_total() -> int:
     def count() -> int:
         terminal, account = _logged_in()
@@ -590,7 +598,7 @@ def positions_get(
         elif ticket is not None:
             rows = [row for row in rows if row["ticket"] == ticket]
         rows = [row for row in rows if _in_group(row["symbol"], group)]
-        return tuple(_trade_position(terminal, account, row) for row in rows)
+        return _collection(terminal, tuple(_trade_position(terminal, account, row) for row in rows))
 
     return _answer(read)
 
@@ -605,9 +613,9 @@ def orders_get(
 ) -> tuple | None:
     """Pending orders: the stand-in never holds any."""
 
-    def read() -> tuple:
-        _logged_in()
-        return ()
+    def read() -> tuple | None:
+        terminal, _ = _logged_in()
+        return _collection(terminal, ())
 
     return _answer(read)
 
@@ -672,14 +680,14 @@ def history_deals_get(
                 for row in rows
                 if start <= row["time_msc"] // 1000 <= end and _in_group(row["symbol"], group)
             ]
-        return tuple(trade_deal(row) for row in rows)
+        return _collection(terminal, tuple(trade_deal(row) for row in rows))
 
     return _answer(read)
 
 
 def history_deals_total(date_from: datetime | int, date_to: datetime | int) -> int | None:
     deals = history_deals_get(date_from, date_to)
-    return None if deals is None else len(deals)
+    return None if deals is None and _last_error != _SUCCESS else len(deals or ())
 
 
 class _Refused(Exception):

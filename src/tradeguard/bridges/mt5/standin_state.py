@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS terminal (
     login INTEGER,
     server_utc_offset_seconds INTEGER NOT NULL,
     next_ticket INTEGER NOT NULL,
-    next_request_id INTEGER NOT NULL
+    next_request_id INTEGER NOT NULL,
+    empty_as_none INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS accounts (
     login INTEGER PRIMARY KEY,
@@ -143,7 +144,7 @@ class TerminalState:
         state._db.executescript(SCHEMA)
         with state.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO terminal VALUES (1, 1, 1, 1, NULL, ?, 50000001, 1)",
+                "INSERT OR IGNORE INTO terminal VALUES (1, 1, 1, 1, NULL, ?, 50000001, 1, 0)",
                 (round(server_utc_offset_hours * 3600),),
             )
         return state

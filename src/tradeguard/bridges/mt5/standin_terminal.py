@@ -236,6 +236,12 @@ class StandinTerminal:
         """The terminal's Algo Trading button: off, every order_send answers 10027."""
         self._set(algo_trading=int(enabled))
 
+    def answer_empty_collections_with_none(self, enabled: bool = True) -> None:
+        """`positions_get`, `orders_get` and `history_deals_get` with nothing to return answer None
+        with `last_error()` (1, 'Success'), as public code reports of some terminals, instead of
+        the () the documentation implies (it says None means an error)."""
+        self._set(empty_as_none=int(enabled))
+
     def set_server_utc_offset(self, hours: float) -> None:
         self._set(server_utc_offset_seconds=round(hours * 3600))
 

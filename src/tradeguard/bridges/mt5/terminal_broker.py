@@ -49,6 +49,9 @@ RETRIED_AT_A_FRESH_TICK = {10004, 10020, 10021}
 OUTCOME_HIDDEN = {10012, 10031}
 """Timeout, no connection: the order may have reached the trade server."""
 IPC_ERRORS = {-10000, -10001, -10002, -10003, -10004, -10005}
+RES_S_OK = 1
+COLLECTIONS = {"positions_get", "orders_get", "history_deals_get"}
+"""Calls whose empty answer some terminals give as None with last_error (1, 'Success')."""
 RETRY_PAUSE_SECONDS = 0.2
 
 
@@ -128,7 +131,8 @@ class TerminalBroker:
             self._attached = False
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """The package's answer; None (a failed call) raises ReadFailed with `last_error()`."""
+        """The package's answer; None (a failed call) raises ReadFailed with `last_error()`, but
+        for a list with nothing in it, which some terminals answer None with success."""
         if not self._attached:
             try:
                 self.connect()
@@ -137,6 +141,8 @@ class TerminalBroker:
         answer = getattr(self._mt5, name)(*args, **kwargs)
         if answer is None:
             code, description = self._mt5.last_error()
+            if code == RES_S_OK and name in COLLECTIONS:
+                return ()
             if code in IPC_ERRORS:
                 self._attached = False
             raise ReadFailed(f"{name}() answered None: last_error {code} {description}")
