@@ -245,7 +245,7 @@ def test_a_close_sends_the_documented_request(terminal):
         "magic": 20251125,
         "comment": "tg close 0b5e2f7c6f0e4a55",
     }
-    assert len(sent.request["comment"]) <= 31
+    assert len(sent.request["comment"]) <= mt5.COMMENT_LIMIT
     assert ticket not in terminal.positions()
 
 
@@ -360,6 +360,20 @@ def test_an_answer_that_may_hide_an_execution_is_unknown_while_the_position_is_o
     outcome = broker_of(terminal).close(order(ticket), [])
     assert outcome.status is OutcomeStatus.UNKNOWN and str(retcode) in outcome.detail
     assert len(terminal.order_requests()) == 1
+
+
+def test_a_request_the_package_refuses_as_invalid_fails_as_nothing_sent(terminal):
+    # A terminal build whose comment limit is shorter than the bridge's 25 characters: the
+    # package answers None with -2 (RES_E_INVALID_PARAMS) and the request never leaves it.
+    ticket = terminal.open_position("EURUSD", "buy", "0.50")
+    terminal.set_comment_limit(20)
+    outcome = broker_of(terminal).close(order(ticket), [])
+    assert outcome.status is OutcomeStatus.FAILED
+    assert outcome.detail == (
+        "order_send refused the request's arguments, nothing sent: "
+        "last_error (-2, 'Invalid \"comment\" argument')"
+    )
+    assert terminal.order_requests() == [] and ticket in terminal.positions()
 
 
 def test_the_terminal_lost_after_executing_is_unknown(terminal):

@@ -270,11 +270,16 @@ def test_market_closed_and_algo_trading_off_refuse(terminal):
     assert [request.retcode for request in terminal.order_requests()] == [10018, 10027]
 
 
-def test_a_comment_is_cut_to_31_characters(terminal):
+def test_a_comment_past_the_terminals_limit_is_refused_before_it_reaches_the_terminal(terminal):
+    # Public code reports order_send and order_check answering None with
+    # (-2, 'Invalid "comment" argument') past 28 characters on some builds (29 or 31 on others).
     ticket = terminal.open_position("EURUSD", "buy", "0.50")
-    mt5.order_send(close_request(ticket, comment="x" * 40))
-    assert terminal.deals()[-1].comment == "x" * 31
-    assert terminal.order_requests()[-1].request["comment"] == "x" * 40
+    assert mt5.order_check(close_request(ticket, comment="x" * 29)) is None
+    assert mt5.order_send(close_request(ticket, comment="x" * 29)) is None
+    assert mt5.last_error() == (mt5.RES_E_INVALID_PARAMS, 'Invalid "comment" argument')
+    assert terminal.order_requests() == [] and ticket in terminal.positions()
+    assert mt5.order_send(close_request(ticket, comment="x" * 28)).retcode == mt5.TRADE_RETCODE_DONE
+    assert terminal.deals()[-1].comment == "x" * 28
 
 
 def test_scripted_requote_then_done(terminal):

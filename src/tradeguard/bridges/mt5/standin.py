@@ -157,8 +157,11 @@ RES_E_INTERNAL_FAIL_INIT = -10003
 RES_E_INTERNAL_FAIL_CONNECT = -10004
 RES_E_INTERNAL_FAIL_TIMEOUT = -10005
 
-COMMENT_LIMIT = 31
-"""MqlTradeRequest.comment is a 31-character field in the terminal."""
+COMMENT_LIMIT = 28
+"""The longest `comment` a request may carry. MetaQuotes documents no length; public code reports
+`order_send` and `order_check` answering None with (-2, 'Invalid "comment" argument') past 28, 29
+or 31 characters depending on the terminal's build, the request never reaching the server. The
+stand-in takes the shortest reported; `StandinTerminal.set_comment_limit` sets another."""
 
 TerminalInfo = namedtuple(
     "TerminalInfo",
@@ -696,12 +699,16 @@ class _Refused(Exception):
         self.retcode = retcode
 
 
-def _trade_request(request: Any) -> TradeRequest:
+def _trade_request(terminal: TerminalState, request: Any) -> TradeRequest:
+    """The request as the package reads it, refused with -2 before it reaches the terminal."""
     if not isinstance(request, dict):
         raise _Failed(RES_E_INVALID_PARAMS, "Invalid arguments")
     unknown = set(request) - set(_REQUEST_DEFAULTS)
     if unknown:
         raise _Failed(RES_E_INVALID_PARAMS, f'Invalid "{sorted(unknown)[0]}" argument')
+    comment = request.get("comment", "")
+    if not isinstance(comment, str) or len(comment) > terminal.terminal()["comment_limit"]:
+        raise _Failed(RES_E_INVALID_PARAMS, 'Invalid "comment" argument')
     return TradeRequest(**{**_REQUEST_DEFAULTS, **request})
 
 
@@ -792,7 +799,6 @@ def execute_deal(
     its share of the swap into the balance. Returns (deal ticket, order ticket)."""
     order = terminal.next_ticket(db)
     now = terminal.server_msc(db)
-    comment = comment[:COMMENT_LIMIT]
     if position is None:
         db.execute(
             "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, '0', '0', '0', ?, ?, ?, ?, ?, '')",
@@ -882,7 +888,7 @@ def order_send(request: dict[str, Any]) -> OrderSendResult | None:
     def send() -> OrderSendResult | None:
         nonlocal hang, lost
         terminal, account = _logged_in()
-        trade_request = _trade_request(request)
+        trade_request = _trade_request(terminal, request)
         with terminal.transaction() as db:
             seq = terminal.record_request(db, request, os.getpid())
             request_id = terminal.next_request_id(db)
@@ -945,7 +951,7 @@ def order_check(request: dict[str, Any]) -> OrderCheckResult | None:
 
     def check() -> OrderCheckResult:
         terminal, account = _logged_in()
-        trade_request = _trade_request(request)
+        trade_request = _trade_request(terminal, request)
         with terminal.transaction() as db:
             try:
                 _validate(terminal, db, account, trade_request)

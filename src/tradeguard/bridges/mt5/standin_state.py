@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS terminal (
     server_utc_offset_seconds INTEGER NOT NULL,
     next_ticket INTEGER NOT NULL,
     next_request_id INTEGER NOT NULL,
-    empty_as_none INTEGER NOT NULL
+    empty_as_none INTEGER NOT NULL,
+    comment_limit INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS accounts (
     login INTEGER PRIMARY KEY,
@@ -139,13 +140,13 @@ class TerminalState:
         self._db.execute("PRAGMA busy_timeout=30000")
 
     @classmethod
-    def create(cls, path: Path, *, server_utc_offset_hours: float) -> TerminalState:
+    def create(cls, path: Path, *, server_utc_offset_hours: float, comment_limit: int) -> TerminalState:
         state = cls(path)
         state._db.executescript(SCHEMA)
         with state.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO terminal VALUES (1, 1, 1, 1, NULL, ?, 50000001, 1, 0)",
-                (round(server_utc_offset_hours * 3600),),
+                "INSERT OR IGNORE INTO terminal VALUES (1, 1, 1, 1, NULL, ?, 50000001, 1, 0, ?)",
+                (round(server_utc_offset_hours * 3600), comment_limit),
             )
         return state
 

@@ -34,7 +34,9 @@ class StandinTerminal:
     @classmethod
     def create(cls, path: Path, *, server_utc_offset_hours: float = 2) -> StandinTerminal:
         """A new terminal file; the broker's server runs `server_utc_offset_hours` ahead of UTC."""
-        TerminalState.create(Path(path), server_utc_offset_hours=server_utc_offset_hours).close()
+        TerminalState.create(
+            Path(path), server_utc_offset_hours=server_utc_offset_hours, comment_limit=standin.COMMENT_LIMIT
+        ).close()
         return cls(path)
 
     def close(self) -> None:
@@ -235,6 +237,10 @@ class StandinTerminal:
     def set_algo_trading(self, enabled: bool) -> None:
         """The terminal's Algo Trading button: off, every order_send answers 10027."""
         self._set(algo_trading=int(enabled))
+
+    def set_comment_limit(self, characters: int) -> None:
+        """The longest request comment this terminal build takes (public reports differ by build)."""
+        self._set(comment_limit=characters)
 
     def answer_empty_collections_with_none(self, enabled: bool = True) -> None:
         """`positions_get`, `orders_get` and `history_deals_get` with nothing to return answer None

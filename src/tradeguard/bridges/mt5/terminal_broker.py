@@ -39,7 +39,8 @@ OFFSET_RECHECK = timedelta(hours=1)
 QUARTER_HOUR = 900
 COMMENT_PREFIX = "tg close "
 COMMENT_ID_DIGITS = 16
-"""`tg close ` and 16 hex digits of the command id: 25 characters, within MT5's 31."""
+"""`tg close ` and 16 hex digits of the command id: 25 characters. MetaQuotes documents no limit;
+terminals are reported to refuse (-2, 'Invalid "comment" argument') past 28 to 31 by build."""
 
 RETCODE_DONE = 10009
 RETCODE_DONE_PARTIAL = 10010
@@ -50,6 +51,7 @@ OUTCOME_HIDDEN = {10012, 10031}
 """Timeout, no connection: the order may have reached the trade server."""
 IPC_ERRORS = {-10000, -10001, -10002, -10003, -10004, -10005}
 RES_S_OK = 1
+RES_E_INVALID_PARAMS = -2
 COLLECTIONS = {"positions_get", "orders_get", "history_deals_get"}
 """Calls whose empty answer some terminals give as None with last_error (1, 'Success')."""
 RETRY_PAUSE_SECONDS = 0.2
@@ -382,11 +384,17 @@ class TerminalBroker:
                 )
             logger.info("%s: order_send %s", self.description, request)
             result = self._mt5.order_send(request)
+            error = self._mt5.last_error() if result is None else None
+            if error is not None and error[0] == RES_E_INVALID_PARAMS:
+                # The package checks a request's fields before it goes to the terminal.
+                return self._partial_or(
+                    fills,
+                    OutcomeStatus.FAILED,
+                    f"order_send refused the request's arguments, nothing sent: last_error {error}",
+                )
             if result is None or result.retcode in OUTCOME_HIDDEN:
                 answer = (
-                    f"last_error {self._mt5.last_error()}"
-                    if result is None
-                    else f"retcode {result.retcode} {result.comment}"
+                    f"last_error {error}" if result is None else f"retcode {result.retcode} {result.comment}"
                 )
                 logger.warning(
                     "%s: order_send for command %s: %s; looking", self.description, order.command_id, answer
