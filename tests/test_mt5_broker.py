@@ -344,6 +344,20 @@ def test_a_partial_fill_closes_the_rest(terminal):
     assert ticket not in terminal.positions()
 
 
+def test_a_partial_fill_under_return_sends_no_second_order(terminal):
+    # ORDER_FILLING_RETURN: "If filled partially, a market or limit order with the remaining
+    # volume is not canceled, and is processed further" (ENUM_ORDER_TYPE_FILLING).
+    ticket = terminal.open_position("EURUSD", "buy", "0.50")
+    terminal.set_filling_mode("EURUSD", 0, execution=mt5.SYMBOL_TRADE_EXECUTION_EXCHANGE)
+    terminal.script_partial_fill("0.20")
+    outcome = broker_of(terminal).close(order(ticket), [])
+    assert outcome.status is OutcomeStatus.UNKNOWN and "no second order sent" in outcome.detail
+    assert "0.2 lots were closed before" in outcome.detail
+    assert [(sent.request["type_filling"], sent.retcode) for sent in terminal.order_requests()] == [
+        (mt5.ORDER_FILLING_RETURN, 10010)
+    ]
+
+
 def test_a_lost_answer_is_found_executed_by_looking_without_a_second_order(terminal):
     ticket = terminal.open_position("EURUSD", "buy", "0.50")
     terminal.script_lost_answer()
@@ -353,7 +367,9 @@ def test_a_lost_answer_is_found_executed_by_looking_without_a_second_order(termi
     assert len(terminal.order_requests()) == 1
 
 
-@pytest.mark.parametrize("retcode", [mt5.TRADE_RETCODE_CONNECTION, mt5.TRADE_RETCODE_TIMEOUT])
+@pytest.mark.parametrize(
+    "retcode", [mt5.TRADE_RETCODE_PLACED, mt5.TRADE_RETCODE_CONNECTION, mt5.TRADE_RETCODE_TIMEOUT]
+)
 def test_an_answer_that_may_hide_an_execution_is_unknown_while_the_position_is_open(terminal, retcode):
     ticket = terminal.open_position("EURUSD", "buy", "0.50")
     terminal.script_refusal(retcode)

@@ -239,6 +239,7 @@ _REQUEST_DEFAULTS = {
 _RETCODE_COMMENTS = {
     TRADE_RETCODE_REQUOTE: "Requote",
     TRADE_RETCODE_REJECT: "Request rejected",
+    TRADE_RETCODE_PLACED: "Order placed",
     TRADE_RETCODE_DONE: "Request executed",
     TRADE_RETCODE_DONE_PARTIAL: "Request executed partially",
     TRADE_RETCODE_TIMEOUT: "Request canceled by timeout",

@@ -47,8 +47,9 @@ RETCODE_DONE_PARTIAL = 10010
 RETCODE_INVALID_FILL = 10030
 RETRIED_AT_A_FRESH_TICK = {10004, 10020, 10021}
 """Requote, prices changed, off quotes: nothing executed, the price moved."""
-OUTCOME_HIDDEN = {10012, 10031}
-"""Timeout, no connection: the order may have reached the trade server."""
+OUTCOME_HIDDEN = {10008, 10012, 10031}
+"""Placed (working at the server, not yet filled), timeout, no connection: the order may execute
+or have executed."""
 IPC_ERRORS = {-10000, -10001, -10002, -10003, -10004, -10005}
 RES_S_OK = 1
 RES_E_INVALID_PARAMS = -2
@@ -408,6 +409,12 @@ class TerminalBroker:
                 # Nothing executed: the server takes another of the policies the symbol offers.
                 refused_fillings.add(request["type_filling"])
                 continue
+            if (
+                result.retcode == RETCODE_DONE_PARTIAL
+                and request["type_filling"] == self._mt5.ORDER_FILLING_RETURN
+            ):
+                fills.append(result)
+                return self._partial_under_return(identifier, comment, fills)
             if result.retcode in RETRIED_AT_A_FRESH_TICK | {RETCODE_DONE_PARTIAL}:
                 if result.retcode == RETCODE_DONE_PARTIAL:
                     fills.append(result)
@@ -489,6 +496,18 @@ class TerminalBroker:
         return CloseOutcome(
             OutcomeStatus.UNKNOWN, f"order_send: {answer}; the position is still open, no deal found yet"
         )
+
+    def _partial_under_return(self, identifier: int, comment: str, fills: list[Any]) -> CloseOutcome:
+        """ORDER_FILLING_RETURN keeps the unfilled rest of an order working at the server: another
+        order for it could close twice, so none is sent."""
+        working = "retcode 10010 under ORDER_FILLING_RETURN: the rest stays working at the server"
+        try:
+            position, _ = self._look(identifier)
+        except ReadFailed as error:
+            return self._partial_or(fills, OutcomeStatus.UNKNOWN, f"{working}; could not look: {error}")
+        if position is None:
+            return self._filled(identifier, comment, fills)
+        return self._partial_or(fills, OutcomeStatus.UNKNOWN, f"{working}, no second order sent")
 
     def _filled(self, identifier: int, comment: str, fills: list[Any]) -> CloseOutcome:
         try:
