@@ -80,6 +80,36 @@ def test_the_documented_constant_values():
     )
 
 
+def test_the_documented_values_of_the_rest_of_the_enumerations():
+    # The package's constants as MetaQuotes' docstrings list them (shipped in mt5linux 1.1.1's
+    # constants.py): execution modes, order and deal types, the retcodes past 10040.
+    assert (
+        mt5.SYMBOL_TRADE_EXECUTION_REQUEST,
+        mt5.SYMBOL_TRADE_EXECUTION_INSTANT,
+        mt5.SYMBOL_TRADE_EXECUTION_MARKET,
+        mt5.SYMBOL_TRADE_EXECUTION_EXCHANGE,
+    ) == (0, 1, 2, 3)
+    assert (mt5.ORDER_TYPE_BUY_LIMIT, mt5.ORDER_TYPE_SELL_STOP_LIMIT, mt5.ORDER_TYPE_CLOSE_BY) == (2, 7, 8)
+    assert (mt5.DEAL_TYPE_BALANCE, mt5.DEAL_TYPE_CREDIT, mt5.DEAL_TYPE_COMMISSION) == (2, 3, 7)
+    assert (mt5.DEAL_TYPE_SELL_CANCELED, mt5.DEAL_DIVIDEND, mt5.DEAL_TAX) == (14, 15, 17)
+    assert (mt5.ACCOUNT_TRADE_MODE_DEMO, mt5.ACCOUNT_TRADE_MODE_CONTEST, mt5.ACCOUNT_TRADE_MODE_REAL) == (
+        0,
+        1,
+        2,
+    )
+    assert (mt5.TRADE_RETCODE_PLACED, mt5.TRADE_RETCODE_CLIENT_DISABLES_AT) == (10008, 10027)
+    assert (
+        mt5.TRADE_RETCODE_REJECT_CANCEL,
+        mt5.TRADE_RETCODE_CLOSE_ONLY,
+        mt5.TRADE_RETCODE_HEDGE_PROHIBITED,
+    ) == (
+        10041,
+        10044,
+        10046,
+    )
+    assert (mt5.RES_E_INVALID_PARAMS, mt5.RES_E_NOT_FOUND, mt5.RES_E_AUTH_FAILED) == (-2, -4, -6)
+
+
 def documented(names: str) -> tuple[str, ...]:
     return tuple(names.split())
 
