@@ -386,8 +386,22 @@ def test_a_request_the_package_refuses_as_invalid_fails_as_nothing_sent(terminal
     outcome = broker_of(terminal).close(order(ticket), [])
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.detail == (
-        "order_send refused the request's arguments, nothing sent: "
-        "last_error (-2, 'Invalid \"comment\" argument')"
+        "order_send refused the request, nothing sent: last_error (-2, 'Invalid \"comment\" argument')"
+    )
+    assert terminal.order_requests() == [] and ticket in terminal.positions()
+
+
+def test_trading_from_python_disabled_in_the_terminal_fails_as_nothing_sent(terminal):
+    # TerminalInfo.tradeapi_disabled: the terminal's option to refuse trading from the Python
+    # API; public code reports order_send answering None with (-8, 'Terminal: Autotrading disabled').
+    ticket = terminal.open_position("EURUSD", "buy", "0.50")
+    terminal.set_python_trading(False)
+    broker = broker_of(terminal)
+    assert mt5.terminal_info().tradeapi_disabled is True
+    outcome = broker.close(order(ticket), [])
+    assert (outcome.status, outcome.detail) == (
+        OutcomeStatus.FAILED,
+        "order_send refused the request, nothing sent: last_error (-8, 'Terminal: Autotrading disabled')",
     )
     assert terminal.order_requests() == [] and ticket in terminal.positions()
 

@@ -406,7 +406,7 @@ def terminal_info() -> TerminalInfo | None:
             connected=bool(row["connected"]),
             dlls_allowed=False,
             trade_allowed=bool(row["algo_trading"]),
-            tradeapi_disabled=False,
+            tradeapi_disabled=bool(row["tradeapi_disabled"]),
             email_enabled=False,
             ftp_enabled=False,
             notifications_enabled=False,
@@ -731,7 +731,7 @@ class _Refused(Exception):
 
 
 def _trade_request(terminal: TerminalState, request: Any) -> TradeRequest:
-    """The request as the package reads it, refused with -2 before it reaches the terminal."""
+    """The request as the package reads it, refused (-2, -8) before it reaches the trade server."""
     if not isinstance(request, dict):
         raise _Failed(RES_E_INVALID_PARAMS, "Invalid arguments")
     unknown = set(request) - set(_REQUEST_DEFAULTS)
@@ -740,6 +740,9 @@ def _trade_request(terminal: TerminalState, request: Any) -> TradeRequest:
     comment = request.get("comment", "")
     if not isinstance(comment, str) or len(comment) > terminal.terminal()["comment_limit"]:
         raise _Failed(RES_E_INVALID_PARAMS, 'Invalid "comment" argument')
+    if terminal.terminal()["tradeapi_disabled"]:
+        # The terminal's "Disable automatic trading via external Python API" option.
+        raise _Failed(RES_E_AUTO_TRADING_DISABLED, "Terminal: Autotrading disabled")
     return TradeRequest(**{**_REQUEST_DEFAULTS, **request})
 
 

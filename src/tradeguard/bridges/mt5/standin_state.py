@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS terminal (
     next_ticket INTEGER NOT NULL,
     next_request_id INTEGER NOT NULL,
     empty_as_none INTEGER NOT NULL,
-    comment_limit INTEGER NOT NULL
+    comment_limit INTEGER NOT NULL,
+    tradeapi_disabled INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS accounts (
     login INTEGER PRIMARY KEY,
@@ -145,7 +146,7 @@ class TerminalState:
         state._db.executescript(SCHEMA)
         with state.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO terminal VALUES (1, 1, 1, 1, NULL, ?, 50000001, 1, 0, ?)",
+                "INSERT OR IGNORE INTO terminal VALUES (1, 1, 1, 1, NULL, ?, 50000001, 1, 0, ?, 0)",
                 (round(server_utc_offset_hours * 3600), comment_limit),
             )
         return state

@@ -238,6 +238,12 @@ class StandinTerminal:
         """The terminal's Algo Trading button: off, every order_send answers 10027."""
         self._set(algo_trading=int(enabled))
 
+    def set_python_trading(self, allowed: bool) -> None:
+        """The terminal's option "Disable automatic trading via external Python API", ticked when
+        not `allowed`: `terminal_info().tradeapi_disabled`, and order_send answers None with
+        `(-8, 'Terminal: Autotrading disabled')`."""
+        self._set(tradeapi_disabled=int(not allowed))
+
     def set_comment_limit(self, characters: int) -> None:
         """The longest request comment this terminal build takes (public reports differ by build)."""
         self._set(comment_limit=characters)

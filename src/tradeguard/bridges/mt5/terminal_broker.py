@@ -52,7 +52,8 @@ OUTCOME_HIDDEN = {10008, 10012, 10031}
 or have executed."""
 IPC_ERRORS = {-10000, -10001, -10002, -10003, -10004, -10005}
 RES_S_OK = 1
-RES_E_INVALID_PARAMS = -2
+REFUSED_BEFORE_SENDING = {-2, -8}
+"""RES_E_INVALID_PARAMS, RES_E_AUTO_TRADING_DISABLED: the package or the terminal refused the request."""
 COLLECTIONS = {"positions_get", "orders_get", "history_deals_get"}
 """Calls whose empty answer some terminals give as None with last_error (1, 'Success')."""
 RETRY_PAUSE_SECONDS = 0.2
@@ -386,12 +387,11 @@ class TerminalBroker:
             logger.info("%s: order_send %s", self.description, request)
             result = self._mt5.order_send(request)
             error = self._mt5.last_error() if result is None else None
-            if error is not None and error[0] == RES_E_INVALID_PARAMS:
-                # The package checks a request's fields before it goes to the terminal.
+            if error is not None and error[0] in REFUSED_BEFORE_SENDING:
                 return self._partial_or(
                     fills,
                     OutcomeStatus.FAILED,
-                    f"order_send refused the request's arguments, nothing sent: last_error {error}",
+                    f"order_send refused the request, nothing sent: last_error {error}",
                 )
             if result is None or result.retcode in OUTCOME_HIDDEN:
                 answer = (
