@@ -169,6 +169,17 @@ def test_ticks_come_only_for_symbols_selected_in_the_market_watch(terminal):
     assert abs(tick.time - time.time() - 7200) < 5
 
 
+def test_a_symbol_with_open_positions_cannot_leave_the_market_watch(terminal):
+    # symbol_select: "A symbol cannot be removed if open charts with this symbol are currently
+    # present or positions are opened on it."
+    ticket = terminal.open_position("EURUSD", "buy", "0.50")
+    assert mt5.symbol_select("EURUSD", False) is False
+    assert mt5.symbol_info("EURUSD").visible is True
+    terminal.close_position(ticket)
+    assert mt5.symbol_select("EURUSD", False) is True
+    assert mt5.symbol_info("EURUSD").visible is False
+
+
 def test_no_positions_is_an_empty_tuple_and_a_failure_is_none_with_last_error(terminal):
     assert mt5.positions_get() == ()
     terminal.stop()

@@ -572,6 +572,13 @@ def symbol_select(symbol: str, enable: bool = True) -> bool:
     def select() -> bool:
         terminal = _attached()
         _known_symbol(terminal, symbol)
+        account = terminal.account()
+        held = account is not None and any(
+            row["symbol"] == symbol for row in terminal.positions(account["login"])
+        )
+        if not enable and held:
+            # "A symbol cannot be removed if ... positions are opened on it."
+            raise _Failed(RES_E_FAIL, "Terminal: Call failed")
         with terminal.transaction() as db:
             db.execute("UPDATE symbols SET visible = ? WHERE name = ?", (int(enable), symbol))
         return True
