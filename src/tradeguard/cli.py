@@ -1,4 +1,4 @@
-"""The `tradeguard` command: serve, migrate, users, demo."""
+"""The `tradeguard` command: serve, migrate, users, demo, bridge."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tradeguard.auth import users
 from tradeguard.auth.tokens import ROLES
+from tradeguard.bridges.cli import bridge_app
 from tradeguard.cache import ResponseCache
 from tradeguard.demo import run_demo
 from tradeguard.domain.instruments import InstrumentTable
@@ -48,6 +49,7 @@ instruments_app = typer.Typer(
     help="Instrument overrides: pip and contract sizes that differ from the conventions."
 )
 app.add_typer(instruments_app, name="instruments")
+app.add_typer(bridge_app, name="bridge")
 console = Console(stderr=True)
 _SYMBOL = TypeAdapter(Symbol)
 
