@@ -361,8 +361,7 @@ def test_our_close_is_reported_as_a_close_command(terminal):
 def bridge_file(tmp_path: Path, mt5_table: str) -> config.BridgeFile:
     path = tmp_path / "bridge.toml"
     path.write_text(
-        '[tradeguard]\nurl = "http://127.0.0.1:8000"\n'
-        '[device]\ndevice_id = "dev_1"\nsecret_env = "TG_TEST_SECRET"\n'
+        '[tradeguard]\nurl = "http://127.0.0.1:8000"\ndevice_id = "dev_1"\nsecret_env = "TG_TEST_SECRET"\n'
         f"[mt5]\n{mt5_table}\n",
         encoding="utf-8",
     )

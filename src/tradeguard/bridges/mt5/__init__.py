@@ -23,14 +23,9 @@ DEFAULT_RPYC_PORT = 18812
 def bindings_from_config(
     file: BridgeFile, *, module: str | None, host: str | None, port: int | None
 ) -> list[Binding]:
-    """The one account of the file's `[mt5]` table, reporting as the device of its `[device]` table."""
+    """The one account of the file's `[mt5]` table, reporting as the device its `[tradeguard]` table names."""
     settings = read_settings(file)
-    device = file.tables.get("device")
-    if not isinstance(device, dict):
-        raise ConfigError(
-            f"{file.path}: a [device] table is required (device_id, and secret, secret_env or secret_file)"
-        )
-    credentials = device_credentials(file, device, "device")
+    credentials = device_credentials(file, file.tables["tradeguard"], "tradeguard")
     package = load_package(module=module, host=host, port=port)
     return [Binding(f"mt5-{settings.login}", TerminalBroker(package, settings), credentials)]
 
