@@ -80,6 +80,15 @@ def postgres_user_for_tests() -> str:
     return POSTGRES_USER
 
 
+# For end-to-end stories too slow to run four times: once embedded, once on the production pair.
+embedded_and_production = pytest.mark.parametrize(
+    ("database_url", "redis_url"),
+    [("sqlite", "memory"), ("postgresql", "redis")],
+    indirect=True,
+    ids=["sqlite-memory", "postgresql-redis"],
+)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 async def database_url(request, tmp_path_factory) -> AsyncIterator[str]:
     if request.param == "sqlite":

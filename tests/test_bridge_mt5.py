@@ -19,11 +19,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from tests.bridging import Follower, register_follower
-from tests.conftest import make_settings, serve_live
+from tests.conftest import embedded_and_production, make_settings, serve_live
 from tests.servers import TRADEGUARD
 from tests.support import Caller, sign_up
 from tests.tcp_proxy import TcpProxy
@@ -240,8 +239,8 @@ async def scenario_drawdown_closes_each_position_once_through_a_requote(
     closed = {event["ticket"]: event for event in await follower.events(event_type="position_closed")}
     # The closing deals rode along: the realized P&L, not the last floating one.
     assert closed[str(copied)]["details"]["pnl_source"] == "realized"
-    assert Decimal(closed[str(copied)]["details"]["net_profit"]) == Decimal("1290.00")
-    assert Decimal(closed[str(manual)]["details"]["net_profit"]) == Decimal("-2620.00")
+    assert Decimal(str(closed[str(copied)]["details"]["net_profit"])) == Decimal("1290.00")
+    assert Decimal(str(closed[str(manual)]["details"]["net_profit"])) == Decimal("-2620.00")
     assert bridge.lines("answered 10004 Requote")
     await breach(terminal, bid=BASE_BID, ask=BASE_ASK)
     await rearm(follower)
@@ -332,12 +331,7 @@ async def _syncs_beyond(follower: Follower, count: int) -> bool:
     return (await follower.status())["total_syncs"] > count
 
 
-@pytest.mark.parametrize(
-    ("database_url", "redis_url"),
-    [("sqlite", "memory"), ("postgresql", "redis")],
-    indirect=True,
-    ids=["sqlite", "postgresql-redis"],
-)
+@embedded_and_production
 async def test_an_mt5_bridge_reconciles_closes_once_and_survives_its_failures(
     database_url, redis_url, tmp_path
 ):
@@ -388,7 +382,7 @@ async def test_tradeguard_away_for_20_seconds_the_bridge_recovers_by_itself(tmp_
                 lambda: bridge.lines("tradeguard reachable again"), "the bridge back", timeout=15
             )
             [closed] = await eventually(
-                lambda: follower.events(event_type="position_closed"), "the close the outage hid"
+                lambda: follower.events(event_type="closed_on_broker"), "the close the outage hid"
             )
             assert bridge.process.poll() is None
             assert bridge.stop() == 0
@@ -397,6 +391,7 @@ async def test_tradeguard_away_for_20_seconds_the_bridge_recovers_by_itself(tmp_
     assert closed["details"]["pnl_source"] == "realized"
     assert closed["reason"] == "stop_loss"
     # (1.08300 - 1.08510) × 0.10 × 100,000: the deal found during the outage, sent after it.
-    assert Decimal(closed["details"]["net_profit"]) == Decimal("-210.00")
-    assert deal and len(bridge.lines("tradeguard unreachable")) == 1
+    assert Decimal(str(closed["details"]["net_profit"])) == Decimal("-21.00")
+    assert [item["deal_id"] for item in closed["details"]["deals"]] == [str(deal)]
+    assert len(bridge.lines("tradeguard unreachable")) == 1
     terminal.close()

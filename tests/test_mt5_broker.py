@@ -91,6 +91,15 @@ def test_held_and_watched_symbols_are_quoted_and_selected_first(terminal):
     assert mt5.symbol_info("XAUUSD").visible is True
 
 
+def test_a_symbol_dropped_from_the_market_watch_is_selected_again(terminal):
+    broker = broker_of(terminal)
+    broker.read(now())
+    mt5.symbol_select("EURUSD", False)
+    with pytest.raises(ReadFailed, match=r"symbol_info_tick\(\) answered None"):
+        broker.read(now())
+    assert [quote["symbol"] for quote in broker.read(now()).snapshot["quotes"]] == ["EURUSD"]
+
+
 def test_a_configured_offset_is_used_as_given(terminal):
     terminal.set_server_utc_offset(3)
     terminal.open_position("EURUSD", "buy", "0.10")

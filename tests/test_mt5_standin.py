@@ -126,6 +126,12 @@ def test_positions_report_times_in_the_servers_clock_and_money_as_floats(termina
     # (1.08610 - 1.08510) × 0.5 lots × 100,000
     assert position.profit == 50.0
     assert mt5.account_info().equity == 10050.0
+    assert terminal.totals() == {
+        "balance": Decimal("10000"),
+        "profit": Decimal("50.00"),
+        "equity": Decimal("10050.00"),
+        "margin": Decimal("542.55"),
+    }
 
 
 def test_ticks_come_only_for_symbols_selected_in_the_market_watch(terminal):

@@ -14,13 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tradeguard.bridges.mt5 import standin
-from tradeguard.bridges.mt5.standin_state import (
-    TerminalState,
-    account_totals,
-    closing_price,
-    profit_at,
-    utc_msc,
-)
+from tradeguard.bridges.mt5.standin_state import TerminalState, account_totals, closing_price, profit_at
 
 
 class PositionNotOpen(LookupError):
@@ -309,10 +303,3 @@ class StandinTerminal:
     def totals(self) -> dict[str, Decimal]:
         """balance, profit (floating, with swap), equity and margin of the logged-in account, exact."""
         return account_totals(self._state, self._state.account())
-
-    def server_time_msc(self) -> int:
-        return self._state.server_msc()
-
-    @staticmethod
-    def utc_time_msc() -> int:
-        return utc_msc()

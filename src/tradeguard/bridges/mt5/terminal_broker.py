@@ -157,7 +157,12 @@ class TerminalBroker:
         ticks = {}
         for name in dict.fromkeys([*(position.symbol for position in positions), *self._settings.watch]):
             self._symbol(name)
-            ticks[name] = self._call("symbol_info_tick", name)
+            try:
+                ticks[name] = self._call("symbol_info_tick", name)
+            except ReadFailed:
+                # Selected again at the next reading: a restarted terminal may have dropped it.
+                self._symbols.pop(name, None)
+                raise
         offset = self._server_offset(now, ticks)
         money = account.currency_digits
         snapshot = {
