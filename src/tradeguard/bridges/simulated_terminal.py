@@ -100,11 +100,11 @@ class TerminalHeldBroker(SimulatedBroker):
         self._deals_seen = max((deal.ticket for deal in terminal.deals()), default=0)
 
     def trigger_stops(self, now: datetime) -> list[ClosedPosition]:
-        """The terminal's ticks first follow the market, and what the bridge closed is taken in."""
+        """The terminal's ticks first follow the market; what the bridge closed since the last
+        step is taken in, and comes first in the closes returned."""
         for price in self.market.prices():
             self.terminal.quote(price.symbol, bid=str(price.bid), ask=str(price.ask))
-        self._take_deals(now)
-        return super().trigger_stops(now)
+        return self._take_deals(now) + super().trigger_stops(now)
 
     def close(
         self, ticket: str, volume: Decimal | None = None, *, reason: CloseReason, at: datetime
@@ -172,7 +172,6 @@ class TerminalHeldBroker(SimulatedBroker):
             trade_id=trade_id,
         )
         self.positions[str(ticket)] = position
-        self.balance = self.terminal.totals()["balance"]
         return position
 
     def _take_deals(self, now: datetime) -> list[ClosedPosition]:

@@ -756,11 +756,15 @@ class ReportedElsewhere:
     """An account a bridge outside the simulation reports (a `tradeguard bridge` process reading
     the account's terminal): the simulation sends it nothing, and reads what tradeguard made of it."""
 
-    def __init__(self, account_id: int, broker: SimulatedBroker, platform: SimulatedPlatform) -> None:
+    def __init__(
+        self, account_id: int, broker: SimulatedBroker, platform: SimulatedPlatform, note: Note
+    ) -> None:
         self.account_id = account_id
         self.broker = broker
         self.last_summary: dict[str, Any] | None = None
         self._platform = platform
+        self._note = note
+        self._events_seen: set[int] = set()
 
     @property
     def commands_executed(self) -> int:
@@ -769,6 +773,10 @@ class ReportedElsewhere:
     async def sync(self, taken_at: datetime) -> dict[str, Any]:
         """Raises BridgeError or httpx.HTTPError."""
         self.last_summary = await self._platform.reconciliation_status(self.account_id)
+        for event in reversed(self.last_summary.get("recent_events", [])):
+            if event["event_type"] == "divergence" and event["id"] not in self._events_seen:
+                self._note(self.account_id, f"tradeguard: {event['reason']}: {event['message']}")
+            self._events_seen.add(event["id"])
         return self.last_summary
 
     async def poll(self) -> None:
@@ -1034,11 +1042,13 @@ class Simulation:
 
     def _settle_broker(self, account: SimulatedAccount, now: datetime) -> None:
         for closed in account.broker.trigger_stops(now):
-            self.note(
-                account.account_id,
-                f"{closed.why} hit: {closed.symbol} {closed.side.value} {closed.volume} "
-                f"(ticket {closed.ticket}) closed at {closed.close_price}, P&L {closed.profit}",
+            what = f"{closed.symbol} {closed.side.value} {closed.volume} (ticket {closed.ticket})"
+            cause = (
+                f"the bridge closed {what} on a command"
+                if closed.reason is CloseReason.CLOSE_COMMAND
+                else f"{closed.why} hit: {what} closed"
             )
+            self.note(account.account_id, f"{cause} at {closed.close_price}, P&L {closed.profit}")
         for position, order, fill in account.broker.fill_due_orders(self.step_number, now):
             if fill is Fill.SLIPPED:
                 self.note(
@@ -1188,7 +1198,7 @@ def build_simulation(
         bridge: SimulatedBridge | ReportedElsewhere
         if account_id in reported_elsewhere:
             broker = reported_elsewhere[account_id](market, rng)
-            bridge = ReportedElsewhere(account_id, broker, platform)
+            bridge = ReportedElsewhere(account_id, broker, platform, simulation.note)
         else:
             device_id, secret = device_credentials[account_id]
             broker = SimulatedBroker(market, rng, tickets, balance=scenario.starting_balance)
