@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class DemoProcess:
     process: subprocess.Popen
     folder: Path
     base: str
+    started_at: datetime
     lines: list[str] = field(default_factory=list)
     _reader: threading.Thread | None = None
 
@@ -91,6 +93,7 @@ def demo(tmp_path_factory) -> DemoProcess:
     port = free_port()
     environment = {name: value for name, value in os.environ.items() if not name.startswith("TRADEGUARD_")}
     command = [sys.executable, "-m", "tradeguard.cli", "demo", "--mt5-bridge", "--port", str(port)]
+    started_at = datetime.now(UTC)
     process = subprocess.Popen(
         [*command, "--steps", str(STEPS), "--cadence", "0.3"],
         cwd=folder,
@@ -100,7 +103,7 @@ def demo(tmp_path_factory) -> DemoProcess:
         stderr=subprocess.PIPE,
         text=True,
     )
-    running = DemoProcess(process, folder, f"http://127.0.0.1:{port}")
+    running = DemoProcess(process, folder, f"http://127.0.0.1:{port}", started_at)
     try:
         running.until_said(f"simulation finished after {STEPS} steps;")
         yield running
@@ -166,6 +169,23 @@ def test_each_account_is_reported_by_its_bridge_as_its_terminal_holds_it(demo, a
     assert all(position["matched_with_bot"] for position in steady.json()["positions"])
 
 
+def test_the_bridges_derive_the_terminals_server_time_and_report_in_utc(demo, api):
+    for name, _, login in DEMO_ACCOUNTS:
+        assert re.search(
+            rf"{re.escape(name)} .*mt5 login {login} .*server time is UTC\+2:00, derived from the ticks",
+            demo.output,
+        ), demo.output
+    # Opened in the terminal at its server time, two hours ahead: reported at the real UTC time.
+    opened = [
+        datetime.fromisoformat(position["entry_time"])
+        for account in accounts_by_login(api).values()
+        for position in api.get("/api/v1/positions/open", params={"account_id": account["id"]}).json()[
+            "positions"
+        ]
+    ]
+    assert opened and all(demo.started_at <= moment <= datetime.now(UTC) for moment in opened)
+
+
 def test_the_guards_close_is_carried_out_by_order_send_in_the_reckless_accounts_terminal(demo, api):
     account = accounts_by_login(api)[RECKLESS_LOGIN]
     events = api.get(
@@ -199,6 +219,10 @@ def test_the_guards_close_is_carried_out_by_order_send_in_the_reckless_accounts_
             rf"{re.escape(RECKLESS_NAME)} .*closing ticket {ticket} .*for command {command_id}", demo.output
         )
         assert re.search(rf"{re.escape(RECKLESS_NAME)} .*command {command_id}: executed", demo.output)
+        # And the simulation saw the position leave the terminal.
+        assert re.search(
+            rf"{re.escape(RECKLESS_NAME)}: the bridge closed .*\(ticket {ticket}\) on a command", demo.output
+        )
     guards = api.get("/api/v1/guards/status", params={"account_id": account["id"]}).json()
     assert guards["trading_allowed"] is False
 

@@ -137,7 +137,9 @@ async def _run_demo(
             say(f"[dim]database: {database}{' (new every run)' if fresh else ''}[/dim]")
             reported_elsewhere: dict[int, BrokerFactory] = {}
             if mt5_bridge:
-                bridges, reported_elsewhere = await _start_bridges(settings, base, accounts, http, token, out)
+                bridges, reported_elsewhere = await _start_bridges(settings, base, accounts, out)
+                if not await _until_bridges_report(bridges, http, token, stopping, out):
+                    return
             with _DemoProgress({account.account_id: account.name for account in accounts}, out) as progress:
                 simulation = asyncio.create_task(
                     run_demo_simulation(
@@ -177,17 +179,12 @@ async def _run_demo(
 
 
 async def _start_bridges(
-    settings: Settings,
-    base: str,
-    accounts: list[DemoAccount],
-    http: httpx.AsyncClient,
-    token: str,
-    out: Console,
+    settings: Settings, base: str, accounts: list[DemoAccount], out: Console
 ) -> tuple[Mt5Bridges, dict[int, BrokerFactory]]:
-    """A stand-in terminal and a `tradeguard bridge mt5` process per account, each reporting once."""
+    """A stand-in terminal and a `tradeguard bridge mt5` process per account; the brokers to simulate them."""
     from tradeguard.demo_mt5 import BridgedAccount, Mt5Bridges
 
-    folder = settings.data_dir / "demo-mt5"
+    folder = (settings.data_dir / "demo-mt5").resolve()
     bridges = Mt5Bridges(folder, base, out, balance=DEMO_SCENARIO.starting_balance)
     factories = bridges.prepare(
         [
@@ -200,13 +197,27 @@ async def _start_bridges(
     )
     try:
         await bridges.start()
-        with out.status("waiting for every bridge's first snapshot"):
-            if not await bridges.until_reported(http, token):
-                out.print("[yellow]not every bridge has reported yet; simulating anyway[/yellow]")
     except BaseException:
         await bridges.stop()
         raise
     return bridges, factories
+
+
+async def _until_bridges_report(
+    bridges: Mt5Bridges, http: httpx.AsyncClient, token: str, stopping: asyncio.Task, out: Console
+) -> bool:
+    """Whether to go on: every bridge has sent its first snapshot (the story starts with tradeguard
+    knowing each account's peak), or not within the time allowed; False when asked to stop meanwhile."""
+    reported = asyncio.create_task(bridges.until_reported(http, token))
+    with out.status("waiting for every bridge's first snapshot"):
+        await asyncio.wait({reported, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not reported.done():
+        reported.cancel()
+        await asyncio.gather(reported, return_exceptions=True)
+        return False
+    if not reported.result():
+        out.print("[yellow]not every bridge has reported yet; simulating anyway[/yellow]")
+    return True
 
 
 async def _until_serving(server: uvicorn.Server, serving: asyncio.Task) -> None:
