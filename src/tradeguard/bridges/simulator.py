@@ -18,6 +18,11 @@ From the bottom up:
 Broker time is simulated (`BrokerClock`): each step moves it `seconds_per_step` forward, never past
 the real clock. A run that starts its clock in the past covers minutes of broker time in a few fast
 steps, so a 30 s grace period elapses in a test without the test waiting for it.
+
+An account can also be reported by a real bridge outside the simulation (`reported_elsewhere`): its
+broker then keeps its state where that bridge reads it (`tradeguard.bridges.simulated_terminal`: a
+stand-in MT5 terminal), the simulation only reads tradeguard's view of it back, and broker time is
+the real clock's, which is the time that bridge reports in.
 """
 
 from __future__ import annotations
