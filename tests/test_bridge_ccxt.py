@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
+import functools
 import os
 import signal
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
+from tests import waiting
 from tests.bridging import Follower
 from tests.conftest import embedded_and_production, make_settings, serve_live
 from tests.fake_binance import Account, Delay, Drop, FakeBinance
@@ -30,22 +29,9 @@ from tests.servers import TRADEGUARD
 from tests.support import sign_up
 from tradeguard.bridges.client import BridgeClient
 
-T = TypeVar("T")
 ORDER = "/fapi/v1/order"
 WAIT_SECONDS = 30.0
-
-
-async def eventually(check: Callable[[], T | Awaitable[T]], what: str) -> T:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"still not so after {WAIT_SECONDS} s: {what}")
-        await asyncio.sleep(0.1)
+eventually = functools.partial(waiting.eventually, timeout=WAIT_SECONDS)
 
 
 def write_config(

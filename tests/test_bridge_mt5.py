@@ -26,7 +26,7 @@ from tests.conftest import embedded_and_production, make_settings, serve_live
 from tests.servers import TRADEGUARD
 from tests.support import Caller, sign_up
 from tests.tcp_proxy import TcpProxy
-from tests.test_bridge_runtime import eventually
+from tests.waiting import eventually
 from tradeguard.bridges.mt5 import standin as mt5
 from tradeguard.bridges.mt5.standin_terminal import StandinTerminal
 from tradeguard.bridges.mt5.terminal_broker import command_comment

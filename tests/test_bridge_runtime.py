@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import itertools
 import logging
 import re
@@ -22,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -32,6 +31,7 @@ from tests.bridging import Follower, register_follower
 from tests.conftest import LiveServer, make_settings, serve_live
 from tests.http_receiver import Reply
 from tests.tcp_proxy import TcpProxy
+from tests.waiting import eventually
 from tradeguard.bridges.broker import (
     AccountReading,
     Binding,
@@ -44,8 +44,6 @@ from tradeguard.bridges.config import BridgeFile, BridgeTimings, DeviceCredentia
 from tradeguard.bridges.journal import Journal
 from tradeguard.bridges.runtime import BridgeRefused, run_bridges
 from tradeguard.cli import app
-
-T = TypeVar("T")
 
 FAST = BridgeTimings(
     snapshot_seconds=60,
@@ -193,19 +191,6 @@ async def running(file: BridgeFile, bindings: list[Binding], **options: Any) -> 
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
-
-
-async def eventually(check: Callable[[], T | Awaitable[T]], what: str, timeout: float = 10.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"still not so after {timeout} s: {what}")
-        await asyncio.sleep(0.05)
 
 
 async def total_syncs(follower: Follower) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.mt5_terminals import LOGIN, PASSWORD, two_symbol_terminal
 from tests.net import free_port, reachable
 from tradeguard.bridges import config
 from tradeguard.bridges.broker import CloseOrder, OutcomeStatus, ReadFailed
@@ -22,23 +23,19 @@ from tradeguard.bridges.mt5.settings import Mt5Settings, read_settings
 from tradeguard.bridges.mt5.standin_terminal import StandinTerminal
 from tradeguard.bridges.mt5.terminal_broker import TerminalBroker, command_comment
 
-LOGIN = 5012345
 COMMAND_ID = "0b5e2f7c-6f0e-4a55-9f3c-2d1b8f9e7a10"
 
 
 @pytest.fixture
 def terminal(tmp_path):
-    terminal = StandinTerminal.create(tmp_path / "terminal.sqlite3", server_utc_offset_hours=2)
-    terminal.add_account(LOGIN, password="broker-password", server="Standin-Demo")
-    terminal.add_symbol("EURUSD", bid="1.08500", ask="1.08510")
-    terminal.add_symbol("XAUUSD", bid="2331.43", ask="2331.73", digits=2, contract_size="100", visible=False)
+    terminal = two_symbol_terminal(tmp_path)
     yield terminal
     mt5.shutdown()
     terminal.close()
 
 
 def broker_of(terminal: StandinTerminal, offset_recheck=timedelta(hours=1), **settings) -> TerminalBroker:
-    fields = {"login": LOGIN, "password": "broker-password", "path": str(terminal.path), "watch": ("EURUSD",)}
+    fields = {"login": LOGIN, "password": PASSWORD, "path": str(terminal.path), "watch": ("EURUSD",)}
     broker = TerminalBroker(
         mt5, Mt5Settings(**{**fields, **settings}), sleep=lambda seconds: None, offset_recheck=offset_recheck
     )
@@ -378,12 +375,12 @@ def bridge_file(tmp_path: Path, mt5_table: str) -> config.BridgeFile:
 
 
 def test_settings_defaults_and_the_password_from_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv("MT5_PASSWORD", "broker-password")
+    monkeypatch.setenv("MT5_PASSWORD", PASSWORD)
     settings = read_settings(
         bridge_file(tmp_path, 'login = 5012345\npassword_env = "MT5_PASSWORD"\nwatch = ["EURUSD"]')
     )
-    assert settings == Mt5Settings(login=5012345, password="broker-password", watch=("EURUSD",))
-    assert "broker-password" not in repr(settings)
+    assert settings == Mt5Settings(login=5012345, password=PASSWORD, watch=("EURUSD",))
+    assert PASSWORD not in repr(settings)
     offset = read_settings(bridge_file(tmp_path, "login = 1\nserver_utc_offset = 2.5"))
     assert offset.server_utc_offset_seconds == 9000
 
@@ -460,9 +457,7 @@ def test_a_terminal_behind_an_rpyc_server_reads_and_closes_alike(terminal, rpyc_
     terminal.quote("EURUSD", bid="1.08613", ask="1.08621")
     package = load_package(module=None, host="127.0.0.1", port=rpyc_server)
     try:
-        settings = Mt5Settings(
-            login=LOGIN, password="broker-password", path=str(terminal.path), watch=("EURUSD",)
-        )
+        settings = Mt5Settings(login=LOGIN, password=PASSWORD, path=str(terminal.path), watch=("EURUSD",))
         broker = TerminalBroker(package, settings)
         broker.connect()
         [position] = broker.read(now()).snapshot["positions"]

@@ -11,19 +11,14 @@ from decimal import Decimal
 
 import pytest
 
+from tests.mt5_terminals import LOGIN, PASSWORD, SERVER, two_symbol_terminal
 from tradeguard.bridges.mt5 import standin as mt5
-from tradeguard.bridges.mt5.standin_terminal import StandinTerminal
-
-LOGIN = 5012345
 
 
 @pytest.fixture
 def terminal(tmp_path):
-    terminal = StandinTerminal.create(tmp_path / "terminal.sqlite3", server_utc_offset_hours=2)
-    terminal.add_account(LOGIN, password="broker-password", server="Standin-Demo")
-    terminal.add_symbol("EURUSD", bid="1.08500", ask="1.08510")
-    terminal.add_symbol("XAUUSD", bid="2331.43", ask="2331.73", digits=2, contract_size="100", visible=False)
-    assert mt5.initialize(str(terminal.path), login=LOGIN, password="broker-password", server="Standin-Demo")
+    terminal = two_symbol_terminal(tmp_path)
+    assert mt5.initialize(str(terminal.path), login=LOGIN, password=PASSWORD, server=SERVER)
     yield terminal
     mt5.shutdown()
     terminal.close()
