@@ -8,6 +8,7 @@ after the demo stopped.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -15,7 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,6 +26,7 @@ import httpx
 import pytest
 
 from tests.net import free_port
+from tests.waiting import eventually
 from tradeguard.bridges.mt5 import standin as mt5
 from tradeguard.bridges.mt5.standin_terminal import StandinTerminal
 from tradeguard.bridges.mt5.terminal_broker import command_comment
@@ -57,13 +59,10 @@ class DemoProcess:
     def output(self) -> str:
         return "".join(self.lines)
 
-    def until_said(self, text: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                pytest.fail(f"the demo did not say {text!r}:\n{self.output}")
-            time.sleep(0.05)
-        return self.output
+    def said(self, text: str) -> bool:
+        if text not in self.output and self.process.poll() is not None:
+            pytest.fail(f"the demo stopped without saying {text!r}:\n{self.output}")
+        return text in self.output
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGINT)
@@ -76,19 +75,8 @@ class DemoProcess:
         return code
 
 
-def eventually(check, what: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"still not so after {timeout} s: {what}")
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> DemoProcess:
+async def demo(tmp_path_factory) -> AsyncIterator[DemoProcess]:
     folder = tmp_path_factory.mktemp("demo-mt5")
     port = free_port()
     environment = {name: value for name, value in os.environ.items() if not name.startswith("TRADEGUARD_")}
@@ -104,8 +92,9 @@ def demo(tmp_path_factory) -> DemoProcess:
         text=True,
     )
     running = DemoProcess(process, folder, f"http://127.0.0.1:{port}", started_at)
+    finished = f"simulation finished after {STEPS} steps;"
     try:
-        running.until_said(f"simulation finished after {STEPS} steps;")
+        await eventually(lambda: running.said(finished), f"the demo saying {finished!r}", timeout=60)
         yield running
     finally:
         if process.poll() is None:
@@ -114,12 +103,13 @@ def demo(tmp_path_factory) -> DemoProcess:
 
 
 @pytest.fixture(scope="module")
-def api(demo) -> httpx.Client:
+async def api(demo) -> AsyncIterator[httpx.AsyncClient]:
     password = re.search(r"password: (\S+)", demo.output).group(1)
-    token = httpx.post(
-        f"{demo.base}/api/v1/auth/token", data={"username": DEMO_EMAIL, "password": password}
-    ).json()["access_token"]
-    with httpx.Client(base_url=demo.base, headers={"Authorization": f"Bearer {token}"}) as client:
+    async with httpx.AsyncClient(base_url=demo.base) as client:
+        signed_in = await client.post(
+            "/api/v1/auth/token", data={"username": DEMO_EMAIL, "password": password}
+        )
+        client.headers["Authorization"] = f"Bearer {signed_in.json()['access_token']}"
         yield client
 
 
@@ -127,24 +117,26 @@ def terminal_of(demo: DemoProcess, login: str) -> StandinTerminal:
     return StandinTerminal(demo.folder / "var" / "demo-mt5" / login / "terminal.sqlite3")
 
 
-def accounts_by_login(api: httpx.Client) -> dict[str, dict]:
-    return {account["login"]: account for account in api.get("/api/v1/accounts").json()["accounts"]}
+async def accounts_by_login(api: httpx.AsyncClient) -> dict[str, dict]:
+    return {account["login"]: account for account in (await api.get("/api/v1/accounts")).json()["accounts"]}
 
 
-def open_positions(api: httpx.Client, account_id: int) -> dict[str, Decimal]:
-    answer = api.get("/api/v1/positions/open", params={"account_id": account_id}).json()
-    return {position["ticket"]: Decimal(str(position["volume"])) for position in answer["positions"]}
+async def open_positions(api: httpx.AsyncClient, account_id: int) -> list[dict]:
+    return (await api.get("/api/v1/positions/open", params={"account_id": account_id})).json()["positions"]
 
 
-def until_reported_as(api: httpx.Client, account_id: int, positions: dict[str, Decimal]) -> None:
-    eventually(
-        lambda: open_positions(api, account_id) == positions,
-        f"account {account_id}'s open positions as its terminal holds them",
+async def until_reported_as(api: httpx.AsyncClient, account_id: int, held: dict[str, Decimal]) -> None:
+    async def reported() -> bool:
+        positions = await open_positions(api, account_id)
+        return {position["ticket"]: Decimal(str(position["volume"])) for position in positions} == held
+
+    await eventually(
+        reported, f"account {account_id}'s open positions as its terminal holds them", timeout=15
     )
 
 
-def test_each_account_is_reported_by_its_bridge_as_its_terminal_holds_it(demo, api):
-    accounts = accounts_by_login(api)
+async def test_each_account_is_reported_by_its_bridge_as_its_terminal_holds_it(demo, api):
+    accounts = await accounts_by_login(api)
     assert set(accounts) == {login for _, _, login in DEMO_ACCOUNTS}
     held = {}
     for login, account in accounts.items():
@@ -157,19 +149,20 @@ def test_each_account_is_reported_by_its_bridge_as_its_terminal_holds_it(demo, a
         finally:
             terminal.close()
         # The story has ended, so the terminal no longer changes: the bridge's next snapshot shows it.
-        until_reported_as(api, account["id"], held[login])
-        status = api.get("/api/v1/reconciliation/status", params={"account_id": account["id"]}).json()
+        await until_reported_as(api, account["id"], held[login])
+        status = (await api.get("/api/v1/reconciliation/status", params={"account_id": account["id"]})).json()
         assert status["total_syncs"] >= 1
         assert status["open_positions_count"] == len(held[login])
-        point = api.get(f"/api/v1/accounts/{account['id']}/equity", params={"limit": 1}).json()["points"][-1]
-        assert Decimal(str(point["balance"])) == balance
+        equity = await api.get(f"/api/v1/accounts/{account['id']}/equity", params={"limit": 1})
+        assert Decimal(str(equity.json()["points"][-1]["balance"])) == balance
     # The steady account follows every signal: it holds trades, each matched to the platform's.
-    steady = api.get("/api/v1/positions/open", params={"account_id": accounts[DEMO_ACCOUNTS[0][2]]["id"]})
-    assert held[DEMO_ACCOUNTS[0][2]]
-    assert all(position["matched_with_bot"] for position in steady.json()["positions"])
+    steady_login = DEMO_ACCOUNTS[0][2]
+    assert held[steady_login]
+    steady = await open_positions(api, accounts[steady_login]["id"])
+    assert all(position["matched_with_bot"] for position in steady)
 
 
-def test_the_bridges_derive_the_terminals_server_time_and_report_in_utc(demo, api):
+async def test_the_bridges_derive_the_terminals_server_time_and_report_in_utc(demo, api):
     for name, _, login in DEMO_ACCOUNTS:
         assert re.search(
             rf"{re.escape(name)} .*mt5 login {login} .*server time is UTC\+2:00, derived from the ticks",
@@ -178,20 +171,19 @@ def test_the_bridges_derive_the_terminals_server_time_and_report_in_utc(demo, ap
     # Opened in the terminal at its server time, two hours ahead: reported at the real UTC time.
     opened = [
         datetime.fromisoformat(position["entry_time"])
-        for account in accounts_by_login(api).values()
-        for position in api.get("/api/v1/positions/open", params={"account_id": account["id"]}).json()[
-            "positions"
-        ]
+        for account in (await accounts_by_login(api)).values()
+        for position in await open_positions(api, account["id"])
     ]
     assert opened and all(demo.started_at <= moment <= datetime.now(UTC) for moment in opened)
 
 
-def test_the_guards_close_is_carried_out_by_order_send_in_the_reckless_accounts_terminal(demo, api):
-    account = accounts_by_login(api)[RECKLESS_LOGIN]
-    events = api.get(
+async def test_the_guards_close_is_carried_out_by_order_send_in_the_reckless_accounts_terminal(demo, api):
+    account = (await accounts_by_login(api))[RECKLESS_LOGIN]
+    logs = await api.get(
         "/api/v1/reconciliation/logs",
         params={"account_id": account["id"], "event_type": "close_command", "limit": 100},
-    ).json()["events"]
+    )
+    events = logs.json()["events"]
     executed = [event for event in events if event["details"].get("acknowledged") == "executed"]
     assert executed, events
     terminal = terminal_of(demo, RECKLESS_LOGIN)
@@ -223,16 +215,16 @@ def test_the_guards_close_is_carried_out_by_order_send_in_the_reckless_accounts_
         assert re.search(
             rf"{re.escape(RECKLESS_NAME)}: the bridge closed .*\(ticket {ticket}\) on a command", demo.output
         )
-    guards = api.get("/api/v1/guards/status", params={"account_id": account["id"]}).json()
-    assert guards["trading_allowed"] is False
+    guards = await api.get("/api/v1/guards/status", params={"account_id": account["id"]})
+    assert guards.json()["trading_allowed"] is False
 
 
-def test_stopping_the_demo_stops_its_bridge_processes(demo, api):
+async def test_stopping_the_demo_stops_its_bridge_processes(demo, api):
     pids = [int(pid) for pid in re.findall(r"bridge pid (\d+):", demo.output)]
     assert len(pids) == len(DEMO_ACCOUNTS)
     assert all(Path(f"/proc/{pid}").exists() for pid in pids)
 
-    assert demo.stop() == 0, demo.output
+    assert await asyncio.to_thread(demo.stop) == 0, demo.output
     assert "demo stopped" in demo.output
     assert demo.output.count("bridge stopped, exit code 0") == len(DEMO_ACCOUNTS), demo.output
     for pid in pids:
