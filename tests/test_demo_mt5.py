@@ -33,7 +33,8 @@ from tradeguard.bridges.mt5.terminal_broker import command_comment
 from tradeguard.bridges.simulator import DEMO_SCENARIO
 from tradeguard.demo import DEMO_ACCOUNTS, DEMO_EMAIL
 
-STEPS = DEMO_SCENARIO.scripted_steps
+# Past the script, so that the simulation is still stepping when the bridge carries out the guard's close.
+STEPS = DEMO_SCENARIO.scripted_steps + 10
 RECKLESS_NAME, _, RECKLESS_LOGIN = DEMO_ACCOUNTS[2]
 
 
@@ -83,7 +84,7 @@ async def demo(tmp_path_factory) -> AsyncIterator[DemoProcess]:
     command = [sys.executable, "-m", "tradeguard.cli", "demo", "--mt5-bridge", "--port", str(port)]
     started_at = datetime.now(UTC)
     process = subprocess.Popen(
-        [*command, "--steps", str(STEPS), "--cadence", "0.3"],
+        [*command, "--steps", str(STEPS), "--cadence", "0.25"],
         cwd=folder,
         env={**environment, "COLUMNS": "200"},
         stdin=subprocess.DEVNULL,
@@ -179,13 +180,17 @@ async def test_the_bridges_derive_the_terminals_server_time_and_report_in_utc(de
 
 async def test_the_guards_close_is_carried_out_by_order_send_in_the_reckless_accounts_terminal(demo, api):
     account = (await accounts_by_login(api))[RECKLESS_LOGIN]
-    logs = await api.get(
-        "/api/v1/reconciliation/logs",
-        params={"account_id": account["id"], "event_type": "close_command", "limit": 100},
-    )
-    events = logs.json()["events"]
-    executed = [event for event in events if event["details"].get("acknowledged") == "executed"]
-    assert executed, events
+
+    async def executed_closes() -> list[dict]:
+        logs = await api.get(
+            "/api/v1/reconciliation/logs",
+            params={"account_id": account["id"], "event_type": "close_command", "limit": 100},
+        )
+        return [
+            event for event in logs.json()["events"] if event["details"].get("acknowledged") == "executed"
+        ]
+
+    executed = await eventually(executed_closes, "the guard's close acknowledged as executed", timeout=15)
     terminal = terminal_of(demo, RECKLESS_LOGIN)
     try:
         requests = terminal.order_requests()
