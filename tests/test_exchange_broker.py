@@ -350,7 +350,7 @@ history_hours = 2
     ("entry", "message"),
     [
         ('exchange = "kraken"', "exchange must be one of"),
-        ('exchange = "binanceusdm"\napi_secrett = "x"', "unknown keys ['api_secrett']"),
+        ('exchange = "binanceusdm"\napi_secrett = "x"', "accounts[0].api_secrett is not a setting"),
         ('exchange = "binanceusdm"\nhistory_hours = 200', "history_hours"),
         ('exchange = "binanceusdm"\nwatch = "BTCUSDT"', "watch must be a list"),
     ],

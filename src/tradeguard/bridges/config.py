@@ -6,6 +6,8 @@ this module reads what every bridge shares and names the key at fault in every e
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass
@@ -63,71 +65,119 @@ def load(path: Path) -> BridgeFile:
         raise ConfigError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    tradeguard = _table(path, tables, "tradeguard")
-    url = _string(path, tradeguard, "tradeguard", "url")
+    tradeguard = ConfigTable.named(path, tables, "tradeguard")
+    url = tradeguard.required_text("url")
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"{path}: tradeguard.url must start with http:// or https://, not {url!r}")
-    bridge = tables.get("bridge", {})
-    if not isinstance(bridge, dict):
-        raise ConfigError(f"{path}: [bridge] must be a table")
-    timings = _timings(path, bridge)
-    journal = bridge.get("journal", "tradeguard-bridge.sqlite3")
-    if not isinstance(journal, str) or not journal:
-        raise ConfigError(f"{path}: bridge.journal must be a file name")
+    bridge = ConfigTable.named(path, tables, "bridge", required=False)
+    bridge.refuse_unknown({"journal", *(field.name for field in dataclasses.fields(BridgeTimings))})
+    defaults = BridgeTimings()
+    timings = BridgeTimings(
+        **{
+            field.name: bridge.number(field.name, default=getattr(defaults, field.name), most=math.inf)
+            for field in dataclasses.fields(BridgeTimings)
+        }
+    )
+    journal = bridge.text("journal") or "tradeguard-bridge.sqlite3"
     return BridgeFile(path, url.rstrip("/"), timings, _relative(path, journal), tables)
 
 
-def device_credentials(file: BridgeFile, table: dict[str, Any], where: str) -> DeviceCredentials:
-    """`device_id` and the secret, given as `secret`, `secret_env` (a variable's name) or `secret_file`."""
-    device_id = _string(file.path, table, where, "device_id")
-    return DeviceCredentials(device_id, secret(file, table, where, "secret"))
+class ConfigTable:
+    """One table of the file, read key by key; every error names the file and the key."""
+
+    def __init__(self, path: Path, table: dict[str, Any], where: str) -> None:
+        self.path = path
+        self.table = table
+        self.where = where
+
+    @classmethod
+    def named(cls, path: Path, tables: dict[str, Any], name: str, *, required: bool = True) -> ConfigTable:
+        table = tables.get(name, None if required else {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: a [{name}] table is required")
+        return cls(path, table, name)
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {self.where}.{key} {problem}")
+
+    def refuse_unknown(self, keys: set[str]) -> None:
+        unknown = sorted(set(self.table) - keys)
+        if unknown:
+            raise self.error(unknown[0], f"is not a setting (the settings: {', '.join(sorted(keys))})")
+
+    def text(self, key: str, default: str | None = None) -> str | None:
+        value = self.table.get(key, default)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise self.error(key, f"must be a non-empty string, not {value!r}")
+        return value
+
+    def required_text(self, key: str) -> str:
+        value = self.text(key)
+        if value is None:
+            raise self.error(key, "is required, a non-empty string")
+        return value
+
+    def integer(self, key: str, *, default: int | None = None, minimum: int = 0) -> int:
+        if key not in self.table:
+            if default is None:
+                raise self.error(key, "is required, an integer")
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.error(key, f"must be an integer ≥ {minimum}, not {value!r}")
+        return value
+
+    def number(self, key: str, *, default: float, most: float) -> float:
+        value = self.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= most:
+            limit = "" if most == math.inf else f" and at most {most}"
+            raise self.error(key, f"must be a number > 0{limit}, not {value!r}")
+        return float(value)
+
+    def flag(self, key: str, *, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, not {value!r}")
+        return value
+
+    def symbols(self, key: str) -> tuple[str, ...]:
+        """A list of symbol names, each once, spelled as given (an MT5 suffix such as `.m` is case-sensitive)."""
+        value = self.table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise self.error(key, f'must be a list of symbol names such as "EURUSD", not {value!r}')
+        return tuple(dict.fromkeys(value))
+
+    def has_secret(self, key: str) -> bool:
+        return any(name in self.table for name in _secret_keys(key))
+
+    def secret(self, key: str) -> str:
+        """A secret given inline as `key`, as `key_env` (an environment variable) or `key_file`."""
+        given = [name for name in _secret_keys(key) if name in self.table]
+        if len(given) != 1:
+            raise ConfigError(f"{self.path}: {self.where} needs exactly one of {key}, {key}_env, {key}_file")
+        name = given[0]
+        value = self.required_text(name)
+        if name.endswith("_env"):
+            found = os.environ.get(value)
+            if not found:
+                raise self.error(name, f"names the environment variable {value}, which is not set")
+            return found
+        if name.endswith("_file"):
+            try:
+                return _relative(self.path, value).read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise self.error(name, f"names {value}, which cannot be read: {error.strerror}") from None
+        return value
+
+    def device_credentials(self) -> DeviceCredentials:
+        """`device_id` and the secret, given as `secret`, `secret_env` or `secret_file`."""
+        return DeviceCredentials(self.required_text("device_id"), self.secret("secret"))
 
 
-def secret(file: BridgeFile, table: dict[str, Any], where: str, key: str) -> str:
-    """A secret given inline as `key`, as `key_env` (an environment variable) or `key_file`."""
-    given = [name for name in (key, f"{key}_env", f"{key}_file") if name in table]
-    if len(given) != 1:
-        raise ConfigError(f"{file.path}: {where} needs exactly one of {key}, {key}_env, {key}_file")
-    name = given[0]
-    value = _string(file.path, table, where, name)
-    if name.endswith("_env"):
-        found = os.environ.get(value)
-        if not found:
-            raise ConfigError(f"{file.path}: {where}.{name}: the environment variable {value} is not set")
-        return found
-    if name.endswith("_file"):
-        try:
-            return file.relative(value).read_text(encoding="utf-8").strip()
-        except OSError as error:
-            raise ConfigError(f"{file.path}: {where}.{name}: cannot read {value}: {error.strerror}") from None
-    return value
+def _secret_keys(key: str) -> tuple[str, str, str]:
+    return key, f"{key}_env", f"{key}_file"
 
 
 def _relative(path: Path, value: str) -> Path:
     candidate = Path(value).expanduser()
     return candidate if candidate.is_absolute() else path.parent / candidate
-
-
-def _timings(path: Path, bridge: dict[str, Any]) -> BridgeTimings:
-    values = {}
-    for name in BridgeTimings.__dataclass_fields__:
-        if name in bridge:
-            value = bridge[name]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"{path}: bridge.{name} must be a number > 0, not {value!r}")
-            values[name] = float(value)
-    return BridgeTimings(**values)
-
-
-def _table(path: Path, tables: dict[str, Any], name: str) -> dict[str, Any]:
-    table = tables.get(name)
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: a [{name}] table is required")
-    return table
-
-
-def _string(path: Path, table: dict[str, Any], where: str, key: str) -> str:
-    value = table.get(key)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{path}: {where}.{key} is required, a non-empty string")
-    return value

@@ -21,10 +21,8 @@ options = {}                     # passed to ccxt's client options
 
 from __future__ import annotations
 
-from typing import Any
-
 from tradeguard.bridges.broker import Binding
-from tradeguard.bridges.config import BridgeFile, ConfigError, device_credentials, secret
+from tradeguard.bridges.config import BridgeFile, ConfigError, ConfigTable
 from tradeguard.bridges.exchange.account import ExchangeAccount
 
 EXCHANGES = ("binanceusdm",)
@@ -52,10 +50,10 @@ def bindings_from_config(file: BridgeFile) -> list[Binding]:
         raise ConfigError(f"{file.path}: at least one [[accounts]] table is required")
     bindings = []
     for index, entry in enumerate(entries):
-        where = f"accounts[{index}]"
-        account = _account(file, entry, where)
+        table = ConfigTable(file.path, entry, f"accounts[{index}]")
+        account = _account(table)
         broker = _broker_class(file)(account)
-        bindings.append(Binding(account.name, broker, device_credentials(file, entry, where)))
+        bindings.append(Binding(account.name, broker, table.device_credentials()))
     names = [binding.name for binding in bindings]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
@@ -76,60 +74,29 @@ def _broker_class(file: BridgeFile) -> type:
     return BinanceUsdmBroker
 
 
-def _account(file: BridgeFile, entry: dict[str, Any], where: str) -> ExchangeAccount:
-    unknown = sorted(set(entry) - KEYS)
-    if unknown:
-        raise ConfigError(f"{file.path}: {where} has unknown keys {unknown}")
-    name = _text(file, entry, where, "name")
-    exchange = entry.get("exchange")
+def _account(table: ConfigTable) -> ExchangeAccount:
+    table.refuse_unknown(KEYS)
+    exchange = table.table.get("exchange")
     if exchange not in EXCHANGES:
-        raise ConfigError(
-            f"{file.path}: {where}.exchange must be one of {sorted(EXCHANGES)}, not {exchange!r}"
-        )
-    watch = entry.get("watch", [])
-    if not isinstance(watch, list) or not all(isinstance(symbol, str) and symbol for symbol in watch):
-        raise ConfigError(f'{file.path}: {where}.watch must be a list of symbols such as "BTCUSDT"')
-    api_url = entry.get("api_url")
-    if api_url is not None and (
-        not isinstance(api_url, str) or not api_url.startswith(("http://", "https://"))
-    ):
-        raise ConfigError(f"{file.path}: {where}.api_url must start with http:// or https://")
-    demo = entry.get("demo", False)
-    if not isinstance(demo, bool):
-        raise ConfigError(f"{file.path}: {where}.demo must be true or false")
-    options = entry.get("options", {})
+        raise table.error("exchange", f"must be one of {sorted(EXCHANGES)}, not {exchange!r}")
+    api_url = table.text("api_url")
+    if api_url is not None and not api_url.startswith(("http://", "https://")):
+        raise table.error("api_url", "must start with http:// or https://")
+    options = table.table.get("options", {})
     if not isinstance(options, dict):
-        raise ConfigError(f"{file.path}: {where}.options must be a table")
+        raise table.error("options", "must be a table")
     return ExchangeAccount(
-        name=name,
-        api_key=secret(file, entry, where, "api_key"),
-        api_secret=secret(file, entry, where, "api_secret"),
-        watch=tuple(symbol.upper() for symbol in watch),
-        settle_currency=_text(file, entry, where, "settle_currency", "USDT").upper(),
+        name=table.required_text("name"),
+        api_key=table.secret("api_key"),
+        api_secret=table.secret("api_secret"),
+        watch=tuple(symbol.upper() for symbol in table.symbols("watch")),
+        settle_currency=(table.text("settle_currency") or "USDT").upper(),
         api_url=api_url,
-        demo=demo,
-        timeout_seconds=_number(file, entry, where, "timeout_seconds", 10.0, 600),
-        history_hours=_number(file, entry, where, "history_hours", 24.0, MAX_HISTORY_HOURS),
-        rate_limit_ms=_number(file, entry, where, "rate_limit_ms", 50.0, 10_000)
-        if "rate_limit_ms" in entry
+        demo=table.flag("demo", default=False),
+        timeout_seconds=table.number("timeout_seconds", default=10.0, most=600),
+        history_hours=table.number("history_hours", default=24.0, most=MAX_HISTORY_HOURS),
+        rate_limit_ms=table.number("rate_limit_ms", default=50.0, most=10_000)
+        if "rate_limit_ms" in table.table
         else None,
         options=options,
     )
-
-
-def _text(file: BridgeFile, entry: dict[str, Any], where: str, key: str, default: str | None = None) -> str:
-    value = entry.get(key, default)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{file.path}: {where}.{key} is required, a non-empty string")
-    return value
-
-
-def _number(
-    file: BridgeFile, entry: dict[str, Any], where: str, key: str, default: float, most: float
-) -> float:
-    value = entry.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= most:
-        raise ConfigError(
-            f"{file.path}: {where}.{key} must be a number > 0 and at most {most}, not {value!r}"
-        )
-    return float(value)

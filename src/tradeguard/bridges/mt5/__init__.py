@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from tradeguard.bridges.broker import Binding
-from tradeguard.bridges.config import BridgeFile, ConfigError, device_credentials
+from tradeguard.bridges.config import BridgeFile, ConfigError, ConfigTable
 from tradeguard.bridges.mt5.settings import read_settings
 from tradeguard.bridges.mt5.terminal_broker import TerminalBroker
 
@@ -25,7 +25,7 @@ def bindings_from_config(
 ) -> list[Binding]:
     """The one account of the file's `[mt5]` table, reporting as the device its `[tradeguard]` table names."""
     settings = read_settings(file)
-    credentials = device_credentials(file, file.tables["tradeguard"], "tradeguard")
+    credentials = ConfigTable.named(file.path, file.tables, "tradeguard").device_credentials()
     package = load_package(module=module, host=host, port=port)
     return [Binding(f"mt5-{settings.login}", TerminalBroker(package, settings), credentials)]
 
