@@ -162,7 +162,9 @@ async def _seed(api: Api) -> Follower:
         ]
         body = snapshot(
             *positions,
-            taken_at=_minutes_ago(60 - 5 * index),
+            # Ten seconds clear of the 15 min and 1 h range edges: the page dates its window by the
+            # server's Date header, whole seconds that a busy server sends late.
+            taken_at=_minutes_ago(60 - 5 * index + 1 / 6),
             balance=str(BALANCE),
             equity=str(equity),
             quotes=quotes,

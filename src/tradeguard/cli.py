@@ -395,13 +395,22 @@ def demo(
     steps: Annotated[
         int | None, typer.Option(min=1, help="Stop simulating after this many steps (default: never).")
     ] = None,
+    mt5_bridge: Annotated[
+        bool,
+        typer.Option(
+            "--mt5-bridge",
+            help="Keep each account in a stand-in MT5 terminal, reported by a real `tradeguard bridge mt5` "
+            "process whose log is shown above the table.",
+        ),
+    ] = False,
 ) -> None:
     """Serve, and drive demo accounts with a simulated broker: matched trades, divergences, a crash, a gap.
 
     Without TRADEGUARD_DATABASE_URL the demo runs on its own SQLite file, var/demo.db, recreated on
-    every run so that a seed replays the same story; `serve` keeps using var/tradeguard.db.
+    every run so that a seed replays the same story; `serve` keeps using var/tradeguard.db. With
+    --mt5-bridge the story runs on the real clock, and the terminals are under var/demo-mt5/.
     """
-    run_demo(_settings(), host, port, seed=seed, cadence=cadence, steps=steps)
+    run_demo(_settings(), host, port, seed=seed, cadence=cadence, steps=steps, mt5_bridge=mt5_bridge)
 
 
 if __name__ == "__main__":

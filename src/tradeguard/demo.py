@@ -8,6 +8,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from types import FrameType
 from typing import TYPE_CHECKING, NamedTuple
 
 import httpx
@@ -20,11 +21,18 @@ from rich.table import Table
 from rich.text import Text
 
 from tradeguard.auth.users import create_user
-from tradeguard.bridges.simulator import StepReport, run_demo_simulation
+from tradeguard.bridges.simulator import (
+    DEMO_SCENARIO,
+    BrokerClock,
+    BrokerFactory,
+    StepReport,
+    run_demo_simulation,
+)
 from tradeguard.settings import Settings
 from tradeguard.store.db import describe_database
 
 if TYPE_CHECKING:
+    from tradeguard.demo_mt5 import Mt5Bridges
     from tradeguard.services import Services
 
 DEMO_EMAIL = "demo@tradeguard.local"
@@ -68,6 +76,31 @@ def _configure_demo_logging(settings: Settings, out: Console) -> None:
     logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[handler])
 
 
+class _DemoServer(uvicorn.Server):
+    """Asked to stop by a signal, the server first lets the demo stop what reports to it (the
+    bridge processes), so that they do not log its absence; a second signal stops it at once."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.stop_requested = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._signal: int | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._signal is not None:
+            super().handle_exit(sig, frame)
+            return
+        self._signal = sig
+        self._loop.call_soon_threadsafe(self.stop_requested.set)
+
+    def finish(self) -> None:
+        """Stop serving; a signal that asked for it is raised again once stopped, as uvicorn does."""
+        if self._signal is not None:
+            super().handle_exit(self._signal, None)
+        else:
+            self.should_exit = True
+
+
 async def _run_demo(
     settings: Settings,
     host: str,
@@ -77,14 +110,17 @@ async def _run_demo(
     cadence: float,
     steps: int | None,
     fresh: bool,
+    mt5_bridge: bool,
     out: Console,
 ) -> None:
     from tradeguard.app import create_app
 
     web = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False))
+    server = _DemoServer(uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False))
     serving = asyncio.create_task(server.serve())
+    stopping = asyncio.create_task(server.stop_requested.wait())
     simulation: asyncio.Task | None = None
+    bridges: Mt5Bridges | None = None
     try:
         with out.status("starting the service"):
             await _until_serving(server, serving)
@@ -99,6 +135,11 @@ async def _run_demo(
             say(f"login: [bold]{email}[/bold]  password: [bold]{password}[/bold]")
             database = describe_database(settings.resolved_database_url())
             say(f"[dim]database: {database}{' (new every run)' if fresh else ''}[/dim]")
+            reported_elsewhere: dict[int, BrokerFactory] = {}
+            if mt5_bridge:
+                bridges, reported_elsewhere = await _start_bridges(settings, base, accounts, out)
+                if not await _until_bridges_report(bridges, http, token, stopping, out):
+                    return
             with _DemoProgress({account.account_id: account.name for account in accounts}, out) as progress:
                 simulation = asyncio.create_task(
                     run_demo_simulation(
@@ -112,9 +153,12 @@ async def _run_demo(
                         http=http,
                         on_step=progress,
                         renew_token=sign_in,
+                        # The bridges report in real time: the story is told on the real clock too.
+                        clock=BrokerClock.real_time() if mt5_bridge else None,
+                        reported_elsewhere=reported_elsewhere,
                     )
                 )
-                await asyncio.wait({serving, simulation}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({serving, simulation, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if simulation.done():
                 result = simulation.result()
                 problems = f", {len(result.problems)} failed requests" if result.problems else ""
@@ -122,12 +166,58 @@ async def _run_demo(
                     f"simulation finished after {result.steps} steps{problems}; "
                     f"still serving at {base}/ (Ctrl-C to stop)"
                 )
-            await serving
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         if simulation is not None:
             simulation.cancel()
-        server.should_exit = True
-        await asyncio.gather(serving, *([simulation] if simulation else []), return_exceptions=True)
+            await asyncio.gather(simulation, return_exceptions=True)
+        if bridges is not None:
+            await bridges.stop()
+        stopping.cancel()
+        server.finish()
+        await asyncio.gather(serving, stopping, return_exceptions=True)
+
+
+async def _start_bridges(
+    settings: Settings, base: str, accounts: list[DemoAccount], out: Console
+) -> tuple[Mt5Bridges, dict[int, BrokerFactory]]:
+    """A stand-in terminal and a `tradeguard bridge mt5` process per account; the brokers to simulate them."""
+    from tradeguard.demo_mt5 import BridgedAccount, Mt5Bridges
+
+    folder = (settings.data_dir / "demo-mt5").resolve()
+    bridges = Mt5Bridges(folder, base, out, balance=DEMO_SCENARIO.starting_balance)
+    factories = bridges.prepare(
+        [
+            BridgedAccount(account.account_id, account.name, int(login), server, *account.device)
+            for account, (_, server, login) in zip(accounts, DEMO_ACCOUNTS, strict=True)
+        ]
+    )
+    out.print(
+        f"[dim]MT5 terminals, bridge configurations and journals: {folder}/<login>/[/dim]", soft_wrap=True
+    )
+    try:
+        await bridges.start()
+    except BaseException:
+        await bridges.stop()
+        raise
+    return bridges, factories
+
+
+async def _until_bridges_report(
+    bridges: Mt5Bridges, http: httpx.AsyncClient, token: str, stopping: asyncio.Task, out: Console
+) -> bool:
+    """Whether to go on: every bridge has sent its first snapshot (the story starts with tradeguard
+    knowing each account's peak), or not within the time allowed; False when asked to stop meanwhile."""
+    reported = asyncio.create_task(bridges.until_reported(http, token))
+    with out.status("waiting for every bridge's first snapshot"):
+        await asyncio.wait({reported, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not reported.done():
+        reported.cancel()
+        await asyncio.gather(reported, return_exceptions=True)
+        return False
+    if not reported.result():
+        out.print("[yellow]not every bridge has reported yet; simulating anyway[/yellow]")
+    return True
 
 
 async def _until_serving(server: uvicorn.Server, serving: asyncio.Task) -> None:
@@ -253,7 +343,14 @@ _STATUS_STYLE = {
 
 
 def run_demo(
-    settings: Settings, host: str, port: int, *, seed: int, cadence: float, steps: int | None
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    seed: int,
+    cadence: float,
+    steps: int | None,
+    mt5_bridge: bool = False,
 ) -> None:
     settings, fresh_database = _demo_settings(settings)
     out = _demo_console()
@@ -261,7 +358,15 @@ def run_demo(
     try:
         asyncio.run(
             _run_demo(
-                settings, host, port, seed=seed, cadence=cadence, steps=steps, fresh=fresh_database, out=out
+                settings,
+                host,
+                port,
+                seed=seed,
+                cadence=cadence,
+                steps=steps,
+                fresh=fresh_database,
+                mt5_bridge=mt5_bridge,
+                out=out,
             )
         )
     except KeyboardInterrupt:

@@ -18,6 +18,11 @@ From the bottom up:
 Broker time is simulated (`BrokerClock`): each step moves it `seconds_per_step` forward, never past
 the real clock. A run that starts its clock in the past covers minutes of broker time in a few fast
 steps, so a 30 s grace period elapses in a test without the test waiting for it.
+
+An account can also be reported by a real bridge outside the simulation (`reported_elsewhere`): its
+broker then keeps its state where that bridge reads it (`tradeguard.bridges.simulated_terminal`: a
+stand-in MT5 terminal), the simulation only reads tradeguard's view of it back, and broker time is
+the real clock's, which is the time that bridge reports in.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ LOT = Decimal("0.01")
 ACCOUNT_CURRENCY = "USD"
 TRADES_PATH = "/api/v1/accounts/{account_id}/trades"
 GUARD_STATUS_PATH = "/api/v1/guards/status"
+RECONCILIATION_STATUS_PATH = "/api/v1/reconciliation/status"
 
 
 # --- instruments and the market -------------------------------------------------------------------
@@ -69,6 +75,10 @@ class SymbolSpec:
     @property
     def point(self) -> Decimal:
         return Decimal(1).scaleb(-self.digits)
+
+    @property
+    def spread(self) -> Decimal:
+        return self.point * self.spread_points
 
     @property
     def base_currency(self) -> str:
@@ -139,7 +149,7 @@ class Market:
     def price(self, symbol: str) -> Price:
         spec = self.specs[symbol]
         bid = self._bids[symbol]
-        return Price(symbol, bid, bid + spec.point * spec.spread_points)
+        return Price(symbol, bid, bid + spec.spread)
 
     def prices(self) -> list[Price]:
         return [self.price(symbol) for symbol in self.specs]
@@ -392,14 +402,40 @@ class SimulatedBroker:
             price = spec.round(price + spec.pips(self._rng.randint(3, 6)) * order.side.sign)
         elif fill is Fill.PARTIAL:
             volume = max(LOT, (volume / 2).quantize(LOT, rounding=ROUND_DOWN))
-        position = self._add_position(order.symbol, order.side, volume, price, now, trade_id=order.trade_id)
-        position.stop_loss, position.take_profit = order.stop_loss, order.take_profit
-        return position
+        return self._add_position(
+            order.symbol,
+            order.side,
+            volume,
+            price,
+            now,
+            trade_id=order.trade_id,
+            stop_loss=order.stop_loss,
+            take_profit=order.take_profit,
+        )
 
     def _add_position(
-        self, symbol: str, side: Side, volume: Decimal, price: Decimal, now: datetime, *, trade_id: str | None
+        self,
+        symbol: str,
+        side: Side,
+        volume: Decimal,
+        price: Decimal,
+        now: datetime,
+        *,
+        trade_id: str | None,
+        stop_loss: Decimal | None = None,
+        take_profit: Decimal | None = None,
     ) -> Position:
-        position = Position(next(self._tickets), symbol, side, volume, price, now, trade_id=trade_id)
+        position = Position(
+            next(self._tickets),
+            symbol,
+            side,
+            volume,
+            price,
+            now,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            trade_id=trade_id,
+        )
         self.positions[str(position.ticket)] = position
         return position
 
@@ -433,15 +469,20 @@ class BrokerClock:
 
     Never ahead, because tradeguard reconciles at the earlier of a snapshot's time and its arrival,
     and refuses trades opened in the future. Strictly increasing, because a snapshot not newer than
-    the last one applied is ignored.
+    the last one applied is ignored. Without `seconds_per_step` it is the real clock itself: for
+    accounts a real bridge reports, whose snapshots carry the bridge's own (real) time.
     """
 
     def __init__(
-        self, start: datetime, seconds_per_step: float, wall: Callable[[], datetime] = _wall_clock
+        self, start: datetime, seconds_per_step: float | None, wall: Callable[[], datetime] = _wall_clock
     ) -> None:
         self.now = start
-        self._step = timedelta(seconds=seconds_per_step)
+        self._step = None if seconds_per_step is None else timedelta(seconds=seconds_per_step)
         self._wall = wall
+
+    @classmethod
+    def real_time(cls, wall: Callable[[], datetime] = _wall_clock) -> BrokerClock:
+        return cls(wall(), None, wall)
 
     @classmethod
     def starting_back(
@@ -451,7 +492,8 @@ class BrokerClock:
         return cls(wall() - timedelta(seconds=steps * seconds_per_step), seconds_per_step, wall)
 
     def tick(self) -> datetime:
-        self.now = max(self.now + timedelta(milliseconds=1), min(self.now + self._step, self._wall()))
+        ahead = self._wall() if self._step is None else min(self.now + self._step, self._wall())
+        self.now = max(self.now + timedelta(milliseconds=1), ahead)
         return self.now
 
 
@@ -499,6 +541,9 @@ class SimulationResult:
 
 
 Note = Callable[[int | None, str], None]
+
+BrokerFactory = Callable[[Market, random.Random], SimulatedBroker]
+"""An account's broker on the simulation's market, drawing from its random generator."""
 
 
 # --- the platform ----------------------------------------------------------------------------------
@@ -551,6 +596,12 @@ class SimulatedPlatform:
         except (BridgeError, httpx.HTTPError, ValueError) as exc:
             log.debug("guard status of account %s unavailable: %s", account_id, exc)
             return True
+
+    async def reconciliation_status(self, account_id: int) -> dict[str, Any]:
+        """What tradeguard made of the account's last snapshot. Raises BridgeError or httpx.HTTPError."""
+        response = await self._request("GET", f"{RECONCILIATION_STATUS_PATH}?account_id={account_id}")
+        _raise_for_status(response)
+        return response.json()
 
     async def _request(self, method: str, path: str, payload: Any = None) -> httpx.Response:
         content = None if payload is None else encode_body(payload)
@@ -706,6 +757,37 @@ class SimulatedBridge:
         self._known_divergences = set(current)
 
 
+class ReportedElsewhere:
+    """An account a bridge outside the simulation reports (a `tradeguard bridge` process reading
+    the account's terminal): the simulation sends it nothing, and reads what tradeguard made of it."""
+
+    def __init__(
+        self, account_id: int, broker: SimulatedBroker, platform: SimulatedPlatform, note: Note
+    ) -> None:
+        self.account_id = account_id
+        self.broker = broker
+        self.last_summary: dict[str, Any] | None = None
+        self._platform = platform
+        self._note = note
+        self._events_seen: set[int] = set()
+
+    @property
+    def commands_executed(self) -> int:
+        return sum(1 for deal in self.broker.history if deal.reason is CloseReason.CLOSE_COMMAND)
+
+    async def sync(self, taken_at: datetime) -> dict[str, Any]:
+        """Raises BridgeError or httpx.HTTPError."""
+        self.last_summary = await self._platform.reconciliation_status(self.account_id)
+        for event in reversed(self.last_summary.get("recent_events", [])):
+            if event["event_type"] == "divergence" and event["id"] not in self._events_seen:
+                self._note(self.account_id, f"tradeguard: {event['reason']}: {event['message']}")
+            self._events_seen.add(event["id"])
+        return self.last_summary
+
+    async def poll(self) -> None:
+        """The bridge polls for its commands itself."""
+
+
 # --- the scenario ----------------------------------------------------------------------------------
 
 
@@ -833,7 +915,7 @@ class SimulatedAccount:
     account_id: int
     role: Role
     broker: SimulatedBroker
-    bridge: SimulatedBridge
+    bridge: SimulatedBridge | ReportedElsewhere
     peak_equity: Decimal
 
     def track_peak(self) -> None:
@@ -965,11 +1047,13 @@ class Simulation:
 
     def _settle_broker(self, account: SimulatedAccount, now: datetime) -> None:
         for closed in account.broker.trigger_stops(now):
-            self.note(
-                account.account_id,
-                f"{closed.why} hit: {closed.symbol} {closed.side.value} {closed.volume} "
-                f"(ticket {closed.ticket}) closed at {closed.close_price}, P&L {closed.profit}",
+            what = f"{closed.symbol} {closed.side.value} {closed.volume} (ticket {closed.ticket})"
+            cause = (
+                f"the bridge closed {what} on a command"
+                if closed.reason is CloseReason.CLOSE_COMMAND
+                else f"{closed.why} hit: {what} closed"
             )
+            self.note(account.account_id, f"{cause} at {closed.close_price}, P&L {closed.profit}")
         for position, order, fill in account.broker.fill_due_orders(self.step_number, now):
             if fill is Fill.SLIPPED:
                 self.note(
@@ -1092,33 +1176,45 @@ def build_simulation(
     seconds_per_step: float = 5.0,
     renew_token: Callable[[], Awaitable[str]] | None = None,
     clock: BrokerClock | None = None,
+    reported_elsewhere: Mapping[int, BrokerFactory] = MappingProxyType({}),
 ) -> Simulation:
     """Accounts take the scenario's roles in order; each needs a device (device_id, secret) of its own.
 
     The broker clock starts far enough back for the whole run (or the scripted part, when the run
     has no end) to step at `seconds_per_step` of broker time without reaching the present.
+
+    The accounts of `reported_elsewhere` get their broker from its factory and are reported by a
+    bridge outside the simulation (give them a real-time clock: that bridge's snapshots carry its
+    own time); the others by a `SimulatedBridge` with their device.
     """
     rng = random.Random(seed)
     market = Market(rng)
     tickets = itertools.count(50_000_001)
+    platform = SimulatedPlatform(http, user_token, renew_token=renew_token)
     simulation = Simulation(
         market=market,
-        platform=SimulatedPlatform(http, user_token, renew_token=renew_token),
+        platform=platform,
         accounts=[],
         scenario=scenario,
         clock=clock or BrokerClock.starting_back(steps or scenario.scripted_steps, seconds_per_step),
         rng=rng,
     )
     for index, account_id in enumerate(accounts):
-        device_id, secret = device_credentials[account_id]
-        broker = SimulatedBroker(market, rng, tickets, balance=scenario.starting_balance)
-        client = BridgeClient(http, device_id=device_id, secret=secret)
+        bridge: SimulatedBridge | ReportedElsewhere
+        if account_id in reported_elsewhere:
+            broker = reported_elsewhere[account_id](market, rng)
+            bridge = ReportedElsewhere(account_id, broker, platform, simulation.note)
+        else:
+            device_id, secret = device_credentials[account_id]
+            broker = SimulatedBroker(market, rng, tickets, balance=scenario.starting_balance)
+            client = BridgeClient(http, device_id=device_id, secret=secret)
+            bridge = SimulatedBridge(account_id, broker, client, simulation.note)
         simulation.accounts.append(
             SimulatedAccount(
                 account_id=account_id,
                 role=scenario.role_of(index),
                 broker=broker,
-                bridge=SimulatedBridge(account_id, broker, client, simulation.note),
+                bridge=bridge,
                 peak_equity=broker.equity(),
             )
         )
@@ -1139,11 +1235,14 @@ async def run_demo_simulation(
     seconds_per_step: float = 5.0,
     on_step: Callable[[StepReport], None] | None = None,
     renew_token: Callable[[], Awaitable[str]] | None = None,
+    clock: BrokerClock | None = None,
+    reported_elsewhere: Mapping[int, BrokerFactory] = MappingProxyType({}),
 ) -> SimulationResult:
     """Drive the accounts through the scenario, one snapshot each every `cadence_seconds`.
 
     `steps=None` runs until cancelled. `http` (e.g. an httpx client on an ASGI app) replaces a
     client on `base_url`. The same seed, scenario and server answers give the same run.
+    `clock` and `reported_elsewhere` as for `build_simulation`.
     """
     own_client = http is None
     client = http or httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10.0))
@@ -1158,6 +1257,8 @@ async def run_demo_simulation(
             scenario=scenario,
             seconds_per_step=seconds_per_step,
             renew_token=renew_token,
+            clock=clock,
+            reported_elsewhere=reported_elsewhere,
         )
         return await simulation.run(steps=steps, cadence_seconds=cadence_seconds, on_step=on_step)
     finally:

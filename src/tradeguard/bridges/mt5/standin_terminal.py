@@ -17,6 +17,10 @@ from tradeguard.bridges.mt5 import standin
 from tradeguard.bridges.mt5.standin_state import TerminalState, account_totals, closing_price, profit_at
 
 
+class PositionNotOpen(LookupError):
+    """The logged-in account holds no open position of this ticket."""
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """One `order_send` request as the terminal received it, and the retcode it answered (None: no answer)."""
@@ -155,13 +159,16 @@ class StandinTerminal:
         reason: int = standin.POSITION_REASON_EXPERT,
         sl: str = "0",
         tp: str = "0",
+        price: str | None = None,
     ) -> int:
-        """Open at the current price as a trade copier would (its opening deal included); the ticket."""
+        """Open as a trade copier would (its opening deal included): at the current price, or at
+        `price` (the price a copier's order was filled at, slipped or not); the ticket."""
         order_type = standin.ORDER_TYPE_BUY if side == "buy" else standin.ORDER_TYPE_SELL
         with self._state.transaction() as db:
             account = self._state.account(db)
             row = self._state.symbol(symbol, db)
-            price = Decimal(row["ask"] if order_type == standin.ORDER_TYPE_BUY else row["bid"])
+            if price is None:
+                price = row["ask"] if order_type == standin.ORDER_TYPE_BUY else row["bid"]
             _, order = standin.execute_deal(
                 self._state,
                 db,
@@ -169,7 +176,7 @@ class StandinTerminal:
                 row,
                 order_type=order_type,
                 volume=Decimal(volume),
-                price=price,
+                price=Decimal(price),
                 position=None,
                 magic=magic,
                 comment=comment,
@@ -192,10 +199,13 @@ class StandinTerminal:
         commission: str = "0",
     ) -> int:
         """Close outside the bridge: a stop loss (`reason=DEAL_REASON_SL`, `price` the fill through
-        a gap), a manual close, a stop-out. Returns the closing deal's ticket."""
+        a gap), a manual close, a stop-out. Returns the closing deal's ticket; raises
+        `PositionNotOpen` when the position is gone (the bridge may just have closed it)."""
         with self._state.transaction() as db:
             account = self._state.account(db)
             position = self._state.position(ticket, account["login"], db)
+            if position is None:
+                raise PositionNotOpen(ticket)
             row = self._state.symbol(position["symbol"], db)
             deal, _ = standin.execute_deal(
                 self._state,
