@@ -4,8 +4,9 @@ The package hands out floats and times in the broker's server time; the bridge s
 exact decimals (quantized to the symbol's digits and the account currency's) and UTC.
 
 Closing is at most once: before sending, look for the position and for a deal whose comment names
-the command; after an answer that may hide an execution (none at all, 10012, 10031), look again
-and never send a second order.
+the command; after an answer that may hide an execution (none at all, 10008, 10012, 10031, a
+partial fill under ORDER_FILLING_RETURN), look again and never send a second order. None with
+last_error -2 or -8 is a refusal before sending; 10030 and requotes executed nothing.
 """
 
 from __future__ import annotations
@@ -406,7 +407,7 @@ class TerminalBroker:
                 fills.append(result)
                 return self._filled(identifier, comment, fills)
             if result.retcode == RETCODE_INVALID_FILL:
-                # Nothing executed: the server takes another of the policies the symbol offers.
+                # 10030 executed nothing: the next policy the symbol may take.
                 refused_fillings.add(request["type_filling"])
                 continue
             if (
