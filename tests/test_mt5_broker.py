@@ -514,44 +514,59 @@ def test_without_the_official_package_the_error_says_what_to_install(monkeypatch
         load_package(module=None, host=None, port=None)
 
 
+class RpycServer:
+    """An RPyC classic server whose Python imports the stand-in as `MetaTrader5`, as mt5server.exe
+    serves the Windows Python's package to Linux; stopped and started again on the same port."""
+
+    def __init__(self, shim: Path) -> None:
+        self.port = free_port()
+        self._environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shim), *sys.path])}
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from rpyc.cli.rpyc_classic import main; main()",
+                "--host",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-q",
+            ],
+            env=self._environment,
+        )
+        deadline = time.monotonic() + 20
+        while not reachable("127.0.0.1", self.port):
+            assert self._process.poll() is None and time.monotonic() < deadline, (
+                "the RPyC server did not start"
+            )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._process.kill()
+        self._process.wait()
+
+
 @pytest.fixture
 def rpyc_server(tmp_path):
-    """An RPyC classic server whose Python imports the stand-in as `MetaTrader5`, as mt5server.exe
-    serves the Windows Python's package to Linux."""
     pytest.importorskip("rpyc")
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "MetaTrader5.py").write_text("from tradeguard.bridges.mt5.standin import *  # noqa: F403\n")
-    port = free_port()
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shim), *sys.path])}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from rpyc.cli.rpyc_classic import main; main()",
-            "--host",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-q",
-        ],
-        env=environment,
-    )
+    server = RpycServer(shim)
+    server.start()
     try:
-        deadline = time.monotonic() + 20
-        while not reachable("127.0.0.1", port):
-            assert server.poll() is None and time.monotonic() < deadline, "the RPyC server did not start"
-            time.sleep(0.05)
-        yield port
+        yield server
     finally:
-        server.kill()
-        server.wait()
+        server.stop()
 
 
 def test_a_terminal_behind_an_rpyc_server_reads_and_closes_alike(terminal, rpyc_server):
     ticket = terminal.open_position("EURUSD", "buy", "0.50")
     terminal.quote("EURUSD", bid="1.08613", ask="1.08621")
-    package = load_package(module=None, host="127.0.0.1", port=rpyc_server)
+    package = load_package(module=None, host="127.0.0.1", port=rpyc_server.port)
     try:
         settings = Mt5Settings(login=LOGIN, password=PASSWORD, path=str(terminal.path), watch=("EURUSD",))
         broker = TerminalBroker(package, settings)
@@ -568,3 +583,27 @@ def test_a_terminal_behind_an_rpyc_server_reads_and_closes_alike(terminal, rpyc_
         assert type(package.last_error()) is tuple
     finally:
         package.close()
+
+
+def test_an_rpyc_server_restarted_is_reached_again_as_a_terminal_that_came_back(terminal, rpyc_server):
+    package = load_package(module=None, host="127.0.0.1", port=rpyc_server.port)
+    try:
+        settings = Mt5Settings(login=LOGIN, password=PASSWORD, path=str(terminal.path), watch=("EURUSD",))
+        broker = TerminalBroker(package, settings)
+        broker.connect()
+        before = broker.read(now()).snapshot
+        rpyc_server.stop()
+
+        with pytest.raises(
+            ReadFailed,
+            match=f"last_error -10004 No IPC connection: the RPyC server at 127.0.0.1:{rpyc_server.port} is gone",
+        ):
+            broker.read(now())
+        with pytest.raises(ReadFailed, match="no RPyC server at"):
+            broker.read(now())
+        rpyc_server.start()
+        after = broker.read(now()).snapshot
+    finally:
+        package.close()
+
+    assert (after["balance"], after["equity"]) == (before["balance"], before["equity"])

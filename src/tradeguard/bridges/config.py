@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+SHARED_TABLES = ("tradeguard", "bridge")
+TRADEGUARD_KEYS = {"url", "device_id", "secret", "secret_env", "secret_file"}
+
 
 class ConfigError(ValueError):
     """The configuration file is wrong; the message names the file and the key."""
@@ -57,6 +60,16 @@ class BridgeFile:
         """A path from the file, taken relative to the file's folder."""
         return _relative(self.path, value)
 
+    def refuse_unknown_tables(self, *platform_tables: str) -> None:
+        """A table the bridge would not read (a misspelt `[brigde]`) is an error, not its defaults."""
+        known = (*SHARED_TABLES, *platform_tables)
+        unknown = sorted(set(self.tables) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"{self.path}: [{unknown[0]}] is not a table of this bridge (its tables: "
+                f"{', '.join(f'[{name}]' for name in known)})"
+            )
+
 
 def load(path: Path) -> BridgeFile:
     try:
@@ -66,6 +79,7 @@ def load(path: Path) -> BridgeFile:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     tradeguard = ConfigTable.named(path, tables, "tradeguard")
+    tradeguard.refuse_unknown(TRADEGUARD_KEYS)
     url = tradeguard.required_text("url")
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"{path}: tradeguard.url must start with http:// or https://, not {url!r}")

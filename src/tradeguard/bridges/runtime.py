@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -402,7 +403,12 @@ async def run_bridges(
         raise ConfigError(f"{file.path}: binding names must be unique, not {names}")
     stop = stop or asyncio.Event()
     server_clock = ServerClock(clock)
-    journal = Journal(file.journal_path)
+    try:
+        journal = Journal(file.journal_path)
+    except (OSError, sqlite3.Error) as error:
+        raise ConfigError(
+            f"{file.path}: bridge.journal {file.journal_path} cannot be opened: {error}"
+        ) from None
     pruned = journal.prune(server_clock.now())
     if pruned:
         log.info("forgot %d acknowledged commands older than a week", pruned)

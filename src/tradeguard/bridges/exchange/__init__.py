@@ -45,6 +45,13 @@ MAX_HISTORY_HOURS = 7 * 24
 
 
 def bindings_from_config(file: BridgeFile) -> list[Binding]:
+    file.refuse_unknown_tables("accounts")
+    tradeguard = ConfigTable.named(file.path, file.tables, "tradeguard")
+    device_keys = sorted(set(tradeguard.table) - {"url"})
+    if device_keys:
+        raise tradeguard.error(
+            device_keys[0], "is not read here: each [[accounts]] entry names its own device_id and secret"
+        )
     entries = file.tables.get("accounts")
     if not isinstance(entries, list) or not entries or not all(isinstance(entry, dict) for entry in entries):
         raise ConfigError(f"{file.path}: at least one [[accounts]] table is required")

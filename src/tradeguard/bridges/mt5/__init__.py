@@ -24,6 +24,7 @@ def bindings_from_config(
     file: BridgeFile, *, module: str | None, host: str | None, port: int | None
 ) -> list[Binding]:
     """The one account of the file's `[mt5]` table, reporting as the device its `[tradeguard]` table names."""
+    file.refuse_unknown_tables("mt5")
     settings = read_settings(file)
     credentials = ConfigTable.named(file.path, file.tables, "tradeguard").device_credentials()
     package = load_package(module=module, host=host, port=port)

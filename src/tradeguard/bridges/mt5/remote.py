@@ -10,10 +10,14 @@ start. So the bridge talks RPyC itself, to a server that is already running.
 Each call crosses as JSON text (arguments there, answers back): named tuples come back as local
 named tuples with the same type name and fields, floats exactly as the remote package gave them,
 and nothing depends on pickling the remote package's own types.
+
+A server that goes away (mt5server.exe restarted) answers as the package does when its terminal
+is gone: None, and `last_error()` -10004 "No IPC connection"; the next `initialize()` connects again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import namedtuple
 from functools import partial
@@ -44,6 +48,9 @@ def _tradeguard_constant(name):
     return _tradeguard_json.dumps(getattr(_tradeguard_mt5, name))
 """
 
+RES_E_INTERNAL_FAIL_CONNECT = -10004
+"""The package's `last_error()` code when it has no connection to its terminal."""
+
 
 class RemotePackage:
     """Stands where `import MetaTrader5` would: constants as attributes, functions as methods."""
@@ -51,13 +58,30 @@ class RemotePackage:
     def __init__(self, host: str, port: int, *, timeout_seconds: float = 60) -> None:
         import rpyc
 
-        self._connection = rpyc.classic.connect(host, port)
-        self._connection._config["sync_request_timeout"] = timeout_seconds
-        self._connection.execute(REMOTE_HELPER)
-        self._call = self._connection.namespace["_tradeguard_call"]
-        self._constant = self._connection.namespace["_tradeguard_constant"]
+        self._rpyc = rpyc
+        self._host, self._port, self._timeout_seconds = host, port, timeout_seconds
         self._types: dict[tuple[str, tuple[str, ...]], type] = {}
+        self._lost: str | None = None
+        """Why the server cannot be reached, until an `initialize()` reaches it again."""
         self.__name__ = f"MetaTrader5 at {host}:{port}"
+        self._open()
+
+    def _open(self) -> None:
+        connection = self._rpyc.classic.connect(self._host, self._port)
+        connection._config["sync_request_timeout"] = self._timeout_seconds
+        connection.execute(REMOTE_HELPER)
+        self._connection = connection
+        self._call = connection.namespace["_tradeguard_call"]
+        self._constant = connection.namespace["_tradeguard_constant"]
+        self._lost = None
+
+    def _reopen(self) -> None:
+        with contextlib.suppress(Exception):
+            self._connection.close()
+        try:
+            self._open()
+        except OSError as error:
+            self._lost = f"No IPC connection: no RPyC server at {self._host}:{self._port}: {error}"
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -69,7 +93,19 @@ class RemotePackage:
         return partial(self._invoke, name)
 
     def _invoke(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        return self._local(json.loads(self._call(name, json.dumps([args, kwargs]))))
+        if self._lost is not None and name == "initialize":
+            self._reopen()
+        if self._lost is None:
+            try:
+                return self._local(json.loads(self._call(name, json.dumps([args, kwargs]))))
+            except (EOFError, OSError) as error:
+                reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                self._lost = (
+                    f"No IPC connection: the RPyC server at {self._host}:{self._port} is gone ({reason})"
+                )
+        if name == "last_error":
+            return (RES_E_INTERNAL_FAIL_CONNECT, self._lost)
+        return False if name == "initialize" else None
 
     def _local(self, value: Any) -> Any:
         if isinstance(value, dict) and "__namedtuple__" in value:
