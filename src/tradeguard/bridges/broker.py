@@ -55,13 +55,16 @@ class CloseOutcome:
     """What became of a close order: the acknowledgement the bridge sends, and journals first."""
 
     status: OutcomeStatus
-    detail: str
+    detail: str = ""
+    """Empty when there is nothing to add: the acknowledgement then carries no detail."""
     close_price: Decimal | None = None
     profit: Decimal | None = None
 
     def acknowledgement(self) -> dict[str, Any]:
         """The body of `POST /api/v1/ingest/commands/{command_id}/ack`."""
-        body: dict[str, Any] = {"status": str(self.status), "detail": self.detail[:500]}
+        body: dict[str, Any] = {"status": str(self.status)}
+        if self.detail:
+            body["detail"] = self.detail[:500]
         if self.close_price is not None:
             body["close_price"] = self.close_price
         if self.profit is not None:
