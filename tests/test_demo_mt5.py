@@ -30,7 +30,7 @@ from tests.waiting import eventually
 from tradeguard.bridges.mt5 import standin as mt5
 from tradeguard.bridges.mt5.standin_terminal import StandinTerminal
 from tradeguard.bridges.mt5.terminal_broker import command_comment
-from tradeguard.bridges.simulator import DEMO_SCENARIO
+from tradeguard.bridges.simulator.scenario import DEMO_SCENARIO
 from tradeguard.demo import DEMO_ACCOUNTS, DEMO_EMAIL
 
 # Past the script, so that the simulation is still stepping when the bridge carries out the guard's close.

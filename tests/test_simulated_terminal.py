@@ -18,8 +18,9 @@ from tradeguard.bridges.mt5 import standin as mt5
 from tradeguard.bridges.mt5.settings import Mt5Settings
 from tradeguard.bridges.mt5.terminal_broker import TerminalBroker
 from tradeguard.bridges.simulated_terminal import TerminalHeldBroker, create_terminal
-from tradeguard.bridges.simulator import BrokerClock, Fill, Order, Side
-from tradeguard.domain.model import CloseReason
+from tradeguard.bridges.simulator.broker import Fill, Order
+from tradeguard.bridges.simulator.clock import BrokerClock
+from tradeguard.domain.model import CloseReason, Side
 
 LOGIN = 50001
 NOW = datetime.now(UTC)

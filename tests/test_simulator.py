@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -25,24 +25,13 @@ import pytest
 from tests.net import free_port
 from tests.support import Caller, sign_up
 from tradeguard.bridges.client import BridgeClient
-from tradeguard.bridges.simulator import (
-    DEMO_SCENARIO,
-    SYMBOLS,
-    BrokerClock,
-    Fill,
-    Gap,
-    Market,
-    Order,
-    Role,
-    Scenario,
-    Side,
-    SimulatedBridge,
-    SimulatedBroker,
-    SimulationResult,
-    SymbolSpec,
-    build_simulation,
-    run_demo_simulation,
-)
+from tradeguard.bridges.simulator.bridge import SimulatedBridge
+from tradeguard.bridges.simulator.broker import Fill, Order, SimulatedBroker
+from tradeguard.bridges.simulator.clock import BrokerClock
+from tradeguard.bridges.simulator.market import SYMBOLS, Market
+from tradeguard.bridges.simulator.scenario import DEMO_SCENARIO, Gap, Role, Scenario
+from tradeguard.bridges.simulator.simulation import SimulationResult, build_simulation, run_demo_simulation
+from tradeguard.domain.model import Side
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SEED = 20261125
@@ -51,15 +40,8 @@ SEED = 20261125
 def quiet_market(**bids: str) -> Market:
     """A market that does not move by itself and has no spread, so every price in a test is the one set."""
     specs = {
-        symbol: SymbolSpec(
-            spec.symbol,
-            Decimal(bids.get(symbol, spec.opening_bid)),
-            spec.digits,
-            spec.pip_size,
-            spec.contract_size,
-            spread_points=0,
-            step_points=0,
-            typical_stop_pips=spec.typical_stop_pips,
+        symbol: replace(
+            spec, opening_bid=Decimal(bids.get(symbol, spec.opening_bid)), spread_points=0, step_points=0
         )
         for symbol, spec in SYMBOLS.items()
     }

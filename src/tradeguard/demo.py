@@ -21,13 +21,9 @@ from rich.table import Table
 from rich.text import Text
 
 from tradeguard.auth.users import create_user
-from tradeguard.bridges.simulator import (
-    DEMO_SCENARIO,
-    BrokerClock,
-    BrokerFactory,
-    StepReport,
-    run_demo_simulation,
-)
+from tradeguard.bridges.simulator.clock import BrokerClock
+from tradeguard.bridges.simulator.scenario import DEMO_SCENARIO
+from tradeguard.bridges.simulator.simulation import BrokerFactory, StepReport, run_demo_simulation
 from tradeguard.settings import Settings
 from tradeguard.store.db import describe_database
 

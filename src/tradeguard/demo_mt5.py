@@ -33,7 +33,8 @@ from rich.text import Text
 
 from tradeguard.bridges.mt5.standin_terminal import StandinTerminal
 from tradeguard.bridges.simulated_terminal import TerminalHeldBroker, create_terminal
-from tradeguard.bridges.simulator import SYMBOLS, BrokerFactory
+from tradeguard.bridges.simulator.market import SYMBOLS
+from tradeguard.bridges.simulator.simulation import BrokerFactory
 
 BRIDGE_COMMAND = (sys.executable, "-c", "from tradeguard.cli import app; app()", "bridge", "mt5")
 STANDIN_MODULE = "tradeguard.bridges.mt5.standin"

@@ -19,18 +19,9 @@ from pathlib import Path
 
 from tradeguard.bridges.mt5 import standin
 from tradeguard.bridges.mt5.standin_terminal import PositionNotOpen, StandinTerminal
-from tradeguard.bridges.simulator import (
-    ACCOUNT_CURRENCY,
-    CENT,
-    LOT,
-    SYMBOLS,
-    ClosedPosition,
-    Market,
-    Position,
-    SimulatedBroker,
-    SymbolSpec,
-)
-from tradeguard.domain.model import CloseReason, Side
+from tradeguard.bridges.simulator.broker import CENT, LOT, ClosedPosition, Order, Position, SimulatedBroker
+from tradeguard.bridges.simulator.market import ACCOUNT_CURRENCY, SYMBOLS, Market, SymbolSpec
+from tradeguard.domain.model import CloseReason
 
 COPIER_MAGIC = 770001
 """The magic number of the simulated trade copier's orders: not the bridge's."""
@@ -137,42 +128,19 @@ class TerminalHeldBroker(SimulatedBroker):
     def margin(self) -> Decimal:
         return self.terminal.totals()["margin"]
 
-    def _add_position(
-        self,
-        symbol: str,
-        side: Side,
-        volume: Decimal,
-        price: Decimal,
-        now: datetime,
-        *,
-        trade_id: str | None,
-        stop_loss: Decimal | None = None,
-        take_profit: Decimal | None = None,
-    ) -> Position:
-        ticket = self.terminal.open_position(
-            symbol,
-            side.value,
-            str(volume),
-            price=str(price),
-            sl=str(stop_loss or 0),
-            tp=str(take_profit or 0),
-            magic=COPIER_MAGIC if trade_id else 0,
-            comment=trade_id or "",
-            reason=standin.POSITION_REASON_EXPERT if trade_id else standin.POSITION_REASON_CLIENT,
+    def _new_ticket(self, order: Order) -> int:
+        """Open the position in the terminal, under the copier's magic when the platform sent it."""
+        return self.terminal.open_position(
+            order.symbol,
+            order.side.value,
+            str(order.volume),
+            price=str(order.price),
+            sl=str(order.stop_loss or 0),
+            tp=str(order.take_profit or 0),
+            magic=COPIER_MAGIC if order.trade_id else 0,
+            comment=order.trade_id or "",
+            reason=standin.POSITION_REASON_EXPERT if order.trade_id else standin.POSITION_REASON_CLIENT,
         )
-        position = Position(
-            ticket,
-            symbol,
-            side,
-            volume,
-            price,
-            now,
-            stop_loss=stop_loss,
-            take_profit=take_profit,
-            trade_id=trade_id,
-        )
-        self.positions[str(ticket)] = position
-        return position
 
     def _take_deals(self, now: datetime) -> list[ClosedPosition]:
         """The closing deals of our positions since the last look, whoever made them."""
