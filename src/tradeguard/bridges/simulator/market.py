@@ -74,7 +74,8 @@ class SymbolSpec:
         return self.pip_size * count
 
 
-# The conventions tradeguard reconciles by when a deployment overrides nothing.
+# `default_instrument`: what tradeguard reconciles by where a deployment overrides nothing; the
+# simulator knows tradeguard only over HTTP, and so none of a deployment's overrides.
 SYMBOLS: Mapping[str, SymbolSpec] = MappingProxyType(
     {
         spec.symbol: spec
