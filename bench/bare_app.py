@@ -1,10 +1,51 @@
-"""The bare ASGI baseline, for running by hand:
+"""The baseline: a bare ASGI app answering a constant JSON body, no framework, no auth, no I/O.
 
-    TG_BARE_SIZES=status=2493 .venv/bin/python -m uvicorn bench.bare_app:app --loop uvloop --http httptools
-
-It is `tradeguard.bench.bare_app`, which the benchmarks start themselves.
+Served by the same uvicorn command line as tradeguard, it is the ceiling for what the server,
+the loop and the HTTP parser allow on this machine. `TG_BARE_SIZES="status=612,positions=4101"`
+makes GET /status and GET /positions answer bodies of exactly those sizes (every other path
+answers the first size), so each read endpoint is compared with a body as large as its own.
 """
 
-from tradeguard.bench.bare_app import app, constant_body
+from __future__ import annotations
 
-__all__ = ["app", "constant_body"]
+import os
+
+
+def constant_body(size: int) -> bytes:
+    """A valid JSON object of exactly `size` bytes (at least 12)."""
+    size = max(size, 12)
+    return b'{"pad":"' + b"x" * (size - 10) + b'"}'
+
+
+def _bodies() -> dict[bytes, bytes]:
+    spec = os.environ.get("TG_BARE_SIZES", "default=600")
+    bodies = {}
+    for item in spec.split(","):
+        name, _, size = item.partition("=")
+        bodies[b"/" + name.strip().encode()] = constant_body(int(size))
+    return bodies
+
+
+_BODIES = _bodies()
+_DEFAULT = next(iter(_BODIES.values()))
+_HEADERS = {
+    path: [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    for path, body in _BODIES.items()
+}
+_DEFAULT_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(_DEFAULT)).encode())]
+
+
+async def app(scope, receive, send) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    path = scope["path"].encode()
+    body = _BODIES.get(path, _DEFAULT)
+    headers = _HEADERS.get(path, _DEFAULT_HEADERS)
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,7 +1,7 @@
 """What a cache hit costs inside the app: the ASGI call alone, in process, no HTTP server, no network.
 
-    .venv/bin/python bench/seed.py --users 5000 --accounts-per-user 2    # once
-    .venv/bin/python bench/fast_path.py --requests 50000
+    .venv/bin/python -m bench seed --users 5000 --accounts-per-user 2    # once
+    .venv/bin/python -m bench fast_path --requests 50000
 
 Runs the real app (lifespan included) against the benchmark database and Redis, reads one
 reconciliation status twice through HTTP to fill the cache, then calls the app directly with the
@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 
 import httpx
-from _common import base_parser, console
 
-from tradeguard.bench.seed import Seed
+from bench.arguments import base_parser, console
+from bench.seed import Seed
 
 PATH = "/api/v1/reconciliation/status"
 
@@ -84,7 +83,3 @@ def main() -> int:
     for name, microseconds in timings.items():
         console.print(f"{name}: {microseconds:.1f} µs per call")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

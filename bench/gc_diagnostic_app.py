@@ -6,9 +6,9 @@ $TG_GC_LOG_DIR/gc-<pid>.log: wall time, pause in ms, objects in the oldest gener
 TG_GC_FREEZE=1 the app first runs gc.collect(); gc.freeze() on each worker's first HTTP request,
 so the objects alive after startup are no longer scanned by later full collections.
 
-    # a seeded database (bench/seed.py) and the seed's server settings in the environment, then:
-    PYTHONPATH=bench:src TG_GC_LOG_DIR=/tmp/gc [TG_GC_FREEZE=1] .venv/bin/uvicorn \\
-        gc_diagnostic_app:create_app --factory --workers 2 --loop uvloop --http httptools \\
+    # a seeded database (`python -m bench seed`) and the seed's server settings in the environment, then:
+    PYTHONPATH=.:src TG_GC_LOG_DIR=/tmp/gc [TG_GC_FREEZE=1] .venv/bin/uvicorn \\
+        bench.gc_diagnostic_app:create_app --factory --workers 2 --loop uvloop --http httptools \\
         --no-access-log --port 18777
     wrk -t2 -c100 -d15s --latency -H "Authorization: Bearer $TOKEN" \\
         "http://127.0.0.1:18777/api/v1/reconciliation/status?account_id=$ACCOUNT"

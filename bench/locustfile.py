@@ -1,7 +1,7 @@
 """The standard load profile: 100 users, 10/s ramp, reads weighted 5/3/2, plus a share of signed ingests.
 
-    .venv/bin/python bench/seed.py --users 5000 --accounts-per-user 2          # once
-    # a server started from the seed's settings (bench/profile_run.sh or reads_vs_bare's), then:
+    .venv/bin/python -m bench seed --users 5000 --accounts-per-user 2          # once
+    # a server started from the seed's settings (as `python -m bench standard_profile` does), then:
     TG_SEED=bench/results/seed.json .venv/bin/locust -f bench/locustfile.py --headless \\
         -u 100 -r 10 -t 60s --host http://127.0.0.1:8000 --only-summary
 
@@ -48,11 +48,12 @@ from pathlib import Path
 import gevent
 from locust import FastHttpUser, between, events, task
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(CHECKOUT), str(CHECKOUT / "src")]
 
-from tradeguard.bench.counters import CacheCounts, parse_prometheus_text  # noqa: E402
-from tradeguard.bench.seed import Seed  # noqa: E402
-from tradeguard.bench.snapshots import SnapshotSigner  # noqa: E402
+from bench.counters import CacheCounts, parse_prometheus_text  # noqa: E402
+from bench.seed import Seed  # noqa: E402
+from bench.snapshots import SnapshotSigner  # noqa: E402
 from tradeguard.bridges.client import SNAPSHOTS_PATH  # noqa: E402
 
 SEED_PATH = Path(os.environ.get("TG_SEED", "bench/results/seed.json"))

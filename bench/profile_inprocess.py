@@ -1,6 +1,6 @@
 """Deterministic-ish profile of single requests, in process, with pyinstrument.
 
-    .venv/bin/python bench/profile_inprocess.py --requests 300
+    .venv/bin/python -m bench profile_inprocess --requests 300
 
 Runs the real app (lifespan included) against the benchmark database and Redis, sends
 sequential signed snapshots and cached reads through an in-process ASGI transport, and writes
@@ -14,20 +14,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import time
 from pathlib import Path
 
 import httpx
-from pyinstrument import Profiler
 
-from tradeguard.bench.harness import RESULTS
-from tradeguard.bench.seed import Seed
-from tradeguard.bench.snapshots import SnapshotSigner
+from bench.harness import RESULTS
+from bench.seed import Seed
+from bench.snapshots import SnapshotSigner
 from tradeguard.bridges.client import SNAPSHOTS_PATH
 
 
-async def main(args: argparse.Namespace) -> int:
+async def _profile(args: argparse.Namespace) -> int:
+    # A profiler of its own, installed for this benchmark only (see run_all.sh).
+    from pyinstrument import Profiler
+
     seed = Seed.load(args.seed)
     os.environ.update(seed.server_env())
     from tradeguard.app import create_app
@@ -133,10 +134,10 @@ async def _ingest(http: httpx.AsyncClient, signer: SnapshotSigner) -> httpx.Resp
     return await http.post(SNAPSHOTS_PATH, content=body, headers=signer.headers(body))
 
 
-if __name__ == "__main__":
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seed", type=Path, default=RESULTS / "seed.json")
     parser.add_argument("--requests", type=int, default=300)
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    return asyncio.run(_profile(parser.parse_args()))

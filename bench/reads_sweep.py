@@ -1,9 +1,9 @@
 """Latency against load for cached reads: the reads benchmark at several connection counts, plotted.
 
-    .venv/bin/python bench/reads_sweep.py --duration 8 --connections 1 10 25 50 100 200
-    .venv/bin/python bench/reads_sweep.py --replot bench/results/reads-sweep.json   # figure only
+    .venv/bin/python -m bench reads_sweep --duration 8 --connections 1 10 25 50 100 200
+    .venv/bin/python -m bench reads_sweep --replot bench/results/reads-sweep.json   # figure only
 
-Each point is one run of bench/reads_vs_bare.py's method on reconciliation status (servers
+Each point is one run of `bench reads_vs_bare`'s method on reconciliation status (servers
 started afresh, cache warm, wrk closed loop), tradeguard and the bare app side by side. Writes
 bench/results/reads-sweep.json and docs/img/reads-latency-vs-load.svg.
 """
@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
-from _common import base_parser, console, server_env
-
-from tradeguard.bench.harness import RESULTS
-from tradeguard.bench.plot import Series, line_chart
-from tradeguard.bench.reads import ENDPOINTS, run_reads
-from tradeguard.bench.report import write_json
-from tradeguard.bench.seed import Seed
+from bench.arguments import base_parser, console, server_env
+from bench.harness import RESULTS
+from bench.plot import Series, line_chart
+from bench.reads import ENDPOINTS, run_reads
+from bench.report import write_json
+from bench.seed import Seed
 
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "img" / "reads-latency-vs-load.svg"
 
@@ -100,7 +98,3 @@ def main() -> int:
         )
     console.print(f"written {path} and {figure}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

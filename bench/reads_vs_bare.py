@@ -1,7 +1,7 @@
 """Cached reads (wrk, 100 connections) against a bare ASGI app on the same server settings, in one run.
 
-    .venv/bin/python bench/seed.py --users 5000 --accounts-per-user 2    # once
-    .venv/bin/python bench/reads_vs_bare.py --duration 15 --profile
+    .venv/bin/python -m bench seed --users 5000 --accounts-per-user 2    # once
+    .venv/bin/python -m bench reads_vs_bare --duration 15 --profile
 
 Writes bench/results/reads.json.
 """
@@ -9,14 +9,12 @@ Writes bench/results/reads.json.
 from __future__ import annotations
 
 import asyncio
-import sys
 
-from _common import base_parser, console, progress_printer, server_env
-
-from tradeguard.bench.harness import RESULTS
-from tradeguard.bench.reads import run_reads
-from tradeguard.bench.report import environment_line, profile_table, reads_table, write_json
-from tradeguard.bench.seed import Seed
+from bench.arguments import base_parser, console, progress_printer, server_env
+from bench.harness import RESULTS
+from bench.reads import run_reads
+from bench.report import environment_line, profile_table, reads_table, write_json
+from bench.seed import Seed
 
 
 def main() -> int:
@@ -48,7 +46,3 @@ def main() -> int:
         console.print(profile_table(result["profile"], "cached read: where a worker's CPU goes"))
     console.print(f"written {path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,19 +7,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-trap '$PY bench/seed.py --drop' EXIT
+trap '$PY -m bench seed --drop' EXIT
 
-$PY bench/seed.py --recreate --users 5000 --accounts-per-user 2      # 10,000 accounts, 5,000 users
-$PY bench/reads_vs_bare.py --duration 15 --profile                    # -> bench/results/reads.json
-$PY bench/reads_vs_bare.py --duration 15 --env TRADEGUARD_CACHE_TTL_SECONDS=300 \
+$PY -m bench seed --recreate --users 5000 --accounts-per-user 2      # 10,000 accounts, 5,000 users
+$PY -m bench reads_vs_bare --duration 15 --profile                    # -> bench/results/reads.json
+$PY -m bench reads_vs_bare --duration 15 --env TRADEGUARD_CACHE_TTL_SECONDS=300 \
     --output bench/results/reads-ttl300.json                          # nothing expires during the run
-$PY bench/reads_sweep.py --duration 8                                 # -> reads-sweep.json, docs/img/*.svg
-$PY bench/ingest.py --duration 15 --concurrency 32 --profile          # -> bench/results/ingest.json
-$PY bench/breach.py --pool 500 --rate 50                              # -> bench/results/breach.json
-$PY bench/breach.py --pool 500 --rate 50 --output bench/results/breach-run2.json
-$PY bench/breach.py --pool 500 --rate 50 --background-rate 60 --output bench/results/breach-under-load.json
-$PY bench/standard_profile.py --run-time 90s                          # -> bench/results/locust.json
-$PY bench/standard_profile.py --run-time 90s --bridge-cadence 0 \
+$PY -m bench reads_sweep --duration 8                                 # -> reads-sweep.json, docs/img/*.svg
+$PY -m bench ingest --duration 15 --concurrency 32 --profile          # -> bench/results/ingest.json
+$PY -m bench breach --pool 500 --rate 50                              # -> bench/results/breach.json
+$PY -m bench breach --pool 500 --rate 50 --output bench/results/breach-run2.json
+$PY -m bench breach --pool 500 --rate 50 --background-rate 60 --output bench/results/breach-under-load.json
+$PY -m bench standard_profile --run-time 90s                          # -> bench/results/locust.json
+$PY -m bench standard_profile --run-time 90s --bridge-cadence 0 \
     --output bench/results/locust-task-share.json                     # ingests as 1 task in 11 instead
-$PY bench/profile_inprocess.py --requests 300                         # -> bench/results/profiles/inprocess-*.txt
+$PY -m bench profile_inprocess --requests 300                         # -> bench/results/profiles/inprocess-*.txt
 # trap: drop tradeguard_bench, flush Redis db 14

@@ -1,8 +1,8 @@
 """The standard load profile, end to end: start the server from the seed, run Locust headless, stop.
 
-    .venv/bin/python bench/standard_profile.py --run-time 90s      # bridges on a 5 s cadence, 30 s warm-up
-    .venv/bin/python bench/standard_profile.py --run-time 60s --bridge-cadence 0   # reads + 1/11 ingests
-    .venv/bin/python bench/standard_profile.py --run-time 60s --env TRADEGUARD_CACHE_TTL_SECONDS=60 \
+    .venv/bin/python -m bench standard_profile --run-time 90s      # bridges on a 5 s cadence, 30 s warm-up
+    .venv/bin/python -m bench standard_profile --run-time 60s --bridge-cadence 0   # reads + 1/11 ingests
+    .venv/bin/python -m bench standard_profile --run-time 60s --env TRADEGUARD_CACHE_TTL_SECONDS=60 \
         --ingest-share 0.02        # or TRADEGUARD_BENCH_INGEST_SHARE=0.02 in the environment
 
 Runs bench/locustfile.py against a fresh server (uvicorn, N workers, PostgreSQL + Redis from the
@@ -20,14 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-from _common import base_parser, console, server_env
-
-from tradeguard.bench import environment, harness
-from tradeguard.bench.counters import CpuMeter
-from tradeguard.bench.harness import RESULTS
-from tradeguard.bench.report import environment_line, write_json
-from tradeguard.bench.seed import Seed
-from tradeguard.bench.servers import running
+from bench import environment, harness
+from bench.arguments import base_parser, console, server_env
+from bench.counters import CpuMeter
+from bench.harness import RESULTS
+from bench.report import environment_line, write_json
+from bench.seed import Seed
+from bench.servers import running
 
 HERE = Path(__file__).resolve().parent
 
@@ -130,7 +129,3 @@ def main() -> int:
     args = parser.parse_args()
     asyncio.run(run(args))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

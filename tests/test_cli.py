@@ -1,11 +1,12 @@
 """The `tradeguard` command: the schema, users and instruments from the shell, what it says when
-the user got something wrong, and the quick benchmark's seeding."""
+the user got something wrong, and `tradeguard bench` running the checkout's benchmark."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, inspect, select
-from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
 from tests.conftest import (
@@ -25,10 +25,10 @@ from tests.conftest import (
     require_service,
 )
 from tests.net import free_port
+from tests.servers import TRADEGUARD
+from tradeguard import cli
 from tradeguard.auth.users import authenticate
-from tradeguard.bench.quick import seed_accounts
-from tradeguard.bench.seed import new_secrets
-from tradeguard.cli import app
+from tradeguard.cli import app, benchmarks_checkout
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
 from tradeguard.store.db import create_engine, describe_database, session_factory
@@ -485,21 +485,41 @@ def test_instruments_set_refuses_what_is_not_a_broker_symbol(database, symbol):
     assert "XAU" not in said(invoke("instruments", "list"))
 
 
-@pytest.mark.parametrize("accounts", [1, 4, 5])
-def test_bench_seeds_exactly_the_number_of_accounts_asked_for(tmp_path, accounts):
-    async def seed():
-        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'bench.db'}")
-        jwt_secret, secret_key = new_secrets()
-        try:
-            return await seed_accounts(
-                engine, accounts, positions=1, jwt_secret=jwt_secret, secret_key=secret_key
-            )
-        finally:
-            await engine.dispose()
+def test_bench_runs_the_checkouts_quick_benchmark_with_the_options_given():
+    done = subprocess.run(
+        [*TRADEGUARD, "bench", "--breaches", "3", "--accounts", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
-    seeded = asyncio.run(seed())
+    assert benchmarks_checkout() == Path(__file__).resolve().parents[1]
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("usage: python -m bench quick [-h] [--accounts ACCOUNTS]")
+    assert done.stderr.strip().endswith("argument --accounts: 0 is below 1")
 
-    assert len(seeded.accounts) == accounts
-    assert sorted(account for user in seeded.users for account in user.accounts) == sorted(
-        account.account_id for account in seeded.accounts
+
+def test_bench_says_in_one_line_that_an_installed_package_has_no_benchmarks(tmp_path):
+    installed = tmp_path / "site-packages"
+    shutil.copytree(
+        Path(cli.__file__).parent, installed / "tradeguard", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    run_installed = "import tradeguard.cli as cli; print(cli.__file__); cli.app()"
+
+    done = subprocess.run(
+        [sys.executable, "-c", run_installed, "bench"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(installed)},
+    )
+
+    assert done.stdout.strip() == str(installed / "tradeguard" / "cli.py")
+    assert benchmarks_checkout(installed / "tradeguard") is None
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "tradeguard bench runs from a source checkout: the benchmarks (bench/) are not installed "
+        "with the package; see docs/benchmarks.md"
     )

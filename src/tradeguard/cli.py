@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -363,25 +364,37 @@ def instruments_list() -> None:
     Console().print(table)
 
 
-@app.command()
-def bench(
-    accounts: Annotated[int, typer.Option(min=1, help="Seeded accounts.")] = 40,
-    breaches: Annotated[
-        int, typer.Option(min=1, help="Critical snapshots timed for breach to command.")
-    ] = 40,
-    duration: Annotated[float, typer.Option(min=1, help="Seconds of load per read measurement.")] = 5.0,
-    output: Annotated[Path, typer.Option(help="Where the machine-readable result goes.")] = Path(
-        "var/bench/quick.json"
-    ),
-) -> None:
-    """A short benchmark: cached reads against a bare ASGI app, ingest, breach to close command.
+PACKAGE_DIRECTORY = Path(__file__).resolve().parent
 
-    On PostgreSQL and Redis when configured (in a database of its own, created and dropped),
-    otherwise embedded. The full benchmarks are under bench/ (see docs/benchmarks.md).
+
+def benchmarks_checkout(package: Path = PACKAGE_DIRECTORY) -> Path | None:
+    """The source checkout this package was imported from, when it holds the benchmarks (bench/ at its
+    root, beside src/); None for an installed package, which carries none of them."""
+    checkout = package.parent.parent
+    return checkout if (checkout / "bench" / "__main__.py").is_file() else None
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def bench(context: typer.Context) -> None:
+    """A short benchmark (cached reads against a bare ASGI app, ingest, breach to close command), from a
+    source checkout: runs its `python -m bench quick`; `tradeguard bench --help` lists the options.
     """
-    from tradeguard.bench import run_quick_bench
-
-    run_quick_bench(_settings(), accounts=accounts, breaches=breaches, duration=duration, output=output)
+    checkout = benchmarks_checkout()
+    if checkout is None:
+        _fail(
+            "tradeguard bench runs from a source checkout: the benchmarks (bench/) are not installed "
+            "with the package; see docs/benchmarks.md"
+        )
+    path = os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "quick", *context.args],
+        env={**os.environ, "PYTHONPATH": path},
+        check=False,
+    )
+    raise typer.Exit(done.returncode)
 
 
 @app.command()

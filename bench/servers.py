@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tradeguard.bench.client import HTTPError, get
+from bench import CHECKOUT
+from bench.client import HTTPError, get
 
 HOST = "127.0.0.1"
 
@@ -116,6 +117,8 @@ async def running(spec: ServerSpec, *, log_dir: Path | None = None, ready_timeou
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"server-{port}.log"
     env = {**os.environ, **spec.env}
+    # The apps under test may be this package's own (the stopwatch, the bare app).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), env.get("PYTHONPATH")]))
     metrics = None
     if spec.metrics_dir:
         metrics = Path(tempfile.mkdtemp(prefix="tg-bench-metrics-"))

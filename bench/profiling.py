@@ -15,7 +15,7 @@ from pathlib import Path
 
 # First match wins: (layer, substring of the frame's file path or function).
 LAYERS = (
-    ("tradeguard.bench (instrumentation)", "(tradeguard/bench/"),
+    ("bench (instrumentation)", "(bench/"),
     ("auth: jwt decode", "(jwt/"),
     ("prometheus metrics", "(prometheus_client/"),
     ("tradeguard: domain (reconcile, guards)", "(tradeguard/domain/"),
@@ -141,7 +141,7 @@ def read_profile(path: Path, top: int = 25) -> dict:
                 continue
             seen.add(short)
             inclusive[short] += count
-            if "tradeguard/" in frame and "tradeguard/bench/" not in frame:
+            if "tradeguard/" in frame and "(bench/" not in frame:
                 tradeguard_inclusive[short] += count
 
     def share(counter: Counter[str], limit: int) -> list[dict]:

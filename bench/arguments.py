@@ -1,4 +1,4 @@
-"""Arguments and output shared by the bench scripts."""
+"""Arguments and output shared by the benchmarks' command lines."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tradeguard.bench.harness import RESULTS
+from bench.harness import RESULTS
 
 console = Console()
 
@@ -16,7 +16,9 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seed", type=Path, default=RESULTS / "seed.json", help="written by bench/seed.py")
+    parser.add_argument(
+        "--seed", type=Path, default=RESULTS / "seed.json", help="written by `python -m bench seed`"
+    )
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--profile", action="store_true", help="also sample a worker with py-spy")
     parser.add_argument(

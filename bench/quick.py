@@ -1,4 +1,5 @@
-"""`tradeguard bench`: a short run of the three benchmarks, with a progress bar and a summary table.
+"""`tradeguard bench` (`python -m bench quick`): a short run of the three benchmarks, with a progress
+bar and a summary table.
 
 On the configured database and cache (TRADEGUARD_DATABASE_URL / TRADEGUARD_REDIS_URL) or,
 without them, embedded (a throwaway SQLite file and the in-process cache). It never touches the
@@ -9,6 +10,7 @@ which it empties first. The numbers are indicative; bench/ has the full benchmar
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import shutil
 import tempfile
@@ -22,14 +24,15 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tradeguard.bench import environment, harness, load, wrk
-from tradeguard.bench.breach import Timings
-from tradeguard.bench.counters import CacheCounts, cache_counts
-from tradeguard.bench.reads import ENDPOINTS, callers_of, warm
-from tradeguard.bench.seed import Seed, new_secrets, seed_database
-from tradeguard.bench.servers import HOST, ServerSpec, running
-from tradeguard.bench.snapshots import SnapshotSigner
-from tradeguard.bench.stats import ms
+from bench import environment, harness, load, wrk
+from bench.breach import Timings
+from bench.counters import CacheCounts, cache_counts
+from bench.reads import ENDPOINTS, callers_of, warm
+from bench.report import write_json
+from bench.seed import Seed, new_secrets, seed_database
+from bench.servers import HOST, ServerSpec, running
+from bench.snapshots import SnapshotSigner
+from bench.stats import ms
 from tradeguard.settings import Settings, get_settings
 
 STEPS = ("seed", "reads", "ingest", "breach")
@@ -259,8 +262,6 @@ def run_quick_bench(
     console: Console | None = None,
 ) -> dict:
     """Run the short benchmarks; print the table; write JSON to `output` (unless None); return the result."""
-    from tradeguard.bench.report import write_json
-
     settings = settings or get_settings()
     console = console or Console(stderr=True)
     started = time.perf_counter()
@@ -290,3 +291,49 @@ def run_quick_bench(
         result["output"] = str(output)
         console.print(f"written {output}")
     return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="A short benchmark: cached reads against a bare ASGI app, ingest, breach to close "
+        "command. On PostgreSQL and Redis when configured (TRADEGUARD_DATABASE_URL, TRADEGUARD_REDIS_URL; "
+        "in a database of its own, created and dropped, and Redis db 14), otherwise embedded. "
+        "The full benchmarks: python -m bench --help, and docs/benchmarks.md."
+    )
+    parser.add_argument(
+        "--accounts", type=_at_least_one(int), default=40, help="seeded accounts (default 40)"
+    )
+    parser.add_argument(
+        "--breaches",
+        type=_at_least_one(int),
+        default=40,
+        help="critical snapshots timed for breach to command (default 40)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_at_least_one(float),
+        default=5.0,
+        help="seconds of load per read measurement (default 5)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("var/bench/quick.json"),
+        help="where the machine-readable result goes (default var/bench/quick.json)",
+    )
+    args = parser.parse_args()
+    run_quick_bench(
+        accounts=args.accounts, breaches=args.breaches, duration=args.duration, output=args.output
+    )
+    return 0
+
+
+def _at_least_one(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{text} is below 1")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse

@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tradeguard.bench import environment, harness, profiling, wrk
-from tradeguard.bench.client import Connection
-from tradeguard.bench.counters import CpuMeter, cache_counts
-from tradeguard.bench.seed import Seed
-from tradeguard.bench.servers import HOST, ServerSpec, running
+from bench import environment, harness, profiling, wrk
+from bench.client import Connection
+from bench.counters import CpuMeter, cache_counts
+from bench.seed import Seed
+from bench.servers import HOST, ServerSpec, running
 
 ENDPOINTS = {
     "status": "/api/v1/reconciliation/status",

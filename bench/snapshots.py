@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import orjson
 
-from tradeguard.bench.seed import SeededAccount
+from bench.seed import SeededAccount
 from tradeguard.bridges.client import SNAPSHOTS_PATH
 from tradeguard.ingest.signature import HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from tradeguard.bench.stats import ms
+from bench.stats import ms
 
 
 def write_json(result: dict, path: Path) -> Path:

@@ -10,7 +10,7 @@ import os
 import resource
 from dataclasses import dataclass
 
-from tradeguard.bench.client import get
+from bench.client import get
 
 HITS = "tradeguard_cache_hits_total"
 MISSES = "tradeguard_cache_misses_total"

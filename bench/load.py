@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tradeguard.bench.client import Connection, HTTPError
-from tradeguard.bench.snapshots import SnapshotSigner
-from tradeguard.bench.stats import latency_summary
+from bench.client import Connection, HTTPError
+from bench.snapshots import SnapshotSigner
+from bench.stats import latency_summary
 from tradeguard.bridges.client import SNAPSHOTS_PATH
 
 APPLIED = b'"applied":true'

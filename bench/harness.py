@@ -9,17 +9,17 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tradeguard.bench import load
-from tradeguard.bench.seed import Seed, SeededAccount, unprimed_accounts
-from tradeguard.bench.servers import HOST, ServerSpec
-from tradeguard.bench.snapshots import SnapshotSigner
+from bench import load
+from bench.seed import Seed, SeededAccount, unprimed_accounts
+from bench.servers import HOST, ServerSpec
+from bench.snapshots import SnapshotSigner
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/tradeguard_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 RESULTS = Path("bench/results")
 TRADEGUARD_APP = "tradeguard.app:create_app"
-INSTRUMENTED_APP = "tradeguard.bench.instrumented:create_app"
-BARE_APP = "tradeguard.bench.bare_app:app"
+INSTRUMENTED_APP = "bench.instrumented:create_app"
+BARE_APP = "bench.bare_app:app"
 
 
 def _admin_url(database_url: str) -> tuple[str, str]:
