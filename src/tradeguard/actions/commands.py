@@ -1,16 +1,15 @@
 """Close commands: born from guard decisions, delivered to the bridge, settled by the broker's snapshot.
 
-pending → sent → executed | failed | expired, and pending | sent → cancelled when the owner
-re-arms a halted account (its drawdown commands only). The database allows one live (pending or
-sent) command per position and cause; a command is confirmed when a snapshot no longer holds its
-position, whatever the bridge said. An acknowledgement whose outcome is unknown is never retried
-blindly: the next snapshot decides.
+What each event makes of a command is decided in `tradeguard.domain.commands`; here commands are
+loaded, the domain is asked, and its answer is stored and audited. The database allows one live
+command per position and cause.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,14 +21,29 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions.audit import audit_event
+from tradeguard.domain.commands import (
+    CANCELLABLE,
+    DELIVERABLE,
+    LIVE_STATES,
+    PENDING,
+    SETTLED_BY_SNAPSHOT,
+    TIMES_OUT,
+    AckStatus,
+    CommandEvent,
+    CommandState,
+    ContradictingAcknowledgement,
+    Standing,
+    next_attempt,
+    next_state,
+    take_acknowledgement,
+)
 from tradeguard.domain.model import BrokerPosition
 from tradeguard.domain.reconcile import ClosedOnBroker, PnlSource
 from tradeguard.errors import Conflict, NotFound
-from tradeguard.store.models import LIVE_COMMAND_STATES, CloseCommand
 from tradeguard.store.models import BrokerPosition as BrokerPositionRow
+from tradeguard.store.models import CloseCommand
 
-SETTLED_BY_SNAPSHOT_STATES = (*LIVE_COMMAND_STATES, "executed")
-CANCELLED = "cancelled"
+_LIVE_STATE_VALUES = [state.value for state in LIVE_STATES]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +65,47 @@ class Acknowledgement:
     detail: str | None = None
     close_price: Decimal | None = None
     profit: Decimal | None = None
+
+
+def standing_of(command: CloseCommand) -> Standing:
+    return Standing(CommandState(command.state), command.outcome_unknown, command.confirmed_at is not None)
+
+
+def _move(command: CloseCommand, event: CommandEvent, now: datetime) -> Standing | None:
+    """Store where the event takes the command; None when it stays where it was."""
+    before = standing_of(command)
+    after = next_state(before, event)
+    if after == before:
+        return None
+    _store(command, after, now)
+    return after
+
+
+def _store(command: CloseCommand, standing: Standing, now: datetime) -> None:
+    command.state = standing.state.value
+    command.outcome_unknown = standing.outcome_unknown
+    if standing.confirmed and command.confirmed_at is None:
+        command.confirmed_at = now
+    if standing not in TIMES_OUT:
+        command.expires_at = None
+    command.updated_at = now
+
+
+def _standing_among(columns, standings: Set[Standing]) -> ColumnElement[bool]:
+    """The rows whose standing is one of these, as SQL over the columns that make a standing."""
+    states_by_flags: dict[tuple[bool, bool], list[str]] = defaultdict(list)
+    for standing in sorted(standings, key=lambda standing: list(CommandState).index(standing.state)):
+        states_by_flags[standing.outcome_unknown, standing.confirmed].append(standing.state.value)
+    return or_(
+        *(
+            and_(
+                columns.state.in_(states),
+                columns.outcome_unknown.is_(outcome_unknown),
+                columns.confirmed_at.is_not(None) if confirmed else columns.confirmed_at.is_(None),
+            )
+            for (outcome_unknown, confirmed), states in sorted(states_by_flags.items())
+        )
+    )
 
 
 def audit(
@@ -80,7 +135,7 @@ async def issue_close_commands(
 ) -> list[CloseCommand]:
     """One command per position unless one is already live for it and this cause.
 
-    Positions whose earlier commands failed or expired `max_attempts` times get no new one.
+    Positions that already had `max_attempts` commands for this cause get no new one.
     """
     targets = list(targets)
     if not targets:
@@ -91,7 +146,7 @@ async def issue_close_commands(
             select(
                 CloseCommand.ticket,
                 func.count(),
-                func.sum(case((CloseCommand.state.in_(LIVE_COMMAND_STATES), 1), else_=0)),
+                func.sum(case((CloseCommand.state.in_(_LIVE_STATE_VALUES), 1), else_=0)),
             )
             .where(
                 CloseCommand.account_id == account_id,
@@ -103,6 +158,11 @@ async def issue_close_commands(
     ).all()
     attempts_by_ticket = {ticket: attempts for ticket, attempts, _ in history}
     live = {ticket for ticket, _, live_count in history if live_count}
+    attempts = {
+        target.ticket: next_attempt(attempts_by_ticket.get(target.ticket, 0), max_attempts)
+        for target in targets
+        if target.ticket not in live
+    }
     rows = [
         {
             "id": str(uuid.uuid4()),
@@ -111,14 +171,14 @@ async def issue_close_commands(
             "symbol": target.symbol,
             "volume": target.volume,
             "cause": cause,
-            "state": "pending",
-            "attempts": attempts_by_ticket.get(target.ticket, 0) + 1,
-            "outcome_unknown": False,
+            "state": PENDING.state.value,
+            "attempts": attempts[target.ticket],
+            "outcome_unknown": PENDING.outcome_unknown,
             "created_at": now,
             "updated_at": now,
         }
         for target in targets
-        if target.ticket not in live and attempts_by_ticket.get(target.ticket, 0) < max_attempts
+        if attempts.get(target.ticket) is not None
     ]
     if not rows:
         return []
@@ -143,28 +203,20 @@ async def _insert_unless_live(session: AsyncSession, rows: list[dict], now: date
             f"close {command.symbol} {command.volume} (ticket {command.ticket}): {command.cause}, "
             f"attempt {command.attempts}",
             now,
-            state="pending",
+            state=command.state,
         )
     return sorted(commands, key=lambda command: (command.ticket, command.id))
 
 
 def deliverable(commands: Iterable[CloseCommand]) -> list[CloseCommand]:
     """Of commands already loaded, those a bridge should still be told about (as `live_commands` selects)."""
-    return [
-        command
-        for command in commands
-        if command.state in LIVE_COMMAND_STATES and not command.outcome_unknown
-    ]
+    return [command for command in commands if standing_of(command) in DELIVERABLE]
 
 
 async def live_commands(session: AsyncSession, account_id: int) -> list[CloseCommand]:
     query = (
         select(CloseCommand)
-        .where(
-            CloseCommand.account_id == account_id,
-            CloseCommand.state.in_(LIVE_COMMAND_STATES),
-            CloseCommand.outcome_unknown.is_(False),
-        )
+        .where(CloseCommand.account_id == account_id, _standing_among(CloseCommand, DELIVERABLE))
         .order_by(CloseCommand.created_at, CloseCommand.ticket, CloseCommand.id)
     )
     return list((await session.scalars(query)).all())
@@ -175,18 +227,16 @@ def mark_sent(
 ) -> None:
     """Delivered (in an ingest answer or a poll): the time-out starts at the first delivery."""
     for command in commands:
-        if command.state == "pending":
-            command.state = "sent"
+        if _move(command, CommandEvent.DELIVERED, now) is not None:
             command.sent_at = now
             command.expires_at = now + timeout
-            command.updated_at = now
             audit(
                 session,
                 command,
                 "close_command",
                 f"sent to the bridge (ticket {command.ticket})",
                 now,
-                state="sent",
+                state=command.state,
             )
 
 
@@ -204,23 +254,21 @@ async def acknowledge(
     )
     if command is None or command.account_id != account_id:
         raise NotFound(f"command {command_id} not found")
-    if command.acknowledged_by is not None:
-        if _same_acknowledgement(command, ack):
-            return command
-        raise Conflict(f"command {command_id} was already acknowledged as {_ack_status(command)}")
-    if command.state in ("executed", "failed") and command.confirmed_at is not None:
+    earlier = _acknowledged_status(command)
+    try:
+        after = take_acknowledgement(standing_of(command), AckStatus(ack.status), earlier)
+    except ContradictingAcknowledgement as contradiction:
+        raise Conflict(
+            f"command {command_id} was already acknowledged as {contradiction.earlier.value}"
+        ) from None
+    if after is None:
         return command
     command.acknowledged_by = device_id
-    command.updated_at = now
     command.result = orjson.dumps(
         {"status": ack.status, "detail": ack.detail, "close_price": ack.close_price, "profit": ack.profit},
         default=str,
     ).decode()
-    if ack.status == "unknown":
-        command.outcome_unknown = True
-        command.expires_at = None
-    else:
-        command.state = ack.status
+    _store(command, after, now)
     audit(
         session,
         command,
@@ -250,18 +298,15 @@ async def cancel_live(
             .where(
                 CloseCommand.account_id == account_id,
                 CloseCommand.cause == cause,
-                CloseCommand.state.in_(LIVE_COMMAND_STATES),
-                CloseCommand.outcome_unknown.is_(False),
+                _standing_among(CloseCommand, CANCELLABLE),
             )
             .order_by(CloseCommand.created_at, CloseCommand.ticket, CloseCommand.id)
             .with_for_update()
         )
     ).all()
     for command in live:
-        was_sent = command.state == "sent"
-        command.state = CANCELLED
-        command.expires_at = None
-        command.updated_at = now
+        was_sent = command.sent_at is not None
+        _move(command, CommandEvent.REARMED, now)
         audit(
             session,
             command,
@@ -269,18 +314,16 @@ async def cancel_live(
             f"cancelled (ticket {command.ticket}): {why}"
             + ("; the bridge may already have it" if was_sent else ""),
             now,
-            state=CANCELLED,
+            state=command.state,
             was_sent=was_sent,
         )
     return list(live)
 
 
-def _ack_status(command: CloseCommand) -> str:
-    return orjson.loads(command.result or "{}").get("status", command.state)
-
-
-def _same_acknowledgement(command: CloseCommand, ack: Acknowledgement) -> bool:
-    return _ack_status(command) == ack.status
+def _acknowledged_status(command: CloseCommand) -> AckStatus | None:
+    if command.acknowledged_by is None:
+        return None
+    return AckStatus(orjson.loads(command.result)["status"])
 
 
 _commands = CloseCommand.__table__
@@ -296,11 +339,7 @@ def any_unsettled(account_id: ColumnElement[int]) -> Exists:
 
 
 async def unsettled_commands(session: AsyncSession, account_id: int) -> list[CloseCommand]:
-    """The account's commands a snapshot may still settle.
-
-    Live ones, executed ones not yet confirmed, and cancelled ones whose bridge then reported the
-    outcome unknown.
-    """
+    """The account's commands a snapshot may still settle (`SETTLED_BY_SNAPSHOT`)."""
     query = select(CloseCommand).where(
         CloseCommand.account_id == account_id, _settled_by_snapshot(CloseCommand)
     )
@@ -308,13 +347,7 @@ async def unsettled_commands(session: AsyncSession, account_id: int) -> list[Clo
 
 
 def _settled_by_snapshot(columns) -> ColumnElement[bool]:
-    return and_(
-        or_(
-            columns.state.in_(SETTLED_BY_SNAPSHOT_STATES),
-            and_(columns.state == CANCELLED, columns.outcome_unknown.is_(True)),
-        ),
-        columns.confirmed_at.is_(None),
-    )
+    return _standing_among(columns, SETTLED_BY_SNAPSHOT)
 
 
 def settle_with_snapshot(
@@ -331,22 +364,17 @@ def settle_with_snapshot(
     confirmed = []
     for command in commands:
         if command.ticket not in held_tickets:
-            command.state = "executed"
-            command.confirmed_at = now
-            command.updated_at = now
+            _move(command, CommandEvent.POSITION_GONE, now)
             confirmed.append(command)
             _log_position_closed(session, command, closed.get(command.ticket), now)
-        elif command.state == "executed" or command.outcome_unknown:
-            command.state = "failed"
-            command.outcome_unknown = False
-            command.updated_at = now
+        elif _move(command, CommandEvent.POSITION_HELD, now) is not None:
             audit(
                 session,
                 command,
                 "close_command",
                 f"the broker still holds ticket {command.ticket}; the close did not happen",
                 now,
-                state="failed",
+                state=command.state,
             )
     return confirmed
 
@@ -389,11 +417,7 @@ async def expire_overdue(
     overdue = (
         await session.scalars(
             select(CloseCommand)
-            .where(
-                CloseCommand.state == "sent",
-                CloseCommand.outcome_unknown.is_(False),
-                CloseCommand.expires_at < now,
-            )
+            .where(_standing_among(CloseCommand, TIMES_OUT), CloseCommand.expires_at < now)
             .order_by(CloseCommand.expires_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -401,15 +425,14 @@ async def expire_overdue(
     ).all()
     retries: list[CloseCommand] = []
     for command in overdue:
-        command.state = "expired"
-        command.updated_at = now
+        _move(command, CommandEvent.TIMED_OUT, now)
         audit(
             session,
             command,
             "close_command",
             f"no acknowledgement for ticket {command.ticket}; expired",
             now,
-            state="expired",
+            state=command.state,
         )
     await session.flush()
     for command in overdue:

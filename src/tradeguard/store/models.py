@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from tradeguard.domain.commands import LIVE_STATES
 from tradeguard.store.types import ExactDecimal, UTCDateTime
 
 # SQLite only gives auto-increment to a column declared exactly INTEGER PRIMARY KEY.
@@ -32,7 +33,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-LIVE_COMMAND_STATES = ("pending", "sent")
+# Written out as the migration that created the partial unique index has it.
+_LIVE_COMMAND = "state IN ({})".format(", ".join(f"'{state.value}'" for state in LIVE_STATES))
 
 
 class Base(DeclarativeBase):
@@ -286,8 +288,8 @@ class CloseCommand(Base):
             "ticket",
             "cause",
             unique=True,
-            postgresql_where=text("state IN ('pending', 'sent')"),
-            sqlite_where=text("state IN ('pending', 'sent')"),
+            postgresql_where=text(_LIVE_COMMAND),
+            sqlite_where=text(_LIVE_COMMAND),
         ),
     )
 
