@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -40,6 +41,8 @@ from tradeguard.domain.model import BrokerPosition, Quote
 from tradeguard.store.models import Account, AccountState, CloseCommand
 
 _STATE_FIELDS = frozenset(AccountState.__table__.c.keys()) - {"account_id"}
+# A guard changes the trading state only through the HALT action, which also alerts and audits it.
+_WRITABLE_FIELDS = _STATE_FIELDS - {"trading_allowed", "halted_at", "halt_reason"}
 # Stored as JSON text; guards read and remember them as values.
 _JSON_FIELDS = frozenset({"market_levels"})
 
@@ -73,8 +76,8 @@ def guard_inputs(
     return GuardInputs(
         account_id=account.id,
         at=at,
-        config={name: getattr(account, name) for name in GUARD_CONFIG_FIELDS},
-        stored=_stored(state),
+        config=MappingProxyType({name: getattr(account, name) for name in GUARD_CONFIG_FIELDS}),
+        stored=MappingProxyType(_stored(state)),
         trading=trading_state_of(state),
         equity=equity,
         balance=balance,
@@ -167,8 +170,8 @@ def _stored(state: AccountState) -> dict[str, Any]:
 
 def _remember(state: AccountState, fields: Mapping[str, Any]) -> None:
     for name, value in fields.items():
-        if name not in _STATE_FIELDS:
-            raise ValueError(f"the account's state has no field {name!r}")
+        if name not in _WRITABLE_FIELDS:
+            raise ValueError(f"a guard cannot write the account state's field {name!r}")
         if name in _JSON_FIELDS:
             # Decimals as text, so that they read back exact.
             value = orjson.dumps(value, default=str).decode()
