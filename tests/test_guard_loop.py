@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from types import MappingProxyType
 
 import pytest
 
@@ -59,6 +60,17 @@ class OverreachingGuard(ConcentrationGuard):
         return dataclasses.replace(super().decide(inputs), close_all=True)
 
 
+class SelfHaltingGuard:
+    """Halts by writing the trading state's column itself, past the HALT action's alert and audit."""
+
+    name = "self_halting"
+    trigger = Trigger.SNAPSHOT
+    may_cause = MayCause(remembers=frozenset({"trading_allowed"}))
+
+    def decide(self, inputs: GuardInputs) -> GuardVerdict:
+        return GuardVerdict(remember=MappingProxyType({"trading_allowed": False}))
+
+
 @pytest.fixture
 async def api_with_guard(request, tmp_path):
     running, lifespan = await start_api(make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'tg.db'}"))
@@ -108,3 +120,14 @@ async def test_a_guard_asking_for_an_action_it_did_not_declare_is_refused_and_no
     status = (await follower.owner.get("/api/v1/guards/status", account_id=follower.account_id)).json()
     assert status["trading_allowed"] is True
     assert (await follower.status())["total_syncs"] == 0
+
+
+@pytest.mark.parametrize("api_with_guard", [SelfHaltingGuard], indirect=True)
+async def test_a_guard_cannot_halt_by_writing_the_trading_state_itself(api_with_guard):
+    follower = await register_follower(api_with_guard)
+
+    with pytest.raises(ValueError, match="cannot write the account state's field 'trading_allowed'"):
+        await follower.bridge.send_snapshot(snapshot(*CROWDED, equity="10000"))
+
+    status = (await follower.owner.get("/api/v1/guards/status", account_id=follower.account_id)).json()
+    assert status["trading_allowed"] is True
