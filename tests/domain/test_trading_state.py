@@ -39,15 +39,14 @@ def test_rearming_makes_a_halted_account_active_again():
     assert halted.rearm() == TradingState.active()
 
 
-@pytest.mark.parametrize(
-    ("status", "reason", "since"),
-    [
-        (TradingStatus.ACTIVE, "a reason", None),
-        (TradingStatus.ACTIVE, None, HALTED_AT),
-        (TradingStatus.HALTED, None, HALTED_AT),
-        (TradingStatus.HALTED, "a reason", None),
-    ],
-)
-def test_a_state_contradicting_itself_is_refused(status, reason, since):
+@pytest.mark.parametrize(("reason", "since"), [("a reason", None), (None, HALTED_AT)])
+def test_an_active_state_with_a_halt_reason_or_time_is_refused(reason, since):
     with pytest.raises(ValueError):
-        TradingState(status, reason, since)
+        TradingState(TradingStatus.ACTIVE, reason, since)
+
+
+def test_a_halted_row_stored_without_reason_or_time_reads_as_halted_and_stays_latched():
+    unknown = TradingState(TradingStatus.HALTED)
+
+    assert not unknown.trading_allowed
+    assert unknown.halt("drawdown guard critical", since=HALTED_AT) == unknown

@@ -14,8 +14,10 @@ class TradingStatus(str, enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class TradingState:
-    """ACTIVE carries no reason and no time; HALTED carries both. A halt latches: halting a halted
-    account keeps the first reason and time, and only `rearm` makes it active again."""
+    """ACTIVE carries no reason and no time. HALTED carries both when `halt` made it; a halted row
+    stored without them (written by other means than a guard) reads as halted, reason and time
+    unknown. A halt latches: halting a halted account keeps what it had, and only `rearm` makes
+    it active again."""
 
     status: TradingStatus = TradingStatus.ACTIVE
     reason: str | None = None
@@ -24,8 +26,6 @@ class TradingState:
     def __post_init__(self) -> None:
         if self.status is TradingStatus.ACTIVE and (self.reason is not None or self.since is not None):
             raise ValueError("an active account has no halt reason and no halt time")
-        if self.status is TradingStatus.HALTED and (self.reason is None or self.since is None):
-            raise ValueError("a halted account needs the reason and the time it was halted")
 
     @classmethod
     def active(cls) -> TradingState:
