@@ -9,13 +9,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.accounts.guard_config import GUARD_CONFIG_FIELDS, GuardConfig
+from tradeguard.accounts.trading import store_trading_state
 from tradeguard.auth.tokens import Principal
+from tradeguard.domain.trading import TradingState
 from tradeguard.errors import Conflict, NotFound
 from tradeguard.store.models import Account, AccountState
 
 
 def initial_state(account_id: int) -> AccountState:
-    return AccountState(
+    state = AccountState(
         account_id=account_id,
         status="idle",
         total_syncs=0,
@@ -27,8 +29,9 @@ def initial_state(account_id: int) -> AccountState:
         open_divergences="[]",
         market_levels="{}",
         feed_stale=False,
-        trading_allowed=True,
     )
+    store_trading_state(state, TradingState.active())
+    return state
 
 
 async def create_account(

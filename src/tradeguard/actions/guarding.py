@@ -1,131 +1,133 @@
-"""Acting on the guards' decisions inside the ingest step: state, alerts, halts, close commands.
+"""The one loop that runs every guard and carries out what their verdicts ask.
 
-The guards in `domain.guards` decide; this module loads their inputs from the account's rows,
-stores what they return, and turns "should close" into close commands before the ingest answer
-is sent.
+The guards in `domain.guards` decide over plain values; this module builds their inputs from the
+account's rows, runs each guard registered for the event (a snapshot applied, or the sweep's clock
+tick), refuses a verdict that asks for what its guard did not declare, and turns the rest into
+account-state fields, alerts, audit entries, the halt and close commands, before the answer to the
+event is sent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradeguard.accounts.guard_config import GUARD_CONFIG_FIELDS
+from tradeguard.accounts.trading import store_trading_state, trading_state_of
 from tradeguard.actions.alerts import raise_alert
 from tradeguard.actions.audit import audit_event
 from tradeguard.actions.commands import cancel_live, issue_close_commands, targets_of
 from tradeguard.domain.guards import (
-    DrawdownDecision,
-    DrawdownSettings,
-    DrawdownState,
-    GuardLevel,
-    MarketDecision,
-    MarketSettings,
-    SymbolCondition,
-    SymbolMarketState,
-    evaluate_drawdown,
-    evaluate_market,
+    GUARDS,
+    DrawdownGuard,
+    Guard,
+    GuardAlert,
+    GuardInputs,
+    GuardVerdict,
+    Trigger,
+    check_declared,
+    guards_on,
     rearm,
 )
+from tradeguard.domain.guards.drawdown import drawdown_fields, drawdown_state_from
 from tradeguard.domain.model import BrokerPosition, Quote
 from tradeguard.store.models import Account, AccountState, CloseCommand
+
+_STATE_FIELDS = frozenset(AccountState.__table__.c.keys()) - {"account_id"}
+# A guard changes the trading state only through the HALT action, which also alerts and audits it.
+_WRITABLE_FIELDS = _STATE_FIELDS - {"trading_allowed", "halted_at", "halt_reason"}
+# Stored as JSON text; guards read and remember them as values.
+_JSON_FIELDS = frozenset({"market_levels"})
 
 
 @dataclass(frozen=True, slots=True)
 class GuardPolicy:
-    """Deployment-wide settings the guards' actions need."""
+    """Deployment-wide settings the guards' actions need, and the guards to run."""
 
     notifiers: list[str]
     command_max_attempts: int
+    guards: tuple[Guard, ...] = GUARDS
 
 
 @dataclass(frozen=True, slots=True)
 class GuardOutcome:
-    drawdown: DrawdownDecision
-    market: MarketDecision
+    verdicts: Mapping[str, GuardVerdict]
+    """guard name → its verdict, for every guard run, in the order they ran"""
     new_commands: list[CloseCommand]
 
 
-def drawdown_settings_of(account: Account) -> DrawdownSettings:
-    return DrawdownSettings(
-        warning_pct=account.drawdown_warning_pct,
-        critical_pct=account.drawdown_critical_pct,
-        min_equity=account.min_equity,
-        daily_loss_limit_pct=account.daily_loss_limit_pct,
-        daily_loss_anchor=account.daily_loss_anchor,
-        daily_reset_time=time.fromisoformat(account.daily_reset_time),
-        daily_reset_tz=account.daily_reset_tz,
-        critical_confirmations=account.critical_confirmations,
-        auto_close=account.auto_close_drawdown,
+def guard_inputs(
+    account: Account,
+    state: AccountState,
+    *,
+    at: datetime,
+    equity: Decimal | None,
+    balance: Decimal | None,
+    positions: Iterable[BrokerPosition] = (),
+    quotes: Iterable[Quote] = (),
+) -> GuardInputs:
+    return GuardInputs(
+        account_id=account.id,
+        at=at,
+        config=MappingProxyType({name: getattr(account, name) for name in GUARD_CONFIG_FIELDS}),
+        stored=MappingProxyType(_stored(state)),
+        trading=trading_state_of(state),
+        equity=equity,
+        balance=balance,
+        positions=tuple(positions),
+        quotes=tuple(quotes),
     )
 
 
-def market_settings_of(account: Account) -> MarketSettings:
-    return MarketSettings(
-        gap_warning_pct=account.gap_warning_pct,
-        gap_critical_pct=account.gap_critical_pct,
-        spread_warning_pct=account.spread_warning_pct,
-        spread_critical_pct=account.spread_critical_pct,
-        auto_close=account.auto_close_market,
-    )
+async def run_guards(
+    session: AsyncSession,
+    account: Account,
+    state: AccountState,
+    trigger: Trigger,
+    inputs: GuardInputs,
+    *,
+    now: datetime,
+    policy: GuardPolicy,
+) -> GuardOutcome:
+    """Every guard of `policy` run on `trigger`, in order, each judging `inputs`; `now` stamps the records.
 
+    Each verdict is carried out before the next guard's is (fields, records, halt); close commands
+    come last, guard by guard.
+    """
+    verdicts: dict[str, GuardVerdict] = {}
+    for guard in guards_on(trigger, policy.guards):
+        verdict = guard.decide(inputs)
+        check_declared(guard, verdict)
+        _remember(state, verdict.remember)
+        _write_records(session, account.id, verdict, now=now, notifiers=policy.notifiers)
+        if verdict.halt is not None:
+            _halt(session, account, state, guard, verdict.halt, now=now, policy=policy)
+        verdicts[guard.name] = verdict
 
-def drawdown_state_of(state: AccountState) -> DrawdownState | None:
-    if state.peak_equity is None:
-        return None
-    return DrawdownState(
-        peak_equity=state.peak_equity,
-        level=GuardLevel(state.drawdown_level),
-        consecutive_critical=state.consecutive_critical,
-        halted=not state.trading_allowed,
-        day_anchor_value=state.day_anchor_value,
-        day_anchor_start=state.day_anchor_start,
-    )
-
-
-def store_drawdown_state(state: AccountState, next_state: DrawdownState) -> None:
-    state.peak_equity = next_state.peak_equity
-    state.drawdown_level = next_state.level.value
-    state.consecutive_critical = next_state.consecutive_critical
-    state.trading_allowed = not next_state.halted
-    state.day_anchor_value = next_state.day_anchor_value
-    state.day_anchor_start = next_state.day_anchor_start
-
-
-def market_state_of(state: AccountState) -> dict[str, SymbolMarketState]:
-    return {
-        symbol: SymbolMarketState(mid=Decimal(stored["mid"]), level=GuardLevel(stored["level"]))
-        for symbol, stored in orjson.loads(state.market_levels).items()
-    }
-
-
-def _market_levels_json(state: AccountState, decision: MarketDecision) -> str:
-    """The next state of every symbol; those not quoted just now keep what was last measured."""
-    stored = orjson.loads(state.market_levels)
-    evaluated = {condition.symbol: condition for condition in decision.conditions}
-    merged = {}
-    for symbol, market in decision.next_state.items():
-        condition = evaluated.get(symbol)
-        measured = market_details(condition) if condition else stored.get(symbol, {})
-        merged[symbol] = {**measured, "mid": market.mid, "level": market.level.value}
-    # Decimals as text, so that they read back exact.
-    return orjson.dumps(merged, default=str).decode()
-
-
-def market_details(condition: SymbolCondition) -> dict:
-    """What was measured, under today's names and, beside them, the older platform's."""
-    return {
-        "gap_pct": condition.gap_pct,
-        "spread_pct": condition.spread_pct,
-        "condition_type": condition.condition.value if condition.condition else None,
-        "price_gap_pct": condition.gap_pct,
-        "bid_ask_spread_pct": condition.spread_pct,
-        "bid": condition.bid,
-        "ask": condition.ask,
-    }
+    new_commands: list[CloseCommand] = []
+    for name, verdict in verdicts.items():
+        closing_symbols = set(verdict.close_symbols)
+        to_close = [
+            position
+            for position in inputs.positions
+            if verdict.close_all or position.symbol in closing_symbols
+        ]
+        new_commands += await issue_close_commands(
+            session,
+            account.id,
+            targets_of(to_close),
+            cause=name,
+            now=now,
+            max_attempts=policy.command_max_attempts,
+        )
+    return GuardOutcome(verdicts=verdicts, new_commands=new_commands)
 
 
 async def act_on_guards(
@@ -141,119 +143,105 @@ async def act_on_guards(
     now: datetime,
     policy: GuardPolicy,
 ) -> GuardOutcome:
-    """`evaluated_at` is the snapshot's time, which places it in a trading day; `now` stamps the records."""
-    drawdown = evaluate_drawdown(
-        drawdown_state_of(state),
-        equity=equity,
-        balance=balance,
-        now=evaluated_at,
-        settings=drawdown_settings_of(account),
+    """The snapshot's guards. `evaluated_at` is the snapshot's time, which places it in a trading
+    day; `now` stamps the records."""
+    inputs = guard_inputs(
+        account, state, at=evaluated_at, equity=equity, balance=balance, positions=positions, quotes=quotes
     )
-    store_drawdown_state(state, drawdown.next_state)
-    state.drawdown_pct = drawdown.drawdown_pct
-    if drawdown.should_alert:
-        level = drawdown.level.value
-        details = {
-            "drawdown_pct": drawdown.drawdown_pct,
-            "equity": equity,
-            "peak_equity": drawdown.peak_equity,
-        }
-        raise_alert(
-            session,
-            account.id,
-            kind="drawdown",
-            level=_alert_level(level),
-            message=drawdown.message,
-            now=now,
-            notifiers=policy.notifiers,
-            details=details,
-        )
-        audit_event(
-            session,
-            account.id,
-            "guard_level",
-            drawdown.message,
-            at=now,
-            reason="drawdown",
-            details={"level": level, **details},
-        )
-    if drawdown.newly_halted:
-        state.halted_at = now
-        state.halt_reason = drawdown.message
-        message = f"account {account.id} halted: {drawdown.message}; trading_allowed is false until re-armed"
-        raise_alert(
-            session,
-            account.id,
-            kind="halt",
-            level="critical",
-            message=message,
-            now=now,
-            notifiers=policy.notifiers,
-            details={"trading_allowed": False, "reason": drawdown.message},
-        )
-        audit_event(
-            session,
-            account.id,
-            "halted",
-            message,
-            at=now,
-            reason="drawdown",
-            details={"trading_allowed": False},
-        )
-
-    market = evaluate_market(quotes, market_state_of(state), market_settings_of(account))
-    state.market_levels = _market_levels_json(state, market)
-    for condition in market.alerts:
-        raise_alert(
-            session,
-            account.id,
-            kind="market",
-            level=_alert_level(condition.level.value),
-            message=condition.message,
-            now=now,
-            notifiers=policy.notifiers,
-            symbol=condition.symbol,
-            details=market_details(condition),
-        )
-        audit_event(
-            session,
-            account.id,
-            "guard_level",
-            condition.message,
-            at=now,
-            reason="market",
-            symbol=condition.symbol,
-            details={"level": condition.level.value, **market_details(condition)},
-        )
+    outcome = await run_guards(session, account, state, Trigger.SNAPSHOT, inputs, now=now, policy=policy)
     state.last_evaluated_at = now
-
-    new_commands: list[CloseCommand] = []
-    if drawdown.positions_should_close:
-        new_commands += await issue_close_commands(
-            session,
-            account.id,
-            targets_of(positions),
-            cause="drawdown",
-            now=now,
-            max_attempts=policy.command_max_attempts,
-        )
-    closing_symbols = set(market.symbols_to_close)
-    if closing_symbols:
-        in_those_symbols = [position for position in positions if position.symbol in closing_symbols]
-        new_commands += await issue_close_commands(
-            session,
-            account.id,
-            targets_of(in_those_symbols),
-            cause="market",
-            now=now,
-            max_attempts=policy.command_max_attempts,
-        )
-    return GuardOutcome(drawdown=drawdown, market=market, new_commands=new_commands)
+    return outcome
 
 
-def _alert_level(guard_level: str) -> str:
-    """A return to normal is worth telling, as information."""
-    return "info" if guard_level == GuardLevel.NORMAL.value else guard_level
+async def guard_on_clock(
+    session: AsyncSession, account: Account, state: AccountState, *, now: datetime, policy: GuardPolicy
+) -> GuardOutcome:
+    """The clock's guards, for an account no snapshot has brought news of."""
+    inputs = guard_inputs(account, state, at=now, equity=state.equity, balance=state.balance)
+    return await run_guards(session, account, state, Trigger.CLOCK, inputs, now=now, policy=policy)
+
+
+def _stored(state: AccountState) -> dict[str, Any]:
+    return {
+        name: orjson.loads(getattr(state, name)) if name in _JSON_FIELDS else getattr(state, name)
+        for name in _STATE_FIELDS
+    }
+
+
+def _remember(state: AccountState, fields: Mapping[str, Any]) -> None:
+    for name, value in fields.items():
+        if name not in _WRITABLE_FIELDS:
+            raise ValueError(f"a guard cannot write the account state's field {name!r}")
+        if name in _JSON_FIELDS:
+            # Decimals as text, so that they read back exact.
+            value = orjson.dumps(value, default=str).decode()
+        setattr(state, name, value)
+
+
+def _write_records(
+    session: AsyncSession, account_id: int, verdict: GuardVerdict, *, now: datetime, notifiers: list[str]
+) -> None:
+    for record in verdict.records:
+        if isinstance(record, GuardAlert):
+            raise_alert(
+                session,
+                account_id,
+                kind=record.kind,
+                level=record.level,
+                message=record.message,
+                now=now,
+                notifiers=notifiers,
+                symbol=record.symbol,
+                details=dict(record.details),
+            )
+        else:
+            audit_event(
+                session,
+                account_id,
+                record.event_type,
+                record.message,
+                at=now,
+                reason=record.reason,
+                symbol=record.symbol,
+                details=dict(record.details),
+            )
+
+
+def _halt(
+    session: AsyncSession,
+    account: Account,
+    state: AccountState,
+    guard: Guard,
+    reason: str,
+    *,
+    now: datetime,
+    policy: GuardPolicy,
+) -> None:
+    """A halt latches: an account already halted keeps its first reason and says nothing again."""
+    trading = trading_state_of(state)
+    if trading.halted:
+        return
+    store_trading_state(state, trading.halt(reason, since=now))
+    message = f"account {account.id} halted: {reason}; trading_allowed is false until re-armed"
+    raise_alert(
+        session,
+        account.id,
+        kind="halt",
+        level="critical",
+        message=message,
+        now=now,
+        notifiers=policy.notifiers,
+        details={"trading_allowed": False, "reason": reason},
+    )
+    audit_event(
+        session,
+        account.id,
+        "halted",
+        message,
+        at=now,
+        reason=guard.name,
+        details={"trading_allowed": False},
+    )
 
 
 async def rearm_account(
@@ -272,17 +260,16 @@ async def rearm_account(
     """
     state = await session.get(AccountState, account.id, with_for_update=True)
     cancelled = await cancel_live(
-        session, account.id, cause="drawdown", why=f"account re-armed by user {by_user_id}", now=now
+        session, account.id, cause=DrawdownGuard.name, why=f"account re-armed by user {by_user_id}", now=now
     )
-    current = drawdown_state_of(state)
+    trading = trading_state_of(state)
+    current = drawdown_state_from(_stored(state), halted=trading.halted)
     if current is not None:
         reset_to = state.equity if reset_peak and state.equity is not None else None
-        store_drawdown_state(state, rearm(current, reset_peak_to=reset_to))
+        _remember(state, drawdown_fields(rearm(current, reset_peak_to=reset_to)))
         if reset_to is not None:
             state.drawdown_pct = Decimal(0)
-    state.trading_allowed = True
-    state.halted_at = None
-    state.halt_reason = None
+    store_trading_state(state, trading.rearm())
     message = f"account {account.id} re-armed by user {by_user_id}" + (
         " with a new peak" if reset_peak else ""
     )
@@ -302,7 +289,7 @@ async def rearm_account(
         "rearmed",
         message,
         at=now,
-        reason="drawdown",
+        reason=DrawdownGuard.name,
         details={
             "trading_allowed": True,
             "user_id": by_user_id,

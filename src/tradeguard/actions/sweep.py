@@ -12,10 +12,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradeguard.actions.alerts import raise_alert
-from tradeguard.actions.audit import audit_event
 from tradeguard.actions.commands import expire_overdue
-from tradeguard.domain.guards import evaluate_stale
+from tradeguard.actions.guarding import GuardPolicy, guard_on_clock
 from tradeguard.ingest.nonces import delete_expired_nonces
 from tradeguard.store.models import Account, AccountState
 
@@ -33,8 +31,9 @@ class SweepReport:
 
 
 async def mark_stale_feeds(
-    session: AsyncSession, *, now: datetime, notifiers: list[str], report: SweepReport
+    session: AsyncSession, *, now: datetime, policy: GuardPolicy, report: SweepReport
 ) -> None:
+    """The clock's guards, for the accounts whose feed is overdue and not yet marked stale."""
     rows = (
         await session.execute(
             select(AccountState, Account)
@@ -46,24 +45,11 @@ async def mark_stale_feeds(
         )
     ).all()
     for state, account in rows:
-        decision = evaluate_stale(state.last_sync_at, now, account.stale_after_seconds, was_stale=False)
-        if not decision.is_stale:
+        outcome = await guard_on_clock(session, account, state, now=now, policy=policy)
+        if not any(verdict.asks_anything for verdict in outcome.verdicts.values()):
             continue
-        state.feed_stale = True
-        state.status = "error"
-        state.error_message = decision.message
-        raise_alert(
-            session,
-            account.id,
-            kind="stale_feed",
-            level="critical",
-            message=decision.message,
-            now=now,
-            notifiers=notifiers,
-            details={"last_sync_at": state.last_sync_at},
-        )
-        audit_event(session, account.id, "feed_stale", decision.message, at=now)
-        report.stale_accounts.append(account.id)
+        if state.feed_stale:
+            report.stale_accounts.append(account.id)
         report.stale_states.append(state)
         report.touched[account.id] = account.owner_id
 
@@ -72,7 +58,8 @@ async def sweep(
     session: AsyncSession, *, now: datetime, notifiers: list[str], command_max_attempts: int
 ) -> SweepReport:
     report = SweepReport()
-    await mark_stale_feeds(session, now=now, notifiers=notifiers, report=report)
+    policy = GuardPolicy(notifiers=notifiers, command_max_attempts=command_max_attempts)
+    await mark_stale_feeds(session, now=now, policy=policy, report=report)
     expired, retried = await expire_overdue(session, now=now, max_attempts=command_max_attempts)
     report.expired_commands = len(expired)
     report.retried_commands = len(retried)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.accounts.guard_config import GuardConfig
+from tradeguard.accounts.trading import trading_state_of
 from tradeguard.api.schemas import DrawdownGuardOut, MarketGuardAlert
 from tradeguard.store.models import Account, AccountState
 
@@ -21,6 +22,7 @@ def worst_level(levels) -> str:
 
 def drawdown_out(account: Account, state: AccountState) -> DrawdownGuardOut:
     level = state.drawdown_level
+    trading = trading_state_of(state)
     threshold = account.drawdown_critical_pct if level == "critical" else account.drawdown_warning_pct
     return DrawdownGuardOut(
         account_id=account.id,
@@ -35,9 +37,9 @@ def drawdown_out(account: Account, state: AccountState) -> DrawdownGuardOut:
         min_equity=account.min_equity,
         auto_close=account.auto_close_drawdown,
         should_close_all=level == "critical" and account.auto_close_drawdown,
-        trading_allowed=state.trading_allowed,
-        halted_at=state.halted_at,
-        halt_reason=state.halt_reason,
+        trading_allowed=trading.trading_allowed,
+        halted_at=trading.since,
+        halt_reason=trading.reason,
     )
 
 
@@ -112,7 +114,7 @@ async def guard_status_fields(session: AsyncSession, account_ids: list[int]) -> 
         market_alerts = [alert for account, state in rows for alert in market_alerts_of(account, state)]
         evaluated = [state.last_evaluated_at for _, state in rows if state.last_evaluated_at is not None]
         last_evaluated = max(evaluated, default=None)
-        trading_allowed = all(state.trading_allowed for _, state in rows)
+        trading_allowed = all(trading_state_of(state).trading_allowed for _, state in rows)
     any_should_close = drawdown.should_close_all or any(
         alert.should_close_positions for alert in market_alerts
     )

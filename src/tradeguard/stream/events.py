@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tradeguard.accounts.trading import trading_state_of
 from tradeguard.api.schemas import ReconciliationEventOut, StreamAlert, StreamSync
 from tradeguard.queries.reconciliation import event_out
 from tradeguard.store.models import AccountState, ReconciliationEvent
@@ -23,7 +24,7 @@ def sync_event(state: AccountState) -> StreamEvent:
         peak_equity=state.peak_equity,
         drawdown_pct=state.drawdown_pct,
         drawdown_level=state.drawdown_level,
-        trading_allowed=state.trading_allowed,
+        trading_allowed=trading_state_of(state).trading_allowed,
         last_sync_at=state.last_sync_at,
         error_message=state.error_message,
     )

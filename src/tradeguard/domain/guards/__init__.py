@@ -1,8 +1,10 @@
-"""Pure guards: each takes values and `now`, returns a decision value, and leaves acting to the shell."""
+"""Pure guards behind one interface (`guard.Guard`): each takes values and the moment judged,
+returns a verdict, and leaves acting to the shell's one loop. `registry.GUARDS` lists them."""
 
 from tradeguard.domain.guards.drawdown import (
     DailyLossAnchor,
     DrawdownDecision,
+    DrawdownGuard,
     DrawdownReason,
     DrawdownSettings,
     DrawdownState,
@@ -10,21 +12,52 @@ from tradeguard.domain.guards.drawdown import (
     rearm,
     trading_day_start,
 )
+from tradeguard.domain.guards.guard import (
+    Action,
+    Guard,
+    GuardAlert,
+    GuardAuditEntry,
+    GuardInputs,
+    GuardVerdict,
+    MayCause,
+    Trigger,
+    UndeclaredEffect,
+    check_declared,
+)
 from tradeguard.domain.guards.levels import GuardDecision, GuardLevel, InvalidGuardSettings, worst
 from tradeguard.domain.guards.market import (
     ImpossibleQuote,
     MarketCondition,
     MarketDecision,
+    MarketGuard,
     MarketReason,
     MarketSettings,
     SymbolCondition,
     SymbolMarketState,
     evaluate_market,
 )
-from tradeguard.domain.guards.stale import STALE_FEED, StaleDecision, evaluate_stale
+from tradeguard.domain.guards.registry import GUARDS, InvalidGuardRegistry, guards_on, registry
+from tradeguard.domain.guards.stale import STALE_FEED, StaleDecision, StaleFeedGuard, evaluate_stale
 
 __all__ = [
+    "GUARDS",
     "STALE_FEED",
+    "Action",
+    "DrawdownGuard",
+    "Guard",
+    "GuardAlert",
+    "GuardAuditEntry",
+    "GuardInputs",
+    "GuardVerdict",
+    "InvalidGuardRegistry",
+    "MarketGuard",
+    "MayCause",
+    "StaleFeedGuard",
+    "Trigger",
+    "UndeclaredEffect",
+    "check_declared",
+    "guards_on",
+    "registry",
     "DailyLossAnchor",
     "DrawdownDecision",
     "DrawdownReason",

@@ -1,18 +1,31 @@
 """Drawdown guard: how far an account's equity has fallen, and whether to close and halt it.
 
-The shell loads the account's `DrawdownState`, calls `evaluate_drawdown` with a
-snapshot's equity and balance, persists `decision.next_state` and acts on the
-decision (alert, close commands, halt). Nothing here reads a clock or a database.
+`evaluate_drawdown` judges a snapshot's equity and balance against the account's `DrawdownState`;
+`DrawdownGuard` is the guard the shell's loop runs on every applied snapshot, turning the decision
+into records, the state to remember, closes and the halt. Nothing here reads a clock or a database.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tradeguard.domain.guards.guard import (
+    Action,
+    GuardAlert,
+    GuardAuditEntry,
+    GuardInputs,
+    GuardVerdict,
+    MayCause,
+    Trigger,
+    alert_level,
+)
 from tradeguard.domain.guards.levels import GuardLevel, InvalidGuardSettings, worst
 from tradeguard.domain.pnl import drawdown_pct
 
@@ -332,3 +345,97 @@ def _require_aware(moment: datetime) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     return moment
+
+
+_REMEMBERED = (
+    "peak_equity",
+    "drawdown_level",
+    "consecutive_critical",
+    "day_anchor_value",
+    "day_anchor_start",
+    "drawdown_pct",
+)
+
+
+class DrawdownGuard:
+    name = "drawdown"
+    trigger = Trigger.SNAPSHOT
+    may_cause = MayCause(
+        alerts=frozenset({"drawdown"}),
+        audit_entries=frozenset({"guard_level"}),
+        actions=frozenset({Action.HALT, Action.CLOSE_ALL}),
+        remembers=frozenset(_REMEMBERED),
+    )
+
+    def decide(self, inputs: GuardInputs) -> GuardVerdict:
+        decision = evaluate_drawdown(
+            drawdown_state_from(inputs.stored, halted=inputs.trading.halted),
+            equity=inputs.equity,
+            balance=inputs.balance,
+            now=inputs.at,
+            settings=drawdown_settings_from(inputs.config),
+        )
+        records: tuple[GuardAlert | GuardAuditEntry, ...] = ()
+        if decision.should_alert:
+            details = {
+                "drawdown_pct": decision.drawdown_pct,
+                "equity": decision.equity,
+                "peak_equity": decision.peak_equity,
+            }
+            level = decision.level
+            records = (
+                GuardAlert("drawdown", alert_level(level), decision.message, details=details),
+                GuardAuditEntry(
+                    "guard_level",
+                    decision.message,
+                    reason=self.name,
+                    details={"level": level.value, **details},
+                ),
+            )
+        return GuardVerdict(
+            records=records,
+            remember=MappingProxyType(
+                {**drawdown_fields(decision.next_state), "drawdown_pct": decision.drawdown_pct}
+            ),
+            halt=decision.message if decision.newly_halted else None,
+            close_all=decision.positions_should_close,
+        )
+
+
+def drawdown_settings_from(config: Mapping[str, Any]) -> DrawdownSettings:
+    return DrawdownSettings(
+        warning_pct=config["drawdown_warning_pct"],
+        critical_pct=config["drawdown_critical_pct"],
+        min_equity=config["min_equity"],
+        daily_loss_limit_pct=config["daily_loss_limit_pct"],
+        daily_loss_anchor=config["daily_loss_anchor"],
+        daily_reset_time=time.fromisoformat(config["daily_reset_time"]),
+        daily_reset_tz=config["daily_reset_tz"],
+        critical_confirmations=config["critical_confirmations"],
+        auto_close=config["auto_close_drawdown"],
+    )
+
+
+def drawdown_state_from(stored: Mapping[str, Any], *, halted: bool) -> DrawdownState | None:
+    """None for an account never judged: it has no peak yet."""
+    if stored["peak_equity"] is None:
+        return None
+    return DrawdownState(
+        peak_equity=stored["peak_equity"],
+        level=GuardLevel(stored["drawdown_level"]),
+        consecutive_critical=stored["consecutive_critical"],
+        halted=halted,
+        day_anchor_value=stored["day_anchor_value"],
+        day_anchor_start=stored["day_anchor_start"],
+    )
+
+
+def drawdown_fields(state: DrawdownState) -> dict[str, Any]:
+    """The account-state fields that hold a `DrawdownState`; its halt is the trading state's."""
+    return {
+        "peak_equity": state.peak_equity,
+        "drawdown_level": state.level.value,
+        "consecutive_critical": state.consecutive_critical,
+        "day_anchor_value": state.day_anchor_value,
+        "day_anchor_start": state.day_anchor_start,
+    }

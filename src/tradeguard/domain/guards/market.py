@@ -1,8 +1,9 @@
 """Market guard: per symbol, price gaps between consecutive quotes and wide spreads.
 
-The shell keeps one `SymbolMarketState` per symbol of an account (keyed by the
-symbol exactly as the bridge quotes it, which is also how its positions name it),
-passes them in with a snapshot's quotes and persists `decision.next_state`.
+`evaluate_market` judges a snapshot's quotes against one `SymbolMarketState` per symbol of an
+account (keyed by the symbol exactly as the bridge quotes it, which is also how its positions name
+it); `MarketGuard` is the guard the shell's loop runs on every applied snapshot, remembering each
+symbol's state and last measurement in the account's `market_levels`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from tradeguard.domain.guards.guard import (
+    Action,
+    GuardAlert,
+    GuardAuditEntry,
+    GuardInputs,
+    GuardVerdict,
+    MayCause,
+    Trigger,
+    alert_level,
+)
 from tradeguard.domain.guards.levels import GuardLevel, InvalidGuardSettings, worst
 from tradeguard.domain.model import Quote
 
@@ -237,3 +248,80 @@ def _evaluate_quote(
 
 def _pct(part: Decimal, whole: Decimal) -> Decimal:
     return (part / whole * _HUNDRED).quantize(_PCT_PLACES)
+
+
+class MarketGuard:
+    name = "market"
+    trigger = Trigger.SNAPSHOT
+    may_cause = MayCause(
+        alerts=frozenset({"market"}),
+        audit_entries=frozenset({"guard_level"}),
+        actions=frozenset({Action.CLOSE_SYMBOL}),
+        remembers=frozenset({"market_levels"}),
+    )
+
+    def decide(self, inputs: GuardInputs) -> GuardVerdict:
+        stored = inputs.stored["market_levels"]
+        previous = {
+            symbol: SymbolMarketState(mid=Decimal(levels["mid"]), level=GuardLevel(levels["level"]))
+            for symbol, levels in stored.items()
+        }
+        decision = evaluate_market(inputs.quotes, previous, market_settings_from(inputs.config))
+        records: list[GuardAlert | GuardAuditEntry] = []
+        for condition in decision.alerts:
+            details = market_details(condition)
+            records += (
+                GuardAlert(
+                    "market",
+                    alert_level(condition.level),
+                    condition.message,
+                    symbol=condition.symbol,
+                    details=details,
+                ),
+                GuardAuditEntry(
+                    "guard_level",
+                    condition.message,
+                    reason=self.name,
+                    symbol=condition.symbol,
+                    details={"level": condition.level.value, **details},
+                ),
+            )
+        return GuardVerdict(
+            records=tuple(records),
+            remember=MappingProxyType({"market_levels": _market_levels(stored, decision)}),
+            close_symbols=decision.symbols_to_close,
+        )
+
+
+def market_settings_from(config: Mapping[str, Any]) -> MarketSettings:
+    return MarketSettings(
+        gap_warning_pct=config["gap_warning_pct"],
+        gap_critical_pct=config["gap_critical_pct"],
+        spread_warning_pct=config["spread_warning_pct"],
+        spread_critical_pct=config["spread_critical_pct"],
+        auto_close=config["auto_close_market"],
+    )
+
+
+def market_details(condition: SymbolCondition) -> dict[str, Any]:
+    """What was measured, under today's names and, beside them, the older platform's."""
+    return {
+        "gap_pct": condition.gap_pct,
+        "spread_pct": condition.spread_pct,
+        "condition_type": condition.condition.value if condition.condition else None,
+        "price_gap_pct": condition.gap_pct,
+        "bid_ask_spread_pct": condition.spread_pct,
+        "bid": condition.bid,
+        "ask": condition.ask,
+    }
+
+
+def _market_levels(stored: Mapping[str, Mapping[str, Any]], decision: MarketDecision) -> dict[str, dict]:
+    """The next state of every symbol; those not quoted just now keep what was last measured."""
+    evaluated = {condition.symbol: condition for condition in decision.conditions}
+    merged = {}
+    for symbol, market in decision.next_state.items():
+        condition = evaluated.get(symbol)
+        measured = market_details(condition) if condition else stored.get(symbol, {})
+        merged[symbol] = {**measured, "mid": market.mid, "level": market.level.value}
+    return merged

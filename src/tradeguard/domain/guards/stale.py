@@ -1,8 +1,8 @@
 """Stale feed guard: an account whose bridge stopped sending snapshots can no longer be watched.
 
-Run by the periodic sweep (no snapshot arrives to trigger it) and on ingest to
-notice a feed coming back. A stale feed is CRITICAL: the account shows `error`
-and alerts, though there is nothing for this guard to close.
+`StaleFeedGuard` runs on the sweep's clock tick (no snapshot arrives to trigger it); the ingest
+step clears the mark when snapshots arrive again. A stale feed is CRITICAL: the account shows
+`error` and alerts, though there is nothing for this guard to close.
 """
 
 from __future__ import annotations
@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 
+from tradeguard.domain.guards.guard import (
+    GuardAlert,
+    GuardAuditEntry,
+    GuardInputs,
+    GuardVerdict,
+    MayCause,
+    Trigger,
+)
 from tradeguard.domain.guards.levels import GuardLevel, InvalidGuardSettings
 
 STALE_FEED = "stale_feed"
@@ -97,3 +106,31 @@ def _seconds(delta: timedelta) -> Decimal:
     if not delta.microseconds:
         return whole
     return whole + Decimal(delta.microseconds) / 1_000_000
+
+
+class StaleFeedGuard:
+    name = STALE_FEED
+    trigger = Trigger.CLOCK
+    may_cause = MayCause(
+        alerts=frozenset({STALE_FEED}),
+        audit_entries=frozenset({"feed_stale"}),
+        remembers=frozenset({"feed_stale", "status", "error_message"}),
+    )
+
+    def decide(self, inputs: GuardInputs) -> GuardVerdict:
+        last_sync_at = inputs.stored["last_sync_at"]
+        was_stale = inputs.stored["feed_stale"]
+        decision = evaluate_stale(
+            last_sync_at, inputs.at, inputs.config["stale_after_seconds"], was_stale=was_stale
+        )
+        if not decision.is_stale or was_stale:
+            return GuardVerdict()
+        return GuardVerdict(
+            records=(
+                GuardAlert(STALE_FEED, "critical", decision.message, details={"last_sync_at": last_sync_at}),
+                GuardAuditEntry("feed_stale", decision.message),
+            ),
+            remember=MappingProxyType(
+                {"feed_stale": True, "status": "error", "error_message": decision.message}
+            ),
+        )
