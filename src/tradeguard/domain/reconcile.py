@@ -2,9 +2,8 @@
 
 `reconcile` is a pure function of one snapshot. It pairs trades with positions, sorts every
 trade and every position into exactly one outcome, names what differs on each pair, and
-reports the positions that disappeared since the previous snapshot. The shell persists the
-result and logs only what changed (`Reconciliation.divergence_keys`,
-`Reconciliation.trade_id_by_ticket`).
+reports the positions that disappeared since the previous snapshot. What changed since the
+previous sync, which is all the log records, is `domain.sync`'s to say.
 
 Matching, in two passes, both deterministic whatever the order of the inputs:
 

@@ -3,19 +3,18 @@
 The audit trail is the record of closes. Each entry a deal leads to (`closed_on_broker`,
 `partial_close`, `close_realized`, `unmatched_deal`) lists its deals in `details.deals`, so a deal
 sent again is known; the latest `closed_on_broker` or `close_realized` of a ticket states its
-close as it now stands, so a deal that arrives late amends it. Nothing here decides anything:
-`domain.reconcile` does.
+close as it now stands, so a deal that arrives late amends it. `domain.reconcile` decides what a
+deal is; this module is the record's format, written and read (the entries through
+`store.reconciliation_log`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions.audit import audit_event
@@ -28,21 +27,10 @@ from tradeguard.domain.reconcile import (
     Reconciliation,
     RecordedClose,
 )
-from tradeguard.store.models import ReconciliationEvent
+from tradeguard.store.reconciliation_log import entries_of_tickets
 
 CLOSE_EVENTS = ("closed_on_broker", "close_realized")
 DEAL_EVENTS = (*CLOSE_EVENTS, "partial_close", "unmatched_deal")
-
-_log = ReconciliationEvent.__table__
-_ENTRIES_OF_TICKETS = (
-    select(_log.c.event_type, _log.c.symbol, _log.c.ticket, _log.c.trade_id, _log.c.details)
-    .where(
-        _log.c.account_id == bindparam("account_id"),
-        _log.c.ticket.in_(bindparam("tickets", expanding=True)),
-        _log.c.event_type.in_(DEAL_EVENTS),
-    )
-    .order_by(_log.c.id)
-)
 
 
 async def deal_history(session: AsyncSession, account_id: int, deals: Iterable[ClosedDeal]) -> DealHistory:
@@ -50,12 +38,10 @@ async def deal_history(session: AsyncSession, account_id: int, deals: Iterable[C
     tickets = sorted({deal.ticket for deal in deals})
     if not tickets:
         return DealHistory()
-    rows = (await session.execute(_ENTRIES_OF_TICKETS, {"account_id": account_id, "tickets": tickets})).all()
     recorded: set[ClosedDeal] = set()
     closes: dict[str, RecordedClose] = {}
-    for row in rows:
-        # Decimals are stored as JSON numbers: read their digits, not the binary double they parse to.
-        details = json.loads(row.details, parse_float=Decimal)
+    for row in await entries_of_tickets(session, account_id, tickets, DEAL_EVENTS):
+        details = row.details
         recorded.update(_deal_of(row.ticket, deal) for deal in details.get("deals", ()))
         if row.event_type in CLOSE_EVENTS:
             closes[row.ticket] = RecordedClose(

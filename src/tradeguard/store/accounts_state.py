@@ -1,0 +1,256 @@
+"""An account's state as each sync reads and writes it: the state row, locked, the positions the broker
+held, the open expected trades, the equity history.
+
+Every snapshot runs these statements, so they are Core statements built once: ORM loading and the
+unit of work cost several times the round trip itself. The account and its state are built as ORM
+objects outside the session, so that the guards and the answer read them as before, and the state
+goes back in one UPDATE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import orjson
+from sqlalchemy import ColumnElement, Row, Select, bindparam, delete, insert, literal_column, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradeguard.domain import model as domain
+from tradeguard.domain.reconcile import DivergenceReason
+from tradeguard.domain.sync import HeldPosition, OpenDivergence
+from tradeguard.store.models import (
+    Account,
+    AccountSnapshot,
+    AccountState,
+    BrokerPosition,
+    Device,
+    ExpectedTrade,
+)
+
+_states = AccountState.__table__
+_accounts = Account.__table__
+_positions = BrokerPosition.__table__
+_trades = ExpectedTrade.__table__
+_snapshots = AccountSnapshot.__table__
+_devices = Device.__table__
+
+# Joined with the device, so that the lock also refuses a device revoked since the process
+# remembered it, without a statement of its own.
+_LOCKED_STATE = (
+    select(*_states.c, *_accounts.c)
+    .join_from(_states, _accounts, _accounts.c.id == _states.c.account_id)
+    .join(_devices, _devices.c.account_id == _states.c.account_id)
+    .where(
+        _states.c.account_id == bindparam("account_id"),
+        _devices.c.device_id == bindparam("device_id"),
+        _devices.c.revoked_at.is_(None),
+    )
+    .with_for_update(of=_states)
+)
+_STATE_KEYS = tuple(_states.c.keys())
+_ACCOUNT_KEYS = tuple(_accounts.c.keys())
+_STATE_WRITTEN = tuple(key for key in _STATE_KEYS if key != "account_id")
+# The SET clause is every column but the key: the row is locked, so nothing else changed it.
+_UPDATE_STATE = (
+    update(_states)
+    .where(_states.c.account_id == bindparam("key_account_id"))
+    .values({key: bindparam(f"new_{key}", type_=_states.c[key].type) for key in _STATE_WRITTEN})
+)
+# The equity history's row is a copy of the state just written.
+_EQUITY_ROW = {
+    "account_id": _states.c.account_id,
+    "taken_at": _states.c.last_snapshot_taken_at,
+    "received_at": _states.c.last_sync_at,
+    "balance": _states.c.balance,
+    "equity": _states.c.equity,
+    "margin": _states.c.margin,
+    "peak_equity": _states.c.peak_equity,
+    "drawdown_pct": _states.c.drawdown_pct,
+}
+_COPY_STATE_TO_EQUITY = insert(_snapshots).from_select(
+    list(_EQUITY_ROW),
+    select(*_EQUITY_ROW.values()).where(_states.c.account_id == bindparam("key_account_id")),
+)
+# PostgreSQL does both in one statement, its UPDATE's RETURNING feeding the INSERT.
+_written = _UPDATE_STATE.returning(*_EQUITY_ROW.values()).cte("written")
+_UPDATE_STATE_COPYING_EQUITY = insert(_snapshots).from_select(
+    list(_EQUITY_ROW), select(*(_written.c[column.key] for column in _EQUITY_ROW.values()))
+)
+_INSERT_POSITIONS = insert(_positions)
+_UPDATE_POSITION = update(_positions).where(_positions.c.id == bindparam("row_id"))
+_OPEN_TRADES = select(
+    _trades.c.id,
+    _trades.c.trade_id,
+    _trades.c.symbol,
+    _trades.c.side,
+    _trades.c.volume,
+    _trades.c.entry_price,
+    _trades.c.received_at,
+    _trades.c.opened_at,
+    _trades.c.stop_loss,
+    _trades.c.take_profit,
+    _trades.c.ticket,
+).where(_trades.c.account_id == bindparam("account_id"), _trades.c.status == "open")
+
+
+async def lock_state(
+    session: AsyncSession, account_id: int, device_id: str
+) -> tuple[Account, AccountState] | None:
+    """The account and its state, the state's row locked; None when the device is unknown or revoked."""
+    row = (await session.execute(_LOCKED_STATE, {"account_id": account_id, "device_id": device_id})).first()
+    if row is None:
+        return None
+    split = len(_STATE_KEYS)
+    return (
+        Account(**dict(zip(_ACCOUNT_KEYS, row[split:], strict=True))),
+        AccountState(**dict(zip(_STATE_KEYS, row[:split], strict=True))),
+    )
+
+
+async def store_state_and_equity(session: AsyncSession, state: AccountState) -> None:
+    """The state's one UPDATE, and the equity history's row."""
+    values = {f"new_{key}": getattr(state, key) for key in _STATE_WRITTEN}
+    values["key_account_id"] = state.account_id
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(_UPDATE_STATE_COPYING_EQUITY, values)
+    else:
+        await session.execute(_UPDATE_STATE, values)
+        await session.execute(_COPY_STATE_TO_EQUITY, {"key_account_id": state.account_id})
+
+
+def positions_with(answer: ColumnElement) -> Select:
+    """A statement reading an account's stored positions with `answer` in every row (bound to the
+    same `account_id`), saving the statement `answer` would need of its own. The outer join from
+    one row answers it for an account that holds no position too."""
+    return select(answer.label("answer"), *_positions.c).select_from(
+        select(literal_column("1"))
+        .subquery("one")
+        .outerjoin(_positions, _positions.c.account_id == bindparam("account_id"))
+    )
+
+
+async def read_positions_with(
+    session: AsyncSession, statement: Select, account_id: int
+) -> tuple[object, dict[str, Row]]:
+    """`statement` from `positions_with`: its answer, and the stored positions by ticket."""
+    rows = (await session.execute(statement, {"account_id": account_id})).all()
+    return rows[0].answer, {row.ticket: row for row in rows if row.id is not None}
+
+
+async def store_positions(
+    session: AsyncSession,
+    account_id: int,
+    stored: dict[str, Row],
+    held: Sequence[HeldPosition],
+    gone_tickets: Iterable[str],
+    taken_at: datetime,
+) -> None:
+    """The positions as the snapshot holds them: those gone deleted, the others updated or added."""
+    gone = [stored[ticket].id for ticket in gone_tickets]
+    if gone:
+        await session.execute(delete(_positions).where(_positions.c.id.in_(gone)))
+    new_rows = []
+    updated_rows = []
+    for finding in held:
+        position = finding.position
+        fields = {
+            "symbol": position.symbol,
+            "side": position.side.value,
+            "volume": position.volume,
+            "open_price": position.open_price,
+            "current_price": position.current_price,
+            "stop_loss": position.stop_loss,
+            "take_profit": position.take_profit,
+            "profit": position.profit,
+            "swap": position.swap,
+            "commission": position.commission,
+            "opened_at": position.opened_at,
+            "last_updated_at": taken_at,
+            "matched_trade_id": finding.matched_trade_id,
+            "divergence": ",".join(reason.value for reason in finding.divergence_reasons) or None,
+        }
+        row = stored.get(position.ticket)
+        if row is None:
+            new_rows.append({"account_id": account_id, "ticket": position.ticket, **fields})
+        else:
+            updated_rows.append({"row_id": row.id, **fields})
+    if new_rows:
+        await session.execute(_INSERT_POSITIONS, new_rows)
+    if updated_rows:
+        await session.execute(_UPDATE_POSITION, updated_rows)
+
+
+async def open_trades(session: AsyncSession, account_id: int) -> list[Row]:
+    return list((await session.execute(_OPEN_TRADES, {"account_id": account_id})).all())
+
+
+async def close_trades(
+    session: AsyncSession, open_rows: Iterable[Row], trade_ids: frozenset[str], closed_at: datetime
+) -> None:
+    """The open trades among `open_rows` named in `trade_ids` become closed."""
+    closed_rows = [row.id for row in open_rows if row.trade_id in trade_ids]
+    if closed_rows:
+        await session.execute(
+            update(_trades).where(_trades.c.id.in_(closed_rows)).values(status="closed", closed_at=closed_at)
+        )
+
+
+def open_divergences_of_json(stored: str) -> tuple[OpenDivergence, ...]:
+    return tuple(
+        OpenDivergence(
+            trade_id=row["trade_id"],
+            ticket=row["ticket"],
+            reason=DivergenceReason(row["reason"]),
+            symbol=row["symbol"],
+            message=row["message"],
+        )
+        for row in orjson.loads(stored)
+    )
+
+
+def open_divergences_json(divergences: Iterable[OpenDivergence]) -> str:
+    return orjson.dumps(
+        [
+            {
+                "trade_id": divergence.trade_id,
+                "ticket": divergence.ticket,
+                "reason": divergence.reason.value,
+                "symbol": divergence.symbol,
+                "message": divergence.message,
+            }
+            for divergence in divergences
+        ]
+    ).decode()
+
+
+def expected_trade_of(row: Row) -> domain.ExpectedTrade:
+    return domain.ExpectedTrade(
+        trade_id=row.trade_id,
+        symbol=row.symbol,
+        side=domain.Side(row.side),
+        volume=row.volume,
+        entry_price=row.entry_price,
+        received_at=row.received_at,
+        opened_at=row.opened_at,
+        stop_loss=row.stop_loss,
+        take_profit=row.take_profit,
+        ticket=row.ticket,
+    )
+
+
+def broker_position_of(row: Row) -> domain.BrokerPosition:
+    return domain.BrokerPosition(
+        ticket=row.ticket,
+        symbol=row.symbol,
+        side=domain.Side(row.side),
+        volume=row.volume,
+        open_price=row.open_price,
+        current_price=row.current_price,
+        opened_at=row.opened_at,
+        profit=row.profit,
+        stop_loss=row.stop_loss,
+        take_profit=row.take_profit,
+        swap=row.swap,
+        commission=row.commission,
+    )
