@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.accounts.guard_config import GuardConfig
-from tradeguard.api.schemas import DrawdownGuardOut, MarketGuardAlert
+from tradeguard.queries.read_models import DrawdownGuardOut, MarketGuardAlert
 from tradeguard.store.models import Account, AccountState
 
 _LEVEL_SEVERITY = {"normal": 0, "warning": 1, "critical": 2}
