@@ -32,10 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tradeguard.accounts.guard_config import GuardConfig
 from tradeguard.accounts.service import initial_state
-from tradeguard.api.trade_schemas import TradeIn
 from tradeguard.auth.passwords import hash_password
 from tradeguard.auth.tokens import Principal, issue_token
 from tradeguard.ingest.devices import DeviceSecrets
+from tradeguard.ingest.trade_body import TradeIn
 from tradeguard.ingest.trades import _body_digest, _canonical_fields
 from tradeguard.store import migrate
 from tradeguard.store.models import Account, AccountState, Device, ExpectedTrade, User

@@ -155,7 +155,7 @@ async def test_a_streamed_alert_is_the_alert_of_alerts_with_its_id_live_and_repl
     owner = Principal(follower.owner.user_id, follower.owner.role)
     replayed = [
         event
-        for event in await stream_start(api.services, owner, [follower.account_id], last_event_id=0)
+        for event in await stream_start(api.services.sessions, owner, [follower.account_id], last_event_id=0)
         if event.kind == "alert"
     ]
     listed = (await follower.owner.get("/api/v1/alerts", account_id=follower.account_id)).json()["alerts"]

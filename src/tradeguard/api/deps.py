@@ -3,23 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from tradeguard.auth.tokens import Principal
+from tradeguard.auth.credentials import CurrentCredentials
+from tradeguard.auth.tokens import Principal, TokenCache
+from tradeguard.cache import ResponseCache
 from tradeguard.errors import NotAuthenticated
+from tradeguard.ingest.step import BridgeServices
 from tradeguard.queries.service import ReadService
-from tradeguard.services import Services
+from tradeguard.settings import Settings
+from tradeguard.stream.bus import EventBus
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 _PRINCIPAL = "tradeguard.principal"
 
 
-async def get_services(request: Request) -> Services:
+class AppServices(BridgeServices, Protocol):
+    """What the routes use of the process's services, which the app keeps in `app.state.services`.
+
+    The composition root (`tradeguard.services.Services`) builds them; the API only uses them.
+    """
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    cache: ResponseCache
+    reads: ReadService
+    jwt_secret: str
+    tokens: TokenCache
+    credentials: CurrentCredentials
+    bus: EventBus
+
+
+async def get_services(request: Request) -> AppServices:
     return request.app.state.services
 
 
@@ -45,7 +66,7 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
-async def verified_principal(services: Services, token: str) -> Principal:
+async def verified_principal(services: AppServices, token: str) -> Principal:
     """The caller behind a token that verifies and whose credentials are still the user's."""
     principal = services.tokens.read(token)
     if not services.credentials.known_current(principal):
@@ -74,7 +95,7 @@ class AuthenticatedRoute(APIRoute):
         return authenticated_first
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+ServicesDep = Annotated[AppServices, Depends(get_services)]
 ReadsDep = Annotated[ReadService, Depends(get_reads)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -1,23 +1,16 @@
-"""Request and response bodies of the public API (v1), with the older platform's field names."""
+"""The API's own bodies: sign-in, accounts, devices, health, and the bridges' answers; the read models are `queries.read_models`."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tradeguard.accounts.guard_config import GuardConfig
 from tradeguard.bodies import RequestBody
+from tradeguard.queries.read_models import Number, SyncStatus
 from tradeguard.values import ExternalId, Text, text
-
-# Exact inside; a JSON number at the edge, printed with the stored decimal digits.
-Number = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
-
-SyncStatus = Literal["healthy", "warning", "idle", "error"]
-GuardLevelName = Literal["normal", "warning", "critical"]
-MarketConditionName = Literal["gap_up", "gap_down", "liquidity_crisis"]
 
 
 class LoginForm(BaseModel):
@@ -88,161 +81,6 @@ class RearmRequest(RequestBody):
         default=False,
         description="Start a new high-water mark at the current equity instead of keeping the old peak.",
     )
-
-
-class ReconciliationEventOut(BaseModel):
-    id: int
-    account_id: int
-    created_at: datetime
-    event_type: str
-    reason: str | None
-    symbol: str | None
-    ticket: str | None
-    trade_id: str | None
-    message: str
-    details: dict
-
-
-class ReconciliationStatus(BaseModel):
-    user_id: int
-    account_id: int | None
-    status: SyncStatus
-    last_sync_at: datetime | None
-    total_syncs: int
-    last_sync_duration_ms: Number | None
-    open_positions_count: int
-    matched_positions: int
-    divergences_detected: int
-    recent_events: list[ReconciliationEventOut]
-    error_message: str | None
-
-
-class ReconciliationLogPage(BaseModel):
-    user_id: int
-    account_id: int | None
-    events: list[ReconciliationEventOut]
-    next_cursor: int | None
-
-
-class PositionOut(BaseModel):
-    position_id: int
-    account_id: int
-    ticket: str
-    symbol: str
-    direction: Literal["buy", "sell"]
-    volume: Number
-    entry_price: Number
-    entry_time: datetime
-    current_price: Number
-    unrealized_pnl: Number
-    unrealized_pnl_pct: Number
-    take_profit: Number | None
-    stop_loss: Number | None
-    status: Literal["open"]
-    matched_with_bot: bool
-    divergence: str | None
-    last_updated_at: datetime
-
-
-class OpenPositions(BaseModel):
-    user_id: int
-    account_id: int | None
-    total_positions: int
-    total_unrealized_pnl: Number
-    total_unrealized_pnl_pct: Number
-    positions: list[PositionOut]
-    last_updated_at: datetime | None
-
-
-class DrawdownGuardOut(BaseModel):
-    account_id: int | None
-    current_equity: Number | None
-    current_balance: Number | None
-    peak_equity: Number | None
-    current_drawdown_pct: Number
-    alert_type: GuardLevelName
-    alert_threshold_pct: Number
-    warning_threshold_pct: Number
-    critical_threshold_pct: Number
-    min_equity: Number
-    auto_close: bool
-    should_close_all: bool
-    trading_allowed: bool
-    halted_at: datetime | None
-    halt_reason: str | None
-
-
-class MarketGuardAlert(BaseModel):
-    """A symbol's market outside normal; the last five fields are the older platform's names."""
-
-    account_id: int
-    symbol: str
-    alert_type: GuardLevelName
-    gap_pct: Number | None
-    spread_pct: Number | None
-    should_close_positions: bool
-    condition_type: MarketConditionName | None = Field(
-        description="what decided alert_type; a gap wins over a spread at the same level"
-    )
-    price_gap_pct: Number | None = Field(description="gap_pct")
-    bid_ask_spread_pct: Number | None = Field(description="spread_pct")
-    bid: Number | None = Field(description="the last quote's bid")
-    ask: Number | None = Field(description="the last quote's ask")
-
-
-class GuardStatus(BaseModel):
-    user_id: int
-    account_id: int | None
-    system_status: GuardLevelName
-    trading_allowed: bool
-    drawdown_guard: DrawdownGuardOut
-    market_guard_alerts: list[MarketGuardAlert]
-    any_positions_should_close: bool
-    last_evaluated_at: datetime | None
-
-
-class AlertOut(BaseModel):
-    id: int
-    account_id: int
-    created_at: datetime
-    kind: str
-    level: str
-    symbol: str | None
-    message: str
-    details: dict
-
-
-class AlertPage(BaseModel):
-    user_id: int
-    account_id: int | None
-    alerts: list[AlertOut]
-    next_cursor: int | None
-
-
-class EquityPoint(BaseModel):
-    """A snapshot, or a bucket of them: then the values of its latest snapshot, and its extremes."""
-
-    taken_at: datetime
-    balance: Number
-    equity: Number
-    peak_equity: Number
-    drawdown_pct: Number
-    snapshots: int
-    equity_min: Number
-    equity_max: Number
-    drawdown_max_pct: Number
-
-
-class EquitySeries(BaseModel):
-    account_id: int
-    warning_threshold_pct: Number
-    critical_threshold_pct: Number
-    points: list[EquityPoint]
-    since: datetime | None
-    until: datetime | None
-    bucket_seconds: float | None
-    first_taken_at: datetime | None
-    last_taken_at: datetime | None
 
 
 class ComponentCheck(BaseModel):
@@ -327,31 +165,3 @@ class SyncSummary(BaseModel):
         description="tickets that left the broker since the previous snapshot"
     )
     commands: list[CommandOut]
-
-
-class StreamSync(BaseModel):
-    """The `sync` event of the live stream: an account's state after a snapshot or a sweep."""
-
-    account_id: int
-    status: SyncStatus
-    total_syncs: int
-    open_positions_count: int
-    matched_positions: int
-    divergences_detected: int
-    equity: Number | None
-    balance: Number | None
-    peak_equity: Number | None
-    drawdown_pct: Number | None
-    drawdown_level: GuardLevelName
-    trading_allowed: bool
-    last_sync_at: datetime | None
-    error_message: str | None
-
-
-class StreamAlert(AlertOut):
-    """The `alert` event of the live stream: `id` is the audit entry's, the stream's sequence (and
-    the event's SSE id); `alert_id` is the alert's `id` in `/alerts`, its identity for de-duplicating."""
-
-    alert_id: int | None = Field(
-        description="the alert's id in /alerts; null only for entries of earlier releases"
-    )

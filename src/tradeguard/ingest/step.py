@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions import commands
+from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.ingest.authentication import SignedRequest, verify_device, verify_known_device
-from tradeguard.ingest.devices import DeviceIdentity
-from tradeguard.ingest.snapshots import IngestOutcome, apply_snapshot, lock_account
+from tradeguard.ingest.devices import DeviceIdentity, DeviceSecrets
+from tradeguard.ingest.nonces import NonceStore
+from tradeguard.ingest.snapshots import IngestOutcome, IngestPolicy, apply_snapshot, lock_account
 from tradeguard.ingest.validation import AcknowledgementIn, parse_snapshot
-from tradeguard.services import Services
-from tradeguard.store.models import CloseCommand
+from tradeguard.store.models import AccountState, CloseCommand
+
+
+class Write(Protocol):
+    """A write in progress: its session, and what it changed, for the steps after its commit."""
+
+    session: AsyncSession
+
+    def account_changed(self, account_id: int, owner_id: int) -> None: ...
+
+    def publish_state(self, state: AccountState) -> None: ...
+
+
+class BridgeServices(Protocol):
+    """What a bridge request needs of the process (`tradeguard.services.Services` is one)."""
+
+    device_secrets: DeviceSecrets
+    nonces: NonceStore
+    ingest_policy: IngestPolicy
+    instruments: InstrumentTable
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[Write]: ...
 
 
 async def _signed_device(
-    services: Services, session: AsyncSession, signed: SignedRequest, now: datetime
+    services: BridgeServices, session: AsyncSession, signed: SignedRequest, now: datetime
 ) -> DeviceIdentity:
     return await verify_device(
         session, signed, device_secrets=services.device_secrets, nonces=services.nonces, now=now
@@ -24,7 +48,7 @@ async def _signed_device(
 
 
 async def ingest_snapshot(
-    services: Services, signed: SignedRequest, *, received_at: datetime, started: float
+    services: BridgeServices, signed: SignedRequest, *, received_at: datetime, started: float
 ) -> IngestOutcome:
     """A snapshot not applied changes the account only through the commands it hands out (audited)."""
     async with services.unit_of_work() as work:
@@ -56,7 +80,9 @@ async def ingest_snapshot(
     return outcome
 
 
-async def poll_commands(services: Services, signed: SignedRequest, *, now: datetime) -> list[CloseCommand]:
+async def poll_commands(
+    services: BridgeServices, signed: SignedRequest, *, now: datetime
+) -> list[CloseCommand]:
     """Every command the account's bridge has not acknowledged; delivery is at least once."""
     async with services.unit_of_work() as work:
         device = await _signed_device(services, work.session, signed, now)
@@ -66,7 +92,7 @@ async def poll_commands(services: Services, signed: SignedRequest, *, now: datet
 
 
 async def acknowledge_command(
-    services: Services, signed: SignedRequest, command_id: str, *, now: datetime
+    services: BridgeServices, signed: SignedRequest, command_id: str, *, now: datetime
 ) -> CloseCommand:
     async with services.unit_of_work() as work:
         device = await _signed_device(services, work.session, signed, now)

@@ -16,8 +16,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradeguard.api.trade_schemas import TradeIn, TradeStatus
 from tradeguard.errors import Conflict, NotFound
+from tradeguard.ingest.trade_body import TradeIn
+from tradeguard.queries.read_models import TradeStatus
 from tradeguard.store.models import Account, ExpectedTrade
 from tradeguard.store.types import canonical_decimal
 

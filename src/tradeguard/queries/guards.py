@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.accounts.guard_config import GuardConfig
 from tradeguard.accounts.trading import trading_state_of
-from tradeguard.api.schemas import DrawdownGuardOut, MarketGuardAlert
+from tradeguard.queries.read_models import DrawdownGuardOut, MarketGuardAlert
 from tradeguard.store.models import Account, AccountState
 
 _LEVEL_SEVERITY = {"normal": 0, "warning": 1, "critical": 2}

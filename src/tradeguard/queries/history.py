@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradeguard.api.schemas import AlertOut, EquityPoint, EquitySeries
+from tradeguard.queries.read_models import AlertOut, EquityPoint, EquitySeries
 from tradeguard.store.functions import decimal_max, decimal_min, time_bucket
 from tradeguard.store.models import Account, AccountSnapshot, Alert
 

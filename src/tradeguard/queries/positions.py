@@ -7,10 +7,10 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradeguard.api.schemas import PositionOut
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import Side
 from tradeguard.domain.pnl import pnl_pct_of_balance, price_move_pct
+from tradeguard.queries.read_models import PositionOut
 from tradeguard.store.models import AccountState, BrokerPosition
 
 

@@ -8,7 +8,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradeguard.api.schemas import ReconciliationEventOut
+from tradeguard.queries.read_models import ReconciliationEventOut
 from tradeguard.store.models import AccountState, ReconciliationEvent
 
 RECENT_EVENTS = 10

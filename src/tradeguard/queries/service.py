@@ -21,19 +21,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradeguard.accounts.service import account_ids_of, may_see
-from tradeguard.api.schemas import (
-    AlertPage,
-    GuardStatus,
-    OpenPositions,
-    ReconciliationLogPage,
-    ReconciliationStatus,
-)
 from tradeguard.auth.tokens import Principal
 from tradeguard.cache import ReadThrough, ResponseCache, WarmFields, account_scope, user_scope
 from tradeguard.errors import NotFound
 from tradeguard.queries.guards import guard_status_fields
 from tradeguard.queries.history import alerts_page, equity_series
 from tradeguard.queries.positions import find_position, open_positions_fields, position_out
+from tradeguard.queries.read_models import (
+    AlertPage,
+    GuardStatus,
+    OpenPositions,
+    ReconciliationLogPage,
+    ReconciliationStatus,
+)
 from tradeguard.queries.reconciliation import log_events, status_fields
 from tradeguard.store.models import Account
 

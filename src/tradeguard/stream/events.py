@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tradeguard.accounts.trading import trading_state_of
-from tradeguard.api.schemas import ReconciliationEventOut, StreamAlert, StreamSync
+from tradeguard.queries.read_models import ReconciliationEventOut, StreamAlert, StreamSync
 from tradeguard.queries.reconciliation import event_out
 from tradeguard.store.models import AccountState, ReconciliationEvent
 from tradeguard.stream.bus import StreamEvent

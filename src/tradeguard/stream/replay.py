@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import orjson
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradeguard.accounts.service import account_ids_of
 from tradeguard.auth.tokens import Principal
-from tradeguard.services import Services
+from tradeguard.queries.service import ReadService
 from tradeguard.store.models import AccountState, ReconciliationEvent
 from tradeguard.stream.bus import StreamEvent
 from tradeguard.stream.events import audit_stream_event, sync_event
@@ -15,19 +16,27 @@ from tradeguard.stream.events import audit_stream_event, sync_event
 MAX_REPLAY = 1000
 
 
-async def stream_accounts(services: Services, principal: Principal, account_id: int | None) -> list[int]:
+async def stream_accounts(
+    reads: ReadService,
+    sessions: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    account_id: int | None,
+) -> list[int]:
     if account_id is not None:
-        await services.reads.authorize(principal, account_id)
+        await reads.authorize(principal, account_id)
         return [account_id]
-    async with services.sessions() as session:
+    async with sessions() as session:
         return await account_ids_of(session, principal.user_id)
 
 
 async def stream_start(
-    services: Services, principal: Principal, account_ids: list[int], last_event_id: int | None
+    sessions: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    account_ids: list[int],
+    last_event_id: int | None,
 ) -> list[StreamEvent]:
     """hello, then the audit entries after `last_event_id` (oldest first), then each account's state."""
-    async with services.sessions() as session:
+    async with sessions() as session:
         latest = (
             await session.scalar(
                 select(func.max(ReconciliationEvent.id)).where(

@@ -22,9 +22,9 @@ from tradeguard.api.schemas import (
     AccountOut,
     GuardConfigOut,
     GuardConfigUpdate,
-    GuardStatus,
     RearmRequest,
 )
+from tradeguard.queries.read_models import GuardStatus
 from tradeguard.store.models import Account
 
 router = APIRouter(prefix="/accounts", tags=["accounts"], route_class=AuthenticatedRoute)

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from tradeguard.api.deps import PrincipalDep, ReadsDep
 from tradeguard.api.params import AccountIdPath, AccountIdQuery, CursorQuery, PositionIdPath
 from tradeguard.api.responses import JSONBytes
-from tradeguard.api.schemas import (
+from tradeguard.queries.read_models import (
     AlertPage,
     EquitySeries,
     GuardStatus,

@@ -56,10 +56,10 @@ async def stream(
 ):
     """Events as they happen. With `Last-Event-ID`, what happened since that id is sent first."""
     principal = await verified_principal(services, _bearer(request, access_token))
-    account_ids = await stream_accounts(services, principal, account_id)
+    account_ids = await stream_accounts(services.reads, services.sessions, principal, account_id)
     subscription = services.bus.subscribe(account_ids)
     try:
-        opening = await stream_start(services, principal, account_ids, last_event_id)
+        opening = await stream_start(services.sessions, principal, account_ids, last_event_id)
     except BaseException:
         subscription.close()
         raise

@@ -13,8 +13,9 @@ from tradeguard.api.openapi import exact_json_body, raw_json_body
 from tradeguard.api.params import AccountIdPath, CursorQuery, KeyPath
 from tradeguard.api.responses import model_response
 from tradeguard.api.schemas import ErrorBody, NoFields
-from tradeguard.api.trade_schemas import TradeIn, TradeOut, TradePage, TradeStatus
+from tradeguard.ingest.trade_body import TradeIn
 from tradeguard.ingest.trades import close_expected_trade, list_expected_trades, record_expected_trade
+from tradeguard.queries.read_models import TradeOut, TradePage, TradeStatus
 from tradeguard.store.models import ExpectedTrade
 
 router = APIRouter(prefix="/accounts", tags=["trades"], route_class=AuthenticatedRoute)

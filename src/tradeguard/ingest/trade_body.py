@@ -1,26 +1,16 @@
-"""Request and response bodies of the expected-trade endpoints."""
+"""The body of `POST /accounts/{id}/trades`: a trade the platform sent, as `ingest.trades` records it."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    Field,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from tradeguard.api.schemas import Number
 from tradeguard.bodies import RequestBody
 from tradeguard.domain.instruments import normalize_symbol
 from tradeguard.domain.model import Side
 from tradeguard.values import ExternalId, Numeric, SentTime, text
-
-TradeStatus = Literal["open", "closed"]
 
 PositiveDecimal = Annotated[Numeric, Field(gt=0)]
 Reference = text(64, min_length=1) | None
@@ -70,28 +60,3 @@ class TradeIn(RequestBody):
         if not below_entry and not level > entry:
             raise ValueError(f"must be above entry_price {entry} for a {side.value}")
         return level
-
-
-class TradeOut(BaseModel):
-    id: int
-    account_id: int
-    trade_id: str
-    symbol: str
-    side: Literal["buy", "sell"]
-    volume: Number
-    entry_price: Number
-    stop_loss: Number | None
-    take_profit: Number | None
-    ticket: str | None
-    signal_id: str | None
-    approval_id: str | None
-    opened_at: datetime | None
-    received_at: datetime
-    status: TradeStatus
-    closed_at: datetime | None
-
-
-class TradePage(BaseModel):
-    account_id: int
-    trades: list[TradeOut]
-    next_cursor: int | None
