@@ -23,7 +23,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.http_receiver import Receiver
-from tests.net import free_port, reachable, wait_for_port
+from tests.net import SHORT_KEEPALIVE, free_port, reachable, wait_for_port
 from tests.private_redis import PrivateRedis
 from tests.support import sign_up
 from tradeguard.app import create_app
@@ -209,7 +209,7 @@ async def serve_live(settings: Settings) -> AsyncIterator[LiveServer]:
     try:
         await wait_for_port(port)
         url = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=SHORT_KEEPALIVE) as http:
             yield LiveServer(api=Api(app=app, http=http), url=url)
     finally:
         server.should_exit = True

@@ -5,6 +5,13 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import httpx
+
+SHORT_KEEPALIVE = httpx.Limits(keepalive_expiry=1.0)
+"""For clients of a served app: uvicorn closes a connection idle for 5 s, httpx keeps one for 5 s,
+and a request sent on it as the server closes it fails with a ReadError. Dropping idle
+connections first leaves no such moment."""
+
 
 def reachable(host: str, port: int) -> bool:
     try:

@@ -25,7 +25,7 @@ import uvicorn
 
 from tests.bridging import Follower, position, register_follower, snapshot
 from tests.conftest import IN_CI, Api, make_settings
-from tests.net import free_port, wait_for_port
+from tests.net import SHORT_KEEPALIVE, free_port, wait_for_port
 from tests.support import PASSWORD, store_snapshots
 from tradeguard.app import create_app
 
@@ -108,7 +108,7 @@ async def served(tmp_path_factory) -> AsyncIterator[Served]:
     port = free_port()
     async with serving(_sqlite_settings(tmp_path_factory.mktemp("dashboard")), port) as app:
         url = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=url, timeout=10, limits=SHORT_KEEPALIVE) as http:
             yield Served(url, Api(app=app, http=http))
 
 
@@ -609,7 +609,7 @@ async def test_the_page_reconnects_and_resumes_after_the_server_restarts(browser
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     stream_requests: list[dict[str, str]] = []
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=SHORT_KEEPALIVE) as http:
         context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
         try:
             async with serving(settings, port) as app:

@@ -36,6 +36,9 @@ log = logging.getLogger("tradeguard.bridge")
 FIRST_BACKOFF_SECONDS = 1.0
 CLOCK_TOLERANCE_SECONDS = 2.0
 REQUEST_TIMEOUT_SECONDS = 10.0
+KEEPALIVE_SECONDS = 4.0
+"""Below uvicorn's 5 s: a connection the bridge reuses is never one the server is just closing
+(a snapshot every 5 s over a connection kept 5 s would meet that moment and read an outage)."""
 
 
 class BridgeRefused(Exception):
@@ -425,7 +428,11 @@ async def run_bridges(
             log.error("%s: stopped: %s: %s", loop.binding.name, type(error).__name__, error)
 
     try:
-        async with httpx.AsyncClient(base_url=file.url, timeout=REQUEST_TIMEOUT_SECONDS) as http:
+        async with httpx.AsyncClient(
+            base_url=file.url,
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
+        ) as http:
             loops = [
                 _BindingLoop(binding, http, journal, file.timings, server_clock, stop) for binding in bindings
             ]
