@@ -24,7 +24,7 @@ from tradeguard.domain.guards.guard import (
     GuardVerdict,
     MayCause,
     Trigger,
-    alert_level,
+    level_reached,
 )
 from tradeguard.domain.guards.levels import GuardLevel, InvalidGuardSettings, worst
 from tradeguard.domain.pnl import drawdown_pct
@@ -382,16 +382,7 @@ class DrawdownGuard:
                 "equity": decision.equity,
                 "peak_equity": decision.peak_equity,
             }
-            level = decision.level
-            records = (
-                GuardAlert("drawdown", alert_level(level), decision.message, details=details),
-                GuardAuditEntry(
-                    "guard_level",
-                    decision.message,
-                    reason=self.name,
-                    details={"level": level.value, **details},
-                ),
-            )
+            records = level_reached(self.name, "drawdown", decision.level, decision.message, details)
         return GuardVerdict(
             records=records,
             remember=MappingProxyType(

@@ -164,3 +164,21 @@ def check_declared(guard: Guard, verdict: GuardVerdict) -> None:
 def alert_level(level: GuardLevel) -> str:
     """A return to normal is worth telling, as information."""
     return "info" if level is GuardLevel.NORMAL else level.value
+
+
+def level_reached(
+    guard: str,
+    alert_kind: str,
+    level: GuardLevel,
+    message: str,
+    details: Mapping[str, Any],
+    *,
+    symbol: str | None = None,
+) -> tuple[GuardAlert, GuardAuditEntry]:
+    """A guard's level changed: the alert, and the `guard_level` audit entry recording it."""
+    return (
+        GuardAlert(alert_kind, alert_level(level), message, symbol=symbol, details=details),
+        GuardAuditEntry(
+            "guard_level", message, reason=guard, symbol=symbol, details={"level": level.value, **details}
+        ),
+    )

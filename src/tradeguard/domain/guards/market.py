@@ -23,7 +23,7 @@ from tradeguard.domain.guards.guard import (
     GuardVerdict,
     MayCause,
     Trigger,
-    alert_level,
+    level_reached,
 )
 from tradeguard.domain.guards.levels import GuardLevel, InvalidGuardSettings, worst
 from tradeguard.domain.model import Quote
@@ -270,21 +270,8 @@ class MarketGuard:
         records: list[GuardAlert | GuardAuditEntry] = []
         for condition in decision.alerts:
             details = market_details(condition)
-            records += (
-                GuardAlert(
-                    "market",
-                    alert_level(condition.level),
-                    condition.message,
-                    symbol=condition.symbol,
-                    details=details,
-                ),
-                GuardAuditEntry(
-                    "guard_level",
-                    condition.message,
-                    reason=self.name,
-                    symbol=condition.symbol,
-                    details={"level": condition.level.value, **details},
-                ),
+            records += level_reached(
+                self.name, "market", condition.level, condition.message, details, symbol=condition.symbol
             )
         return GuardVerdict(
             records=tuple(records),
