@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from tests.support import account_without_api, sign_up, write_state
+from tradeguard.metrics import REQUEST_LATENCY
 
 STATUS = "/api/v1/reconciliation/status"
 LOGS = "/api/v1/reconciliation/logs"
@@ -430,3 +431,15 @@ async def test_ids_beyond_any_database_integer_are_refused_with_422(sqlite_api, 
 
     assert response.status_code == 422
     assert "less than or equal" in response.json()["detail"]
+
+
+async def test_request_latency_is_labelled_by_the_full_route_template(sqlite_api):
+    caller = await sign_up(sqlite_api)
+    template = "/api/v1/positions/{position_id}"
+    before = REQUEST_LATENCY.labels("GET", template, "404")._sum.get()
+
+    missing = await caller.api.http.get("/api/v1/positions/999999", headers=caller.headers)
+
+    assert missing.status_code == 404
+    assert REQUEST_LATENCY.labels("GET", template, "404")._sum.get() > before
+    assert ("GET", "/positions/{position_id}", "404") not in REQUEST_LATENCY._metrics

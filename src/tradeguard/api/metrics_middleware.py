@@ -8,8 +8,10 @@ from tradeguard.metrics import REQUEST_LATENCY
 
 
 class RequestMetrics:
-    def __init__(self, app) -> None:
+    def __init__(self, app, route_templates: dict[int, str]) -> None:
         self.app = app
+        # The route FastAPI puts in the scope is its router's own, without the prefix it was included at.
+        self._route_templates = route_templates
         # Looking a labelled child up takes a lock and validates the labels; remembering it does not.
         self._latencies: dict[tuple[str, str, int], object] = {}
 
@@ -30,7 +32,7 @@ class RequestMetrics:
             await self.app(scope, receive, send_with_status)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = self._route_templates.get(id(route)) or getattr(route, "path", None) or "unmatched"
             key = (scope["method"], template, status)
             latency = self._latencies.get(key)
             if latency is None:

@@ -1,4 +1,9 @@
-"""The cached read endpoints: reconciliation, positions, guards, alerts, equity."""
+"""The cached read endpoints: reconciliation, positions, guards, alerts, equity.
+
+The endpoints named after a hot view (`reconciliation_status`, `open_positions`, `guard_status`)
+are also the definitions the cache-hit fast path (`api/fast_reads.py`) answers from: their path,
+query parameters and latency series.
+"""
 
 from __future__ import annotations
 
