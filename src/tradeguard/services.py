@@ -11,11 +11,10 @@ from datetime import timedelta
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from tradeguard.actions.audit import committed_audit_events
 from tradeguard.actions.guarding import GuardPolicy
 from tradeguard.auth.credentials import CurrentCredentials
 from tradeguard.auth.tokens import TokenCache
-from tradeguard.cache import MemoryCache, NearCache, RedisCache, ResponseCache, invalidate_accounts
+from tradeguard.cache import MemoryCache, NearCache, RedisCache, ResponseCache
 from tradeguard.cache.epochs import SharedEpochs, epochs_path
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.ingest.devices import DeviceSecrets
@@ -26,29 +25,8 @@ from tradeguard.redis_client import fail_fast_redis
 from tradeguard.settings import Settings
 from tradeguard.store.db import create_engine, session_factory
 from tradeguard.store.instruments import load_instrument_table
-from tradeguard.store.models import AccountState, ReconciliationEvent
 from tradeguard.stream.bus import EventBus, MemoryBus, RedisBus
-from tradeguard.stream.events import account_events
-
-
-@dataclass
-class UnitOfWork:
-    """One write in progress: its session, and what it changed, for the steps after its commit.
-
-    Every account that gets an audit entry counts as changed; a writer names the others.
-    """
-
-    session: AsyncSession
-    owners: dict[int, int] = field(default_factory=dict)
-    """account id → owner id of the accounts whose cached views the write changes"""
-    states: dict[int, AccountState] = field(default_factory=dict)
-    """account id → the state to send live subscribers"""
-
-    def account_changed(self, account_id: int, owner_id: int) -> None:
-        self.owners[account_id] = owner_id
-
-    def publish_state(self, state: AccountState) -> None:
-        self.states[state.account_id] = state
+from tradeguard.unit_of_work import UnitOfWork, unit_of_work
 
 
 @dataclass
@@ -117,38 +95,9 @@ class Services:
         async with self.write_lock or contextlib.nullcontext(), self.sessions() as session:
             yield session
 
-    @contextlib.asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        """The one way a write ends: commit, invalidate, rebuild, publish, wake, in that order.
-
-        The block's work is committed when it ends; if it raises, or the commit fails, it is
-        rolled back and nothing after the commit happens. The cache is invalidated before anything
-        is published, so a subscriber refreshing on an event never reads the view from before it.
-        """
-        async with self.write_session() as session:
-            work = UnitOfWork(session)
-            yield work
-            await session.commit()
-            audit_rows = committed_audit_events(session)
-        owners = await self._owners_of_changed(work, audit_rows)
-        if owners:
-            warm = await invalidate_accounts(self.cache, owners)
-            for account, owner in owners.items():
-                self.reads.rewrite(warm[account], owner)
-        await self.bus.publish(account_events(audit_rows, work.states.values()))
-        if any(row.event_type == "alert" for row in audit_rows):
-            self.alerts_raised.set()
-
-    async def _owners_of_changed(
-        self, work: UnitOfWork, audit_rows: list[ReconciliationEvent]
-    ) -> dict[int, int]:
-        owners = dict(work.owners)
-        for account_id in {row.account_id for row in audit_rows} | work.states.keys():
-            if account_id not in owners:
-                owner = await self.reads.owner_of(account_id)
-                if owner is not None:
-                    owners[account_id] = owner
-        return owners
+    def unit_of_work(self) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
+        """The one way a write ends (`unit_of_work.py`)."""
+        return unit_of_work(self)
 
     async def load_instruments(self) -> None:
         async with self.sessions() as session:
