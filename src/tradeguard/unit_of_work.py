@@ -59,8 +59,9 @@ class WriteParts(Protocol):
 async def unit_of_work(parts: WriteParts) -> AsyncIterator[UnitOfWork]:
     """A write's transaction, and the steps after its commit.
 
-    The block's work is committed when it ends; if it raises, or the commit fails, it is rolled back and nothing after the commit happens. The cache is invalidated before anything
-    is published, so a subscriber refreshing on an event never reads the view from before it.
+    The block's work is committed when it ends; if it raises, or the commit fails, it is rolled
+    back and nothing after the commit happens. The cache is invalidated before anything is
+    published, so a subscriber refreshing on an event never reads the view from before it.
     """
     async with parts.write_session() as session:
         work = UnitOfWork(session)
