@@ -27,8 +27,8 @@ from tradeguard.actions.commands import (
 from tradeguard.actions.guarding import GuardOutcome, GuardPolicy, act_on_guards
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.domain.model import BrokerPosition
-from tradeguard.domain.reconcile import PreviousSnapshot, ReconcileSettings, Reconciliation, reconcile
-from tradeguard.domain.sync import FEED_RESUMED, PreviousSync, SyncEntry, reconciled_at, sync_changes, too_old
+from tradeguard.domain.reconcile import ReconcileSettings, Reconciliation, reconcile
+from tradeguard.domain.sync import FEED_RESUMED, SyncEntry, reconciled_at, sync_changes, too_old
 from tradeguard.errors import NotAuthenticated
 from tradeguard.ingest.closes import deal_history, log_closes
 from tradeguard.ingest.devices import DeviceIdentity
@@ -111,16 +111,7 @@ async def apply_snapshot(
     open_trades = await rows.open_trades(session, account.id)
     positions = [position.to_domain() for position in snapshot.positions]
     deals = [deal.to_domain() for deal in snapshot.closed_deals]
-    previous = PreviousSync(
-        held=PreviousSnapshot(
-            positions=tuple(rows.broker_position_of(row) for row in stored_positions.values()),
-            trade_id_by_ticket={
-                row.ticket: row.matched_trade_id for row in stored_positions.values() if row.matched_trade_id
-            },
-        ),
-        open_divergences=rows.open_divergences_of_json(state.open_divergences),
-        feed_stale=state.feed_stale,
-    )
+    previous = rows.previous_sync_of(stored_positions, state)
     result = reconcile(
         [rows.expected_trade_of(row) for row in open_trades],
         positions,

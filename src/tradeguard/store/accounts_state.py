@@ -17,8 +17,8 @@ from sqlalchemy import ColumnElement, Row, Select, bindparam, delete, insert, li
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.domain import model as domain
-from tradeguard.domain.reconcile import DivergenceReason
-from tradeguard.domain.sync import HeldPosition, OpenDivergence
+from tradeguard.domain.reconcile import DivergenceReason, PreviousSnapshot
+from tradeguard.domain.sync import HeldPosition, OpenDivergence, PreviousSync
 from tradeguard.store.models import (
     Account,
     AccountSnapshot,
@@ -194,6 +194,20 @@ async def close_trades(
         await session.execute(
             update(_trades).where(_trades.c.id.in_(closed_rows)).values(status="closed", closed_at=closed_at)
         )
+
+
+def previous_sync_of(stored_positions: dict[int, Row], state: AccountState) -> PreviousSync:
+    """What the account's stored rows say the previous sync left: what a new sync is compared with."""
+    return PreviousSync(
+        held=PreviousSnapshot(
+            positions=tuple(broker_position_of(row) for row in stored_positions.values()),
+            trade_id_by_ticket={
+                row.ticket: row.matched_trade_id for row in stored_positions.values() if row.matched_trade_id
+            },
+        ),
+        open_divergences=open_divergences_of_json(state.open_divergences),
+        feed_stale=state.feed_stale,
+    )
 
 
 def open_divergences_of_json(stored: str) -> tuple[OpenDivergence, ...]:
