@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support import sign_up
+from tests.support.builders import sign_up
 
 ACCOUNTS_URL = "/api/v1/accounts"
 

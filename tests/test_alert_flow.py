@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bridging import position, register_follower, snapshot
-from tests.conftest import make_settings, start_api, stop_api
-from tests.http_receiver import Reply, eventually
+from tests.support.apps import make_settings, start_api, stop_api
+from tests.support.bridging import position, register_follower, snapshot
+from tests.support.http_receiver import Reply, eventually
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from tests.support import PASSWORD, sign_up
+from tests.support.builders import PASSWORD, sign_up
 from tradeguard.auth.tokens import ALGORITHM, Principal, issue_token
 from tradeguard.store.models import User
 

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from tests import waiting
-from tests.bridging import Follower
-from tests.conftest import embedded_and_production, make_settings, serve_live
-from tests.fake_binance import Account, Delay, Drop, FakeBinance
-from tests.servers import TRADEGUARD
-from tests.support import sign_up
+from tests.support import waiting
+from tests.support.apps import make_settings, serve_live
+from tests.support.bridging import Follower
+from tests.support.builders import sign_up
+from tests.support.fake_binance import Account, Delay, Drop, FakeBinance
+from tests.support.servers import TRADEGUARD
+from tests.support.services import embedded_and_production
 from tradeguard.bridges.client import BridgeClient
 
 ORDER = "/fapi/v1/order"

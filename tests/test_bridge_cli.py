@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.bridging import register_follower
-from tests.conftest import make_settings, serve_live
-from tests.net import free_port
-from tests.servers import TRADEGUARD
-from tests.waiting import eventually
+from tests.support.apps import make_settings, serve_live
+from tests.support.bridging import register_follower
+from tests.support.net import free_port
+from tests.support.servers import TRADEGUARD
+from tests.support.waiting import eventually
 from tradeguard.bridges.mt5.standin_terminal import StandinTerminal
 from tradeguard.cli import app
 

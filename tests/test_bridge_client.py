@@ -6,7 +6,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.bridging import snapshot
+from tests.support.bridging import snapshot
 from tests.test_closed_deals import stop_loss_through_the_gap
 from tradeguard.bridges.client import BridgeClient, BridgeError
 

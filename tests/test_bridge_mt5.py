@@ -21,12 +21,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from tests.bridging import Follower, register_follower
-from tests.conftest import embedded_and_production, make_settings, serve_live
-from tests.servers import TRADEGUARD
-from tests.support import Caller, sign_up
-from tests.tcp_proxy import TcpProxy
-from tests.waiting import eventually
+from tests.support.apps import make_settings, serve_live
+from tests.support.bridging import Follower, register_follower
+from tests.support.builders import Caller, sign_up
+from tests.support.servers import TRADEGUARD
+from tests.support.services import embedded_and_production
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import eventually
 from tradeguard.bridges.mt5 import standin as mt5
 from tradeguard.bridges.mt5.standin_terminal import StandinTerminal
 from tradeguard.bridges.mt5.terminal_broker import command_comment

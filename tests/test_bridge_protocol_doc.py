@@ -18,8 +18,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.bridging import position, register_follower
-from tests.support import sign_up
+from tests.support.bridging import position, register_follower
+from tests.support.builders import sign_up
 from tradeguard.ingest.signature import canonical_message, sign
 from tradeguard.ingest.validation import parse_snapshot
 from tradeguard.values import ServerClock

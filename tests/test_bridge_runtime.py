@@ -27,11 +27,11 @@ from urllib.parse import urlsplit
 import pytest
 from typer.testing import CliRunner
 
-from tests.bridging import Follower, register_follower
-from tests.conftest import LiveServer, make_settings, serve_live
-from tests.http_receiver import Reply
-from tests.tcp_proxy import TcpProxy
-from tests.waiting import eventually
+from tests.support.apps import LiveServer, make_settings, serve_live
+from tests.support.bridging import Follower, register_follower
+from tests.support.http_receiver import Reply
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import eventually
 from tradeguard.bridges.broker import (
     AccountReading,
     Binding,

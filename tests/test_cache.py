@@ -12,16 +12,10 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import (
-    REDIS_URL,
-    make_settings,
-    require_service,
-    start_api,
-    stop_api,
-    two_api_processes,
-)
-from tests.net import free_port
-from tests.support import sign_up, write_state
+from tests.support.apps import make_settings, start_api, stop_api, two_api_processes
+from tests.support.builders import sign_up, write_state
+from tests.support.net import free_port
+from tests.support.services import REDIS_URL, require_service
 from tradeguard.cache import MemoryCache, RedisCache
 from tradeguard.cache.epochs import SharedEpochs
 from tradeguard.redis_client import fail_fast_redis

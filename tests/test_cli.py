@@ -16,7 +16,9 @@ import pytest
 from sqlalchemy import func, inspect, select
 from typer.testing import CliRunner
 
-from tests.conftest import (
+from tests.support.net import free_port
+from tests.support.servers import TRADEGUARD
+from tests.support.services import (
     POSTGRES_HOST,
     POSTGRES_PORT,
     create_postgres_database,
@@ -24,8 +26,6 @@ from tests.conftest import (
     postgres_url,
     require_service,
 )
-from tests.net import free_port
-from tests.servers import TRADEGUARD
 from tradeguard import cli
 from tradeguard.auth.users import authenticate
 from tradeguard.cli import app, benchmarks_checkout

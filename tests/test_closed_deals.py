@@ -8,8 +8,8 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from tests.bridging import Follower, position, register_follower, snapshot
-from tests.conftest import make_settings, serve_live
+from tests.support.apps import make_settings, serve_live
+from tests.support.bridging import Follower, position, register_follower, snapshot
 from tests.test_stream import open_stream
 from tradeguard.bridges.client import BridgeError
 

@@ -23,10 +23,11 @@ import httpx
 import pytest
 import uvicorn
 
-from tests.bridging import Follower, position, register_follower, snapshot
-from tests.conftest import IN_CI, Api, make_settings
-from tests.net import SHORT_KEEPALIVE, free_port, wait_for_port
-from tests.support import PASSWORD, store_snapshots
+from tests.support.apps import Api, make_settings
+from tests.support.bridging import Follower, position, register_follower, snapshot
+from tests.support.builders import PASSWORD, store_snapshots
+from tests.support.net import SHORT_KEEPALIVE, free_port, wait_for_port
+from tests.support.services import IN_CI
 from tradeguard.app import create_app
 
 CHROMIUM = Path(os.environ.get("TRADEGUARD_TEST_CHROMIUM", "/usr/bin/chromium"))

@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.net import free_port
-from tests.waiting import eventually
+from tests.support.net import free_port
+from tests.support.waiting import eventually
 from tradeguard.bridges.mt5 import standin as mt5
 from tradeguard.bridges.mt5.standin_terminal import StandinTerminal
 from tradeguard.bridges.mt5.terminal_broker import command_comment

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.bridging import register_follower, snapshot
-from tests.support import NOW, sign_up, store_snapshots
+from tests.support.bridging import register_follower, snapshot
+from tests.support.builders import NOW, sign_up, store_snapshots
 from tradeguard.queries.service import cache_key
 
 SECOND = timedelta(seconds=1)

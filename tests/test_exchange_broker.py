@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_binance import (
+from tests.support.fake_binance import (
     INSUFFICIENT_MARGIN,
     REDUCE_ONLY_REJECTED,
     Delay,

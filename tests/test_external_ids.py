@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bridging import Follower, position, register_follower, snapshot
+from tests.support.bridging import Follower, position, register_follower, snapshot
 from tradeguard.bridges.client import SNAPSHOTS_PATH
 
 RULE = "must be a non-negative integer (an MT5 ticket or login) or a non-empty string"

@@ -7,7 +7,7 @@ from decimal import Decimal
 import ccxt
 import pytest
 
-from tests.fake_binance import REDUCE_ONLY_REJECTED, FakeBinance, RateLimited
+from tests.support.fake_binance import REDUCE_ONLY_REJECTED, FakeBinance, RateLimited
 from tradeguard.bridges.exchange.binance_usdm import binance_error
 
 KEY, SECRET = "fake-api-key-1", "fake-api-secret-1"

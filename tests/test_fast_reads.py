@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support import sign_up, write_state
+from tests.support.builders import sign_up, write_state
 from tradeguard.metrics import CACHE_HITS
 
 STATUS = "/api/v1/reconciliation/status"

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.bridging import Follower, position, register_follower, snapshot
-from tests.support import sign_up
+from tests.support.bridging import Follower, position, register_follower, snapshot
+from tests.support.builders import sign_up
 from tradeguard.actions.commands import CloseTarget, issue_close_commands
 from tradeguard.bridges.client import BridgeClient, BridgeError
 from tradeguard.worker import Worker

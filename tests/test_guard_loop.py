@@ -8,8 +8,8 @@ from types import MappingProxyType
 
 import pytest
 
-from tests.bridging import position, register_follower, snapshot
-from tests.conftest import make_settings, start_api, stop_api
+from tests.support.apps import make_settings, start_api, stop_api
+from tests.support.bridging import position, register_follower, snapshot
 from tradeguard.domain.guards import (
     GUARDS,
     Action,

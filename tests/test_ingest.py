@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.bridging import STATUS, Follower, position, register_follower, snapshot
-from tests.support import sign_up
+from tests.support.bridging import STATUS, Follower, position, register_follower, snapshot
+from tests.support.builders import sign_up
 from tradeguard.bridges.client import SNAPSHOTS_PATH, BridgeClient, BridgeError, encode_body
 from tradeguard.store.instruments import set_instrument
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.bridging import Follower, position, register_follower, snapshot
+from tests.support.bridging import Follower, position, register_follower, snapshot
 from tradeguard.bridges.client import SNAPSHOTS_PATH, encode_body
 
 NUL = "\x00"

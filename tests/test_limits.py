@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from tests.bridging import register_follower
-from tests.support import sign_up
+from tests.support.bridging import register_follower
+from tests.support.builders import sign_up
 from tradeguard.ingest.signature import HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign
 
 ACCOUNTS = "/api/v1/accounts"

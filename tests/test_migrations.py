@@ -15,7 +15,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, String, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from tests.conftest import (
+from tests.support.builders import NOW
+from tests.support.services import (
     POSTGRES_HOST,
     POSTGRES_PORT,
     create_postgres_database,
@@ -23,7 +24,6 @@ from tests.conftest import (
     postgres_url,
     require_service,
 )
-from tests.support import NOW
 from tradeguard.accounts.service import create_account
 from tradeguard.auth.tokens import Principal
 from tradeguard.auth.users import create_user

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.mt5_terminals import LOGIN, PASSWORD, two_symbol_terminal
-from tests.net import free_port, reachable
+from tests.support.mt5_terminals import LOGIN, PASSWORD, two_symbol_terminal
+from tests.support.net import free_port, reachable
 from tradeguard.bridges import config
 from tradeguard.bridges.broker import CloseOrder, OutcomeStatus, ReadFailed
 from tradeguard.bridges.mt5 import bindings_from_config, load_package

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.mt5_terminals import LOGIN, PASSWORD, SERVER, two_symbol_terminal
+from tests.support.mt5_terminals import LOGIN, PASSWORD, SERVER, two_symbol_terminal
 from tradeguard.bridges.mt5 import standin as mt5
 
 

@@ -9,8 +9,9 @@ import uuid
 
 import pytest
 
-from tests.bridging import position, register_follower, snapshot
-from tests.conftest import REDIS_URL, require_service, two_api_processes
+from tests.support.apps import two_api_processes
+from tests.support.bridging import position, register_follower, snapshot
+from tests.support.services import REDIS_URL, require_service
 from tradeguard.bridges.client import BridgeClient
 from tradeguard.cache import MemoryCache, NearCache, ReadThrough, RedisCache
 from tradeguard.cache.epochs import SharedEpochs

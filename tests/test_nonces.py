@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.bridging import register_follower
-from tests.conftest import two_api_processes
+from tests.support.apps import two_api_processes
+from tests.support.bridging import register_follower
 from tradeguard.bridges.client import COMMANDS_PATH
 
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from tests.http_receiver import Receiver, Reply, eventually
-from tests.net import free_port
-from tests.support import NOW, sign_up
+from tests.support.builders import NOW, sign_up
+from tests.support.http_receiver import Receiver, Reply, eventually
+from tests.support.net import free_port
 from tradeguard.actions.alerts import raise_alert
 from tradeguard.actions.delivery import DeliveryLoop, DeliveryPolicy, deliver_due
 from tradeguard.actions.notifiers import TelegramNotifier, WebhookNotifier

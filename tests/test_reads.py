@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support import account_without_api, sign_up, write_state
+from tests.support.builders import account_without_api, sign_up, write_state
 
 STATUS = "/api/v1/reconciliation/status"
 LOGS = "/api/v1/reconciliation/logs"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.bridging import Follower, position, register_follower, snapshot
+from tests.support.bridging import Follower, position, register_follower, snapshot
 from tradeguard.worker import Worker
 
 SPREAD_CRITICAL_ON_EURUSD = [

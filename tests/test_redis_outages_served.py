@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tests.bridging import position, snapshot
-from tests.servers import serve_workers
-from tests.support import PASSWORD
+from tests.support.bridging import position, snapshot
+from tests.support.builders import PASSWORD
+from tests.support.servers import serve_workers
 from tradeguard.auth.users import create_user
 from tradeguard.bridges.client import BridgeClient
 from tradeguard.settings import Settings

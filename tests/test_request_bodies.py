@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.bridging import Follower, position, register_follower, snapshot
+from tests.support.bridging import Follower, position, register_follower, snapshot
 from tradeguard.bridges.client import COMMANDS_PATH, SNAPSHOTS_PATH
 
 ACCOUNTS = "/api/v1/accounts"

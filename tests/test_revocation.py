@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.support import PASSWORD, Caller, sign_up
+from tests.support.builders import PASSWORD, Caller, sign_up
 from tradeguard.auth.credentials import CurrentCredentials
 from tradeguard.auth.tokens import Principal
 from tradeguard.auth.users import activate_user, deactivate_user, set_password, set_role

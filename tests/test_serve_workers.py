@@ -8,11 +8,8 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import (
-    REDIS_URL,
-    require_service,
-)
-from tests.servers import serve_workers
+from tests.support.servers import serve_workers
+from tests.support.services import REDIS_URL, require_service
 
 HEALTH = "/api/v1/trading/health"
 REQUESTS = 40

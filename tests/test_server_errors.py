@@ -7,21 +7,18 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.bridging import register_follower, snapshot
-from tests.conftest import (
+from tests.support.apps import Api, make_settings, start_api, stop_api
+from tests.support.bridging import register_follower, snapshot
+from tests.support.builders import sign_up
+from tests.support.services import (
     POSTGRES_HOST,
     POSTGRES_PORT,
     POSTGRES_USER,
-    Api,
     create_postgres_database,
     drop_postgres_database,
-    make_settings,
     require_service,
-    start_api,
-    stop_api,
 )
-from tests.support import sign_up
-from tests.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 from tradeguard.bridges.client import SNAPSHOTS_PATH
 
 ACCOUNTS = "/api/v1/accounts"

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import (
+from tests.support.builders import PASSWORD
+from tests.support.net import free_port, wait_for_port
+from tests.support.servers import TRADEGUARD
+from tests.support.services import (
     POSTGRES_HOST,
     POSTGRES_PORT,
     REDIS_URL,
@@ -21,9 +24,6 @@ from tests.conftest import (
     postgres_url,
     require_service,
 )
-from tests.net import free_port, wait_for_port
-from tests.servers import TRADEGUARD
-from tests.support import PASSWORD
 
 EXIT_TIMEOUT_SECONDS = 30
 

@@ -22,8 +22,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.net import free_port
-from tests.support import Caller, sign_up
+from tests.support.builders import Caller, sign_up
+from tests.support.net import free_port
 from tradeguard.bridges.client import BridgeClient
 from tradeguard.bridges.simulator.bridge import SimulatedBridge
 from tradeguard.bridges.simulator.broker import Fill, Order, SimulatedBroker

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from tests.conftest import (
+from tests.support.apps import make_settings, start_api, stop_api
+from tests.support.services import (
     POSTGRES_HOST,
     POSTGRES_PORT,
     create_postgres_database,
     drop_postgres_database,
-    make_settings,
     postgres_url,
     require_service,
-    start_api,
-    stop_api,
 )
 
 

@@ -11,9 +11,9 @@ import httpx
 import orjson
 import pytest
 
-from tests.bridging import position, register_follower, snapshot
-from tests.conftest import make_settings, serve_live, two_api_processes
-from tests.support import sign_up
+from tests.support.apps import make_settings, serve_live, two_api_processes
+from tests.support.bridging import position, register_follower, snapshot
+from tests.support.builders import sign_up
 from tradeguard.auth.tokens import Principal
 from tradeguard.bridges.client import BridgeClient
 from tradeguard.stream.bus import SUBSCRIBER_QUEUE_LIMIT, MemoryBus, StreamEvent, Subscription

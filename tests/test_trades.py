@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support import sign_up
+from tests.support.builders import sign_up
 from tradeguard.cache import account_scope, user_scope
 
 

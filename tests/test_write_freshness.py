@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from tests.bridging import LOGS, Follower, position, register_follower, snapshot
-from tests.support import sign_up
+from tests.support.bridging import LOGS, Follower, position, register_follower, snapshot
+from tests.support.builders import sign_up
 from tradeguard.worker import Worker
 
 GUARDS = "/api/v1/guards/status"

@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tests.support import Caller, sign_up
+from tests.support.builders import Caller, sign_up
 from tradeguard.bridges.client import BridgeClient
 
 STATUS = "/api/v1/reconciliation/status"

@@ -10,7 +10,8 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from tests.conftest import (
+from tests.support.net import free_port, wait_for_port
+from tests.support.services import (
     POSTGRES_HOST,
     POSTGRES_PORT,
     create_postgres_database,
@@ -18,7 +19,6 @@ from tests.conftest import (
     postgres_url,
     require_service,
 )
-from tests.net import free_port, wait_for_port
 
 TRADEGUARD = (sys.executable, "-c", "from tradeguard.cli import app; app()")
 

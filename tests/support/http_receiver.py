@@ -12,7 +12,7 @@ from http import HTTPStatus
 
 import orjson
 
-from tests.net import free_port
+from tests.support.net import free_port
 
 
 @dataclass

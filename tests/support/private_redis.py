@@ -6,7 +6,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.net import wait_for_port
+from tests.support.net import wait_for_port
 
 
 class PrivateRedis:
