@@ -6,8 +6,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.support.bridging import snapshot
-from tests.test_closed_deals import stop_loss_through_the_gap
+from tests.support.bridging import snapshot, stop_loss_through_the_gap
 from tradeguard.bridges.client import BridgeClient, BridgeError
 
 

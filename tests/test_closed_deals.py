@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
 import pytest
 
 from tests.support.apps import make_settings, serve_live
-from tests.support.bridging import Follower, position, register_follower, snapshot
-from tests.test_stream import open_stream
+from tests.support.bridging import Follower, position, register_follower, snapshot, stop_loss_through_the_gap
+from tests.support.streams import open_stream
 from tradeguard.bridges.client import BridgeError
 
 
@@ -30,19 +30,6 @@ def gold(ticket=7, **fields) -> dict:
         "profit": "-3.38",
     }
     return position(ticket, **{**held, **fields})
-
-
-def stop_loss_through_the_gap(ticket=7, **fields) -> dict:
-    return {
-        "ticket": ticket,
-        "deal_id": 90000001,
-        "close_price": "2331.43",
-        "profit": "-637.14",
-        "commission": "-1.60",
-        "closed_at": (datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
-        "reason": "stop_loss",
-        **fields,
-    }
 
 
 async def closes(follower: Follower, event_type: str = "closed_on_broker") -> list[dict]:

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.test_simulator import quiet_market
+from tests.support.markets import quiet_market
 from tradeguard.bridges.broker import CloseOrder, OutcomeStatus
 from tradeguard.bridges.mt5 import standin as mt5
 from tradeguard.bridges.mt5.settings import Mt5Settings

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -23,6 +23,7 @@ import orjson
 import pytest
 
 from tests.support.builders import Caller, sign_up
+from tests.support.markets import quiet_market
 from tests.support.net import free_port
 from tradeguard.bridges.client import BridgeClient
 from tradeguard.bridges.simulator.bridge import SimulatedBridge
@@ -35,17 +36,6 @@ from tradeguard.domain.model import Side
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SEED = 20261125
-
-
-def quiet_market(**bids: str) -> Market:
-    """A market that does not move by itself and has no spread, so every price in a test is the one set."""
-    specs = {
-        symbol: replace(
-            spec, opening_bid=Decimal(bids.get(symbol, spec.opening_bid)), spread_points=0, step_points=0
-        )
-        for symbol, spec in SYMBOLS.items()
-    }
-    return Market(random.Random(0), specs)
 
 
 def broker_on(market: Market, balance: str = "10000") -> SimulatedBroker:

@@ -77,3 +77,16 @@ def snapshot(*positions, taken_at: datetime | None = None, **fields) -> dict:
         "quotes": [{"symbol": "EURUSD", "bid": "1.08600", "ask": "1.08610"}],
         **fields,
     }
+
+
+def stop_loss_through_the_gap(ticket=7, **fields) -> dict:
+    return {
+        "ticket": ticket,
+        "deal_id": 90000001,
+        "close_price": "2331.43",
+        "profit": "-637.14",
+        "commission": "-1.60",
+        "closed_at": (datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
+        "reason": "stop_loss",
+        **fields,
+    }
