@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 import tradeguard
+from tests.support.paths import REPO_ROOT
 
 PACKAGE = Path(tradeguard.__file__).parent
-CONFIG = Path(__file__).parent.parent / "pyproject.toml"
+CONFIG = REPO_ROOT / "pyproject.toml"
 CONTRACT_NAMES = {
     contract["id"]: contract["name"]
     for contract in tomllib.loads(CONFIG.read_text())["tool"]["importlinter"]["contracts"]

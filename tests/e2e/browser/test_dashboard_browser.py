@@ -27,6 +27,7 @@ from tests.support.apps import Api, make_settings
 from tests.support.bridging import Follower, position, register_follower, snapshot
 from tests.support.builders import PASSWORD, store_snapshots
 from tests.support.net import SHORT_KEEPALIVE, free_port, wait_for_port
+from tests.support.paths import REPO_ROOT
 from tests.support.services import IN_CI
 from tradeguard.app import create_app
 
@@ -41,7 +42,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = REPO_ROOT / "test-artifacts"
 TIMEOUT_MS = 15_000  # a guard against hanging, not a performance claim: the page shows changes in ~0.3 s
 
 # An account that climbed to a peak of 10,400 and then lost into the drawdown guard's warning band.

@@ -17,6 +17,7 @@ from sqlalchemy import func, inspect, select
 from typer.testing import CliRunner
 
 from tests.support.net import free_port
+from tests.support.paths import REPO_ROOT
 from tests.support.servers import TRADEGUARD
 from tests.support.services import (
     POSTGRES_HOST,
@@ -494,7 +495,7 @@ def test_bench_runs_the_checkouts_quick_benchmark_with_the_options_given():
         check=False,
     )
 
-    assert benchmarks_checkout() == Path(__file__).resolve().parents[1]
+    assert benchmarks_checkout() == REPO_ROOT
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("usage: python -m bench quick [-h] [--accounts ACCOUNTS]")
     assert done.stderr.strip().endswith("argument --accounts: 0 is below 1")

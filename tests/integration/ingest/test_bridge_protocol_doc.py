@@ -13,18 +13,18 @@ import subprocess
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import orjson
 import pytest
 
 from tests.support.bridging import position, register_follower
 from tests.support.builders import sign_up
+from tests.support.paths import REPO_ROOT
 from tradeguard.ingest.signature import canonical_message, sign
 from tradeguard.ingest.validation import parse_snapshot
 from tradeguard.values import ServerClock
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "bridge-protocol.md"
+DOC = REPO_ROOT / "docs" / "bridge-protocol.md"
 _EXAMPLE_BLOCK = re.compile(r"<!-- worked-example:([\w-]+) -->\n```\w*\n(.*?)\n```", re.DOTALL)
 _CLOSED_DEALS_EXAMPLE = re.compile(r"<!-- example:closed-deals -->\n```json\n(.*?)\n```", re.DOTALL)
 

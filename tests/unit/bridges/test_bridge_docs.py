@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO_ROOT
 from tradeguard.bridges import config, exchange, mt5
 from tradeguard.bridges.mt5 import settings as mt5_settings
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = REPO_ROOT / "docs"
 PAGES = ("bridges.md", "bridge-mt5.md", "bridge-ccxt.md")
 _TOML_BLOCK = re.compile(r"^( *)```toml\n(.*?)^\1```", re.DOTALL | re.MULTILINE)
 STANDIN = "tradeguard.bridges.mt5.standin"
