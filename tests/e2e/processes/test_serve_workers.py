@@ -1,0 +1,45 @@
+"""`tradeguard serve --workers N`: several processes, one schema migration, metrics added up over all."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+import pytest
+
+from tests.support.servers import serve_workers
+from tests.support.services import REDIS_URL, require_service
+
+HEALTH = "/api/v1/trading/health"
+REQUESTS = 40
+
+
+@pytest.fixture
+async def two_workers(tmp_path):
+    require_service("Redis", "127.0.0.1", 6379)
+    settings = {
+        "TRADEGUARD_REDIS_URL": REDIS_URL,
+        "TRADEGUARD_CACHE_NAMESPACE": f"tg:test:{uuid.uuid4().hex}:",
+    }
+    async with serve_workers(tmp_path, settings) as (url, _database):
+        yield url
+
+
+async def test_metrics_from_any_worker_count_the_requests_every_worker_served(two_workers):
+    for _ in range(REQUESTS):
+        # A new connection each time, so the kernel hands requests to both workers.
+        async with httpx.AsyncClient(base_url=two_workers) as client:
+            assert (await client.get(HEALTH)).status_code == 200
+    counted = []
+    for _ in range(4):
+        async with httpx.AsyncClient(base_url=two_workers) as client:
+            text = (await client.get("/metrics")).text
+        match = re.search(
+            r'^tradeguard_request_seconds_count\{method="GET",route="/api/v1/trading/health",status="200"\} (\S+)$',
+            text,
+            re.MULTILINE,
+        )
+        counted.append(float(match.group(1)) if match else None)
+
+    assert counted == [REQUESTS] * 4

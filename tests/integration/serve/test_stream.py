@@ -1,0 +1,179 @@
+"""The live stream over a real socket: events as they happen, resumption, other processes, slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import orjson
+import pytest
+
+from tests.support.apps import make_settings, serve_live, two_api_processes
+from tests.support.bridging import position, register_follower, snapshot
+from tests.support.builders import sign_up
+from tests.support.streams import open_stream
+from tradeguard.auth.tokens import Principal
+from tradeguard.bridges.client import BridgeClient
+from tradeguard.stream.bus import SUBSCRIBER_QUEUE_LIMIT, MemoryBus, StreamEvent, Subscription
+from tradeguard.stream.replay import stream_start
+
+
+@pytest.fixture
+async def live(tmp_path):
+    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'tradeguard.db'}")
+    async with serve_live(settings) as server:
+        yield server
+
+
+async def test_a_subscriber_sees_hello_state_and_each_sync_with_its_log_entries(live):
+    follower = await register_follower(live.api)
+    await follower.expect("T1")
+
+    async with open_stream(live.api.http, follower.owner.token) as stream:
+        hello = await stream.next("hello")
+        initial = await stream.next("sync")
+        await follower.bridge.send_snapshot(snapshot(position(1), position(2, symbol="GBPUSD")))
+        matched = await stream.next("log", matching=lambda event: event.data["event_type"] == "matched")
+        divergence = await stream.next("log", matching=lambda event: event.data["event_type"] == "divergence")
+        synced = await stream.next("sync")
+
+    assert hello.data["accounts"] == [follower.account_id]
+    assert initial.data["total_syncs"] == 0
+    assert matched.data["trade_id"] == "T1"
+    assert divergence.data["reason"] == "unexpected_on_broker"
+    assert divergence.event_id > matched.event_id
+    assert (synced.data["total_syncs"], synced.data["status"]) == (1, "warning")
+
+
+async def test_alerts_and_guard_changes_arrive_live(live):
+    follower = await register_follower(live.api)
+    await follower.bridge.send_snapshot(snapshot(position(1), equity="10000"))
+
+    async with open_stream(live.api.http, follower.owner.token) as stream:
+        await stream.next("hello")
+        await follower.bridge.send_snapshot(snapshot(position(1), equity="7900"))
+        alert = await stream.next("alert", matching=lambda event: event.data["kind"] == "drawdown")
+        command = await stream.next("log", matching=lambda event: event.data["event_type"] == "close_command")
+        synced = await stream.next("sync", matching=lambda event: event.data["total_syncs"] == 2)
+
+    assert alert.data["level"] == "critical"
+    assert command.data["ticket"] == "1"
+    assert (synced.data["drawdown_level"], synced.data["trading_allowed"]) == ("critical", False)
+
+
+async def listening(bus, subscription: Subscription, account_id: int) -> None:
+    """Returns once the subscription receives what is published (Redis subscribes in the background)."""
+    for _ in range(50):
+        await bus.publish([StreamEvent("probe", account_id, b"{}")])
+        with contextlib.suppress(TimeoutError):
+            while (await asyncio.wait_for(subscription.queue.get(), timeout=0.2)).kind != "probe":
+                pass
+            return
+    raise AssertionError("the subscription never received what was published")
+
+
+async def next_alerts(subscription: Subscription, count: int) -> list[StreamEvent]:
+    alerts = []
+    while len(alerts) < count:
+        event = await asyncio.wait_for(subscription.queue.get(), timeout=10)
+        if event.kind == "alert":
+            alerts.append(event)
+    return alerts
+
+
+def as_listed_in_alerts(told: dict) -> dict:
+    """A streamed alert as /alerts lists it: under its alert_id instead of its audit entry's id."""
+    listed = {name: value for name, value in told.items() if name != "alert_id"}
+    return {**listed, "id": told["alert_id"]}
+
+
+async def test_a_streamed_alert_is_the_alert_of_alerts_with_its_id_live_and_replayed(api):
+    follower = await register_follower(api)
+    await follower.bridge.send_snapshot(snapshot(position(1), equity="10000"))
+    subscription = api.services.bus.subscribe([follower.account_id])
+    try:
+        await listening(api.services.bus, subscription, follower.account_id)
+        await follower.bridge.send_snapshot(snapshot(position(1), equity="7900"))
+        live = await next_alerts(subscription, 2)
+    finally:
+        subscription.close()
+    owner = Principal(follower.owner.user_id, follower.owner.role)
+    replayed = [
+        event
+        for event in await stream_start(api.services.sessions, owner, [follower.account_id], last_event_id=0)
+        if event.kind == "alert"
+    ]
+    listed = (await follower.owner.get("/api/v1/alerts", account_id=follower.account_id)).json()["alerts"]
+
+    for events in (live, replayed):
+        told = [orjson.loads(event.data) for event in events]
+        assert [event.event_id for event in events] == [alert["id"] for alert in told]
+        newest_first = sorted(told, key=lambda alert: alert["alert_id"], reverse=True)
+        assert [as_listed_in_alerts(alert) for alert in newest_first] == listed
+    assert [alert["kind"] for alert in listed] == ["halt", "drawdown"]
+
+
+async def test_a_reconnecting_client_gets_what_it_missed_after_its_last_event_id(live):
+    follower = await register_follower(live.api)
+    await follower.expect("T1")
+    async with open_stream(live.api.http, follower.owner.token) as stream:
+        await follower.bridge.send_snapshot(snapshot(position(1)))
+        last_seen = await stream.next("log", matching=lambda event: event.data["event_type"] == "matched")
+
+    await follower.bridge.send_snapshot(snapshot(position(1), position(2, symbol="USDJPY")))
+    await follower.bridge.send_snapshot(snapshot(position(1)))
+
+    async with open_stream(
+        live.api.http, follower.owner.token, **{"Last-Event-ID": str(last_seen.event_id)}
+    ) as stream:
+        await stream.next("hello")
+        missed = [await stream.next("log"), await stream.next("log")]
+
+    assert [event.data["event_type"] for event in missed] == ["divergence", "closed_on_broker"]
+    assert all(event.event_id > last_seen.event_id for event in missed)
+
+
+async def test_a_user_streams_only_accounts_they_may_see(live):
+    follower = await register_follower(live.api)
+    stranger = await sign_up(live.api)
+
+    refused = await live.api.http.get(
+        "/api/v1/stream", params={"account_id": follower.account_id}, headers=stranger.headers
+    )
+    anonymous = await live.api.http.get("/api/v1/stream")
+
+    assert refused.status_code == 404
+    assert anonymous.status_code == 401
+    async with open_stream(live.api.http, stranger.token) as stream:
+        hello = await stream.next("hello")
+    assert hello.data["accounts"] == []
+
+
+async def test_events_travel_between_api_processes_through_redis(tmp_path):
+    async with two_api_processes(tmp_path) as (watching, ingesting):
+        follower = await register_follower(watching.api)
+        bridge_to_other_process = BridgeClient(
+            ingesting.api.http, device_id=follower.device_id, secret=follower.secret
+        )
+        async with open_stream(watching.api.http, follower.owner.token) as stream:
+            await stream.next("hello")
+            await bridge_to_other_process.send_snapshot(snapshot(position(1)))
+            synced = await stream.next("sync", matching=lambda event: event.data["total_syncs"] == 1)
+
+    assert synced.data["account_id"] == follower.account_id
+
+
+async def test_a_subscriber_that_never_reads_is_cut_off_and_never_blocks_publishing():
+    bus = MemoryBus()
+    stalled = bus.subscribe([7])
+    reading = bus.subscribe([7])
+    events = [StreamEvent("log", 7, b"{}", event_id) for event_id in range(SUBSCRIBER_QUEUE_LIMIT + 50)]
+
+    await bus.publish(events[:SUBSCRIBER_QUEUE_LIMIT])
+    drained = [reading.queue.get_nowait() for _ in range(SUBSCRIBER_QUEUE_LIMIT)]
+    await bus.publish(events[SUBSCRIBER_QUEUE_LIMIT:])
+
+    assert stalled.overflowed is True
+    assert stalled.queue.qsize() == SUBSCRIBER_QUEUE_LIMIT
+    assert reading.overflowed is False
+    assert len(drained) + reading.queue.qsize() == len(events)
