@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -81,16 +79,3 @@ class Receiver:
             await writer.drain()
         finally:
             writer.close()
-
-
-async def eventually(condition, timeout: float = 5.0) -> None:
-    """Wait until `condition()` (plain or async) holds."""
-    deadline = time.monotonic() + timeout
-    while not await _holds(condition):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
-async def _holds(condition) -> bool:
-    result = condition()
-    return await result if inspect.isawaitable(result) else result

@@ -6,7 +6,8 @@ import pytest
 
 from tests.support.apps import make_settings, start_api, stop_api
 from tests.support.bridging import position, register_follower, snapshot
-from tests.support.http_receiver import Reply, eventually
+from tests.support.http_receiver import Reply
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ async def test_a_critical_drawdown_reaches_the_webhook_with_the_halt(api_with_we
     await follower.bridge.send_snapshot(snapshot(position(1), equity="10000"))
 
     await follower.bridge.send_snapshot(snapshot(position(1), equity="7900"))
-    await eventually(lambda: len(receiver.requests) >= 2)
+    await eventually(lambda: len(receiver.requests) >= 2, "two deliveries")
 
     bodies = {request.json()["kind"]: request.json() for request in receiver.requests}
     assert bodies["drawdown"]["level"] == "critical"
@@ -45,7 +46,7 @@ async def test_a_hanging_notifier_delays_no_ingest(api_with_webhook, receiver):
     follower = await register_follower(api_with_webhook)
     await follower.bridge.send_snapshot(snapshot(position(1), equity="10000"))
     await follower.bridge.send_snapshot(snapshot(position(1), equity="7900"))
-    await eventually(lambda: len(receiver.requests) >= 1)
+    await eventually(lambda: len(receiver.requests) >= 1, "a delivery")
 
     answer = await follower.bridge.send_snapshot(snapshot(position(1), equity="7800"))
 

@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.support.builders import NOW, sign_up
-from tests.support.http_receiver import Receiver, Reply, eventually
+from tests.support.http_receiver import Receiver, Reply
 from tests.support.net import free_port
+from tests.support.waiting import eventually
 from tradeguard.actions.alerts import raise_alert
 from tradeguard.actions.delivery import DeliveryLoop, DeliveryPolicy, deliver_due
 from tradeguard.actions.notifiers import TelegramNotifier, WebhookNotifier
@@ -269,7 +270,7 @@ async def test_raising_an_alert_never_waits_for_a_hanging_notifier(services, acc
     try:
         first = await raise_alerts(services, account_id, ["webhook"])
         alerts_raised.set()
-        await eventually(lambda: len(receiver.requests) == 1)
+        await eventually(lambda: len(receiver.requests) == 1, "one delivery")
 
         second = await asyncio.wait_for(raise_alerts(services, account_id, ["webhook"]), timeout=1)
 
@@ -280,7 +281,7 @@ async def test_raising_an_alert_never_waits_for_a_hanging_notifier(services, acc
             deliveries = await deliveries_of(services, first + second)
             return [delivery.state for delivery in deliveries] == ["delivered", "delivered"]
 
-        await eventually(both_delivered)
+        await eventually(both_delivered, "both alerts delivered")
     finally:
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -307,7 +308,7 @@ async def test_the_delivery_loop_survives_a_failing_round(services, account_id, 
             [delivery] = await deliveries_of(services, [alert_id])
             return delivery.state == "delivered"
 
-        await eventually(delivered)
+        await eventually(delivered, "the alert delivered")
     finally:
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
