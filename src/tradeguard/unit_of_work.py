@@ -2,8 +2,8 @@
 
 Every writer (snapshot ingest, polls and acknowledgements, expected trades, accounts, guard
 configuration, re-arm, devices, the sweep) runs its transaction in `unit_of_work`; nothing else
-commits what a cached view or the live stream shows, and this is the only caller of the cache's
-invalidation.
+commits what a cached view or the live stream shows, and this is the only caller of
+`invalidate_accounts`.
 """
 
 from __future__ import annotations
