@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark of docs/benchmarks.md ("Now" → Commands), in that order, then clean up.
 # Needs PostgreSQL on 127.0.0.1:5432 (trust), Redis on 127.0.0.1:6379 (db 14 is emptied), and
-#   apt-get install -y wrk ; .venv/bin/pip install locust py-spy pyinstrument
+#   apt-get install -y wrk ; .venv/bin/pip install -e '.[bench]'
 # The baseline (bench/results/*-baseline.json) was produced by the same scripts at commit 46e0f47;
 # its list is in the "Baseline" part of docs/benchmarks.md.
 set -euo pipefail
