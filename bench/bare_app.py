@@ -4,6 +4,10 @@ Served by the same uvicorn command line as tradeguard, it is the ceiling for wha
 the loop and the HTTP parser allow on this machine. `TG_BARE_SIZES="status=612,positions=4101"`
 makes GET /status and GET /positions answer bodies of exactly those sizes (every other path
 answers the first size), so each read endpoint is compared with a body as large as its own.
+
+A POST's body is read to its end before the answer (a GET's empty one is not waited for, so the
+read benchmarks measure what they always did): the ingest benchmarks compare tradeguard with an
+app that receives the same signed snapshots and answers as many bytes, doing nothing else.
 """
 
 from __future__ import annotations
@@ -35,6 +39,16 @@ _HEADERS = {
 _DEFAULT_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(_DEFAULT)).encode())]
 
 
+async def read_body(receive) -> bytes:
+    """The request's whole body, however many messages the server splits it into."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
 async def app(scope, receive, send) -> None:
     if scope["type"] == "lifespan":
         while True:
@@ -44,6 +58,8 @@ async def app(scope, receive, send) -> None:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["method"] == "POST":
+        await read_body(receive)
     path = scope["path"].encode()
     body = _BODIES.get(path, _DEFAULT)
     headers = _HEADERS.get(path, _DEFAULT_HEADERS)

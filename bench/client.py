@@ -23,6 +23,10 @@ class Answer:
     body: bytes
 
 
+def host_header(host: str, port: int) -> bytes:
+    return f"Host: {host}:{port}\r\n".encode()
+
+
 class Connection:
     """One keep-alive connection; reopened when the server closes it (see `request`)."""
 
@@ -30,7 +34,7 @@ class Connection:
         self._host = host
         self._port = port
         self._timeout = timeout
-        self._host_header = f"Host: {host}:{port}\r\n".encode()
+        self._host_header = host_header(host, port)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -51,7 +55,10 @@ class Connection:
         for name, value in (headers or {}).items():
             head.append(f"{name}: {value}\r\n".encode())
         head.append(b"Content-Length: %d\r\n\r\n" % len(body))
-        message = b"".join(head) + body
+        return await self.send(b"".join(head) + body, f"{method} {path}")
+
+    async def send(self, message: bytes, label: str = "request") -> Answer:
+        """Write one complete request (head and body, built beforehand) and read its answer."""
         reused = self._writer is not None
         try:
             return await self._exchange(message)
@@ -60,15 +67,15 @@ class Connection:
             # uvicorn closes a keep-alive connection idle for 5 s; a request written just as it did
             # gets no byte back and was never read by the app. Send it once more on a new connection.
             if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
-                raise HTTPError(f"{method} {path}: {type(exc).__name__}") from exc
+                raise HTTPError(f"{label}: {type(exc).__name__}") from exc
         except TimeoutError as exc:
             await self.close()
-            raise HTTPError(f"{method} {path}: {type(exc).__name__}") from exc
+            raise HTTPError(f"{label}: {type(exc).__name__}") from exc
         try:
             return await self._exchange(message)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError) as exc:
             await self.close()
-            raise HTTPError(f"{method} {path}: {type(exc).__name__} (after reconnecting)") from exc
+            raise HTTPError(f"{label}: {type(exc).__name__} (after reconnecting)") from exc
 
     async def _exchange(self, message: bytes) -> Answer:
         if self._writer is None:

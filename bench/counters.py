@@ -99,13 +99,24 @@ class CpuMeter:
     children (wrk, locust) are counted from rusage, other short-lived processes are not.
     """
 
-    def __init__(self, server_pids: list[int], client_pids: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        server_pids: list[int],
+        client_pids: list[int] | None = None,
+        *,
+        groups: dict[str, list[int]] | None = None,
+    ) -> None:
+        """`groups` names further processes of the run (e.g. {"worker": [pid]}), each with its children."""
         self._server = set(server_pids)
         self._client = set(client_pids or [os.getpid()])
+        self._named = {pid: name for name, pids in (groups or {}).items() for pid in pids}
         self._start = _process_table()
         self._children_start = _children_cpu()
 
     def _group(self, pid: int, name: str, table) -> str:
+        parent = table.get(pid, ("", 0, 0))[1]
+        if pid in self._named or parent in self._named:
+            return self._named.get(pid) or self._named[parent]
         if pid in self._server or table.get(pid, ("", 0, 0))[1] in self._server:
             return "server"
         if pid in self._client:

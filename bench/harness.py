@@ -11,13 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import load
 from bench.seed import Seed, SeededAccount, unprimed_accounts
-from bench.servers import HOST, ServerSpec
+from bench.servers import HOST, TRADEGUARD_APP, ServerSpec
 from bench.snapshots import SnapshotSigner
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/tradeguard_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 RESULTS = Path("bench/results")
-TRADEGUARD_APP = "tradeguard.app:create_app"
 INSTRUMENTED_APP = "bench.instrumented:create_app"
 BARE_APP = "bench.bare_app:app"
 
@@ -86,8 +85,23 @@ def engine_for(seed: Seed) -> AsyncEngine:
     return create_async_engine(seed.database_url)
 
 
-def server_spec(seed: Seed, *, workers: int, app: str = TRADEGUARD_APP, **env: str) -> ServerSpec:
-    return ServerSpec(app=app, workers=workers, env={**seed.server_env(), **env}, metrics_dir=workers > 1)
+def server_spec(
+    seed: Seed,
+    *,
+    workers: int,
+    app: str = TRADEGUARD_APP,
+    factory: bool = True,
+    launcher: str = "uvicorn",
+    **env: str,
+) -> ServerSpec:
+    return ServerSpec(
+        app=app,
+        factory=factory,
+        workers=workers,
+        env={**seed.server_env(), **env},
+        metrics_dir=workers > 1,
+        launcher=launcher,
+    )
 
 
 def signers_for(accounts: Sequence[SeededAccount]) -> list[SnapshotSigner]:
@@ -107,3 +121,24 @@ async def ensure_primed(
         return None
     todo = [account for account in accounts if account.account_id in missing]
     return await load.prime(HOST, port, signers_for(todo), concurrency=32, on_done=on_done)
+
+
+def load_average() -> str:
+    """/proc/loadavg as it reads: the machine's load, noted beside every run on a shared machine."""
+    with open("/proc/loadavg") as loadavg:
+        return loadavg.read().strip()
+
+
+async def total_syncs(database_url: str) -> int:
+    """The sum of account_states.total_syncs: every applied snapshot adds one."""
+    from sqlalchemy import func, select
+
+    from tradeguard.store.models import AccountState
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            total = await connection.execute(select(func.coalesce(func.sum(AccountState.total_syncs), 0)))
+            return int(total.scalar_one())
+    finally:
+        await engine.dispose()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bench.client import Connection, HTTPError
+from bench.rates import send_offsets
 from bench.snapshots import SnapshotSigner
 from bench.stats import latency_summary
 from tradeguard.bridges.client import SNAPSHOTS_PATH
@@ -255,4 +256,140 @@ async def read_loop(
         "requests_per_s": round(len(latencies) / seconds, 1),
         "error_count": errors[0],
         "latency": latency_summary(latencies),
+    }
+
+
+@dataclass
+class Acknowledged:
+    """Answers that said `applied`, over a whole run (warm-ups included): what the database must hold."""
+
+    applied: int = 0
+
+    def note(self, answer) -> None:
+        if answer.status == 200 and APPLIED in answer.body:
+            self.applied += 1
+
+
+async def _send_prebuilt(connection: Connection, message: bytes, tally: Tally | None, acks: Acknowledged, due: float):
+    """Send one pre-signed request; latency from `due` (its scheduled time, or its write in a closed loop)."""
+    try:
+        answer = await connection.send(message, "POST snapshot")
+    except (HTTPError, OSError) as exc:
+        if tally is not None:
+            tally.failed(exc)
+        return None
+    acks.note(answer)
+    if tally is not None:
+        tally.record(answer.status, answer.body, time.perf_counter() - due)
+    return answer
+
+
+async def closed_loop_prebuilt(
+    host: str,
+    port: int,
+    queues: Sequence[Iterable[bytes]],
+    *,
+    duration: float,
+    warmup: float,
+    acks: Acknowledged,
+) -> dict:
+    """One sender per queue, each sending its pre-signed requests back to back; measured after `warmup`.
+
+    A sender whose queue runs out stops early; `exhausted_senders` says how many did (sign more).
+    """
+    tally = Tally()
+    begin = time.perf_counter()
+    measure_from = begin + warmup
+    end = measure_from + duration
+    cpu_start = time.process_time()
+    sent = [0]
+    exhausted = [0]
+
+    async def sender(queue: Iterable[bytes]) -> None:
+        connection = Connection(host, port)
+        try:
+            for message in queue:
+                now = time.perf_counter()
+                if now >= end:
+                    return
+                await _send_prebuilt(connection, message, tally if now >= measure_from else None, acks, now)
+                sent[0] += 1
+            exhausted[0] += 1
+        finally:
+            await connection.close()
+
+    await asyncio.gather(*(sender(queue) for queue in queues))
+    measured = time.perf_counter() - measure_from
+    return tally.summary(measured) | {
+        "concurrency": len(queues),
+        "duration_s": round(measured, 2),
+        "sent_including_warmup": sent[0],
+        "exhausted_senders": exhausted[0],
+        "load_generator_cpu_s": round(time.process_time() - cpu_start, 2),
+    }
+
+
+async def open_loop_prebuilt(
+    host: str,
+    port: int,
+    messages: Sequence[bytes],
+    *,
+    rate: float,
+    max_connections: int = 256,
+    fresh_connections: bool = False,
+    acks: Acknowledged,
+    on_answer: Callable[[object, float], None] | None = None,
+) -> dict:
+    """Open loop: request i is due at i / rate seconds, whatever the earlier answers do.
+
+    Latency runs from the moment a request was due, so time spent waiting for a free connection
+    (all `max_connections` busy) counts, as it would for a bridge. With `fresh_connections` every
+    request opens its own connection, as independent bridges do, and closes it afterwards.
+    """
+    tally = Tally()
+    idle: list[Connection] = []
+    slots = asyncio.Semaphore(max_connections)
+    tasks: set[asyncio.Task] = set()
+    late = [0.0]
+
+    async def one(message: bytes, due: float) -> None:
+        connection = Connection(host, port) if fresh_connections or not idle else idle.pop()
+        try:
+            answer = await _send_prebuilt(connection, message, tally, acks, due)
+            if answer is not None and on_answer is not None:
+                on_answer(answer, time.perf_counter() - due)
+        finally:
+            if fresh_connections:
+                await connection.close()
+            else:
+                idle.append(connection)
+            slots.release()
+
+    cpu_start = time.process_time()
+    began = time.perf_counter()
+    for message, offset in zip(messages, send_offsets(rate, len(messages)), strict=True):
+        due = began + offset
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await slots.acquire()
+        late[0] = max(late[0], time.perf_counter() - due)
+        task = asyncio.create_task(one(message, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    sent_in = time.perf_counter() - began
+    if tasks:
+        await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - began
+    for connection in idle:
+        await connection.close()
+    summary = tally.summary(elapsed)
+    return summary | {
+        "offered_per_s": rate,
+        "achieved_per_s": summary["snapshots_per_s"],
+        "requests": len(messages),
+        "sending_took_s": round(sent_in, 3),
+        "last_answer_after_s": round(elapsed, 3),
+        "most_late_start_ms": round(late[0] * 1000, 1),
+        "load_generator_cpu_s": round(time.process_time() - cpu_start, 2),
     }

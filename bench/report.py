@@ -126,3 +126,82 @@ def profile_table(profile: dict, title: str, limit: int = 12) -> Table:
 def show(console: Console, *tables: Table) -> None:
     for table in tables:
         console.print(table)
+
+
+def _load_row(table: Table, label: str, run: dict, offered: str = "-") -> None:
+    latency, per = run["latency"], run.get("cpu_ms_per_snapshot", {})
+    rate = run["snapshots_per_s"]
+    table.add_row(
+        label,
+        offered,
+        f"{rate:,.0f}" if rate else "-",
+        ms(latency.get("p50_ms")),
+        ms(latency.get("p99_ms")),
+        str(run["errors"]),
+        *(ms(per.get(group)) for group in ("server", "worker", "postgresql", "redis", "load_generator")),
+    )
+
+
+def _load_table(title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in (
+        "phase",
+        "offered/s",
+        "snapshots/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "API CPU ms/snap",
+        "worker",
+        "PG",
+        "Redis",
+        "load gen",
+    ):
+        table.add_column(column, justify="left" if column == "phase" else "right")
+    return table
+
+
+def scale_tables(result: dict) -> list[Table]:
+    load = result["load"]
+    table = _load_table(
+        f"steady ingest: {load['accounts']:,} accounts, {load['positions_per_snapshot']} positions, "
+        "tradeguard serve + worker"
+    )
+    _load_row(table, f"closed, {load['concurrency']}", result["closed_loop"])
+    for point in result["sweep"]:
+        _load_row(table, "open", point, f"{point['offered_per_s']:,.0f}")
+    _load_row(table, f"bare, closed, {load['concurrency']}", result["bare"])
+    summary, applied = result["summary"], result["applied"]
+    verdict = Table(title="summary", title_justify="left")
+    for column in ("ratio to bare", "knee (offered/s)", "errors", "acknowledged applied", "stored", "missing"):
+        verdict.add_column(column, justify="right")
+    verdict.add_row(
+        f"{summary['ratio_to_bare']:.3f}" if summary["ratio_to_bare"] else "-",
+        f"{summary['knee_offered_per_s']:,.0f}" if summary["knee_offered_per_s"] else "none kept",
+        str(summary["errors"]),
+        str(applied["acknowledged_applied"]),
+        str(applied["total_syncs_delta"]),
+        str(applied["missing"]),
+    )
+    return [table, verdict, memory_table(result["memory_steady"], "memory after the closed loop")]
+
+
+def memory_table(snapshot: dict, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("process", "count", "RSS MiB", "PSS MiB"):
+        table.add_column(column, justify="left" if column == "process" else "right")
+
+    def row(name: str, one: dict | None, count: int = 1) -> None:
+        if one is None:
+            return
+        pss = one.get("pss_mib")
+        table.add_row(name, str(one.get("processes", count)), f"{one['rss_mib']:.1f}", "-" if pss is None else f"{pss:.1f}")
+
+    row("API master", snapshot["api_master"])
+    for index, worker in enumerate(snapshot["api_workers"]):
+        row(f"API worker {index + 1}", worker)
+    row("tradeguard worker", snapshot["worker"])
+    row("PostgreSQL backends (this database)", snapshot["postgresql_backends_of_this_database"])
+    row("PostgreSQL, all processes", snapshot["postgresql_all_processes"])
+    row("Redis server", snapshot["redis_server"])
+    return table

@@ -1,7 +1,14 @@
 """Servers under test, as subprocesses in process groups of their own, always stopped on exit.
 
-Both the tradeguard app and the bare app run under the same uvicorn command line (`--loop uvloop
---http httptools --workers N`, no access log), so the only difference measured is the app.
+Three ways to start one, chosen by `ServerSpec.launcher`; whichever it is, every app compared in a
+run is started the same way, so the only difference measured is the app:
+
+- `uvicorn`: the uvicorn command line `--loop uvloop --http httptools --workers N`, no access log;
+- `tradeguard serve`: the real command a user runs (`python -m tradeguard.cli serve --workers N`);
+- `serve-like`: another app (the bare one, the stopwatch) under `uvicorn.run` with the arguments
+  `tradeguard serve` passes (`bench.serve_like`).
+
+`worker_process` starts `tradeguard worker` beside a server whose API runs no worker of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from bench import CHECKOUT
 from bench.client import HTTPError, get
 
 HOST = "127.0.0.1"
+TRADEGUARD_APP = "tradeguard.app:create_app"
 
 
 def free_port() -> int:
@@ -40,18 +48,46 @@ class ServerSpec:
     ready_path: str = "/api/v1/trading/health"
     metrics_dir: bool = False
     """Give the workers a PROMETHEUS_MULTIPROC_DIR, so /metrics adds up every worker's counters."""
+    launcher: str = "uvicorn"
+    """`uvicorn`, `tradeguard serve` (tradeguard's own app only) or `serve-like`: see the module."""
 
     def describe(self) -> dict:
+        settings = {k: v for k, v in self.env.items() if "SECRET" not in k and "KEY" not in k}
+        if self.launcher == "uvicorn":
+            return {
+                "app": self.app,
+                "server": "uvicorn",
+                "loop": "uvloop",
+                "http": "httptools",
+                "workers": self.workers,
+                "access_log": False,
+                "guard_workers": 0,
+                "settings": settings,
+            }
         return {
             "app": self.app,
-            "server": "uvicorn",
-            "loop": "uvloop",
-            "http": "httptools",
+            "server": self.launcher,
+            "command": " ".join(["python", *self.argv("<port>")[1:]]),
+            "uvicorn": "uvicorn.run(app, factory, host, port, workers, log_level), other settings default "
+            "(loop and http auto: uvloop and httptools when installed; access log on, below the log level)",
             "workers": self.workers,
-            "access_log": False,
-            "guard_workers": 0,
-            "settings": {k: v for k, v in self.env.items() if "SECRET" not in k and "KEY" not in k},
+            "settings": settings,
         }
+
+    def argv(self, port: int | str) -> list[str]:
+        if self.launcher == "tradeguard serve":
+            if self.app != TRADEGUARD_APP:
+                raise ValueError(f"tradeguard serve runs {TRADEGUARD_APP}, not {self.app}")
+            return [sys.executable, "-m", "tradeguard.cli", "serve", "--host", HOST, "--port", str(port),
+                    "--workers", str(self.workers)]
+        if self.launcher == "serve-like":
+            return [sys.executable, "-m", "bench.serve_like", self.app, *(["--factory"] if self.factory else []),
+                    "--host", HOST, "--port", str(port), "--workers", str(self.workers),
+                    "--log-level", self.env.get("TRADEGUARD_LOG_LEVEL", "INFO").lower()]
+        argv = [sys.executable, "-m", "uvicorn", self.app, *(["--factory"] if self.factory else [])]
+        argv += ["--host", HOST, "--port", str(port), "--workers", str(self.workers)]
+        argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+        return argv
 
 
 class Server:
@@ -123,9 +159,7 @@ async def running(spec: ServerSpec, *, log_dir: Path | None = None, ready_timeou
     if spec.metrics_dir:
         metrics = Path(tempfile.mkdtemp(prefix="tg-bench-metrics-"))
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
-    argv = [sys.executable, "-m", "uvicorn", spec.app, *(["--factory"] if spec.factory else [])]
-    argv += ["--host", HOST, "--port", str(port), "--workers", str(spec.workers)]
-    argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    argv = spec.argv(port)
     with open(log, "wb") as output:
         process = subprocess.Popen(
             argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
@@ -165,3 +199,28 @@ def stop(process: subprocess.Popen, timeout: float = 15.0) -> None:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def worker_process(env: dict[str, str], *, log_dir: Path | None = None):
+    """`tradeguard worker` (the sweep and alert delivery) with these settings; stopped on the way out."""
+    log_dir = log_dir or Path(tempfile.gettempdir())
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"worker-{os.getpid()}-{time.monotonic_ns()}.log"
+    full_env = {**os.environ, **env}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), full_env.get("PYTHONPATH")]))
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tradeguard.cli", "worker"],
+            env=full_env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        time.sleep(0.5)
+        if process.poll() is not None:
+            raise RuntimeError(f"tradeguard worker exited with {process.returncode}; see {log}")
+        yield process
+    finally:
+        stop(process)
