@@ -92,7 +92,8 @@ class Timings:
         }
 
 
-async def _stored(seed: Seed, account_ids: list[int]) -> dict:
+async def stored_commands(seed: Seed, account_ids: list[int]) -> dict:
+    """What the database holds for these accounts: their close commands, and their stored sync times."""
     engine = create_async_engine(seed.database_url)
     try:
         async with engine.connect() as connection:
@@ -229,7 +230,7 @@ async def run_breach(
         "first_error": tally.first_error,
         "seconds": round(elapsed, 2),
     }
-    results["stored"] = await _stored(seed, [account.account_id for account in breach_seed.accounts])
+    results["stored"] = await stored_commands(seed, [account.account_id for account in breach_seed.accounts])
     p99 = results["breach"]["server_arrival_to_commit"].get("p99_ms")
     results["summary"] = {
         "server_p99_ms": p99,

@@ -28,6 +28,8 @@ class Tally:
     errors: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     first_error: str | None = None
+    failures: dict[str, int] = field(default_factory=dict)
+    """Requests that got no answer, by what happened (a connection closed, a time-out, …)."""
 
     def record(self, status: int, body: bytes, elapsed: float) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
@@ -43,6 +45,8 @@ class Tally:
 
     def failed(self, exc: Exception) -> None:
         self.errors += 1
+        kind = str(exc).rpartition(": ")[2] if isinstance(exc, HTTPError) else type(exc).__name__
+        self.failures[kind] = self.failures.get(kind, 0) + 1
         if self.first_error is None:
             self.first_error = repr(exc)
 
@@ -54,6 +58,7 @@ class Tally:
             "errors": self.errors,
             "statuses": {str(code): count for code, count in sorted(self.statuses.items())},
             "first_error": self.first_error,
+            "no_answer": dict(sorted(self.failures.items())),
             "latency": latency_summary(self.latencies),
         }
 
@@ -339,8 +344,11 @@ async def open_loop_prebuilt(
     fresh_connections: bool = False,
     acks: Acknowledged,
     on_answer: Callable[[object, float], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> dict:
     """Open loop: request i is due at i / rate seconds, whatever the earlier answers do.
+
+    When `stop` is set no further request is started; those in flight are still awaited.
 
     Latency runs from the moment a request was due, so time spent waiting for a free connection
     (all `max_connections` busy) counts, as it would for a bridge. With `fresh_connections` every
@@ -367,12 +375,16 @@ async def open_loop_prebuilt(
 
     cpu_start = time.process_time()
     began = time.perf_counter()
+    started = 0
     for message, offset in zip(messages, send_offsets(rate, len(messages)), strict=True):
         due = began + offset
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
+        if stop is not None and stop.is_set():
+            break
         await slots.acquire()
+        started += 1
         late[0] = max(late[0], time.perf_counter() - due)
         task = asyncio.create_task(one(message, due))
         tasks.add(task)
@@ -387,7 +399,7 @@ async def open_loop_prebuilt(
     return summary | {
         "offered_per_s": rate,
         "achieved_per_s": summary["snapshots_per_s"],
-        "requests": len(messages),
+        "requests": started,
         "sending_took_s": round(sent_in, 3),
         "last_answer_after_s": round(elapsed, 3),
         "most_late_start_ms": round(late[0] * 1000, 1),

@@ -205,3 +205,33 @@ def memory_table(snapshot: dict, title: str) -> Table:
     row("PostgreSQL, all processes", snapshot["postgresql_all_processes"])
     row("Redis server", snapshot["redis_server"])
     return table
+
+
+def storm_table(result: dict) -> Table:
+    summary, load = result["summary"], result["load"]
+    title = f"breach storm: {load['accounts']:,} critical snapshots within {load['window_s']:g} s"
+    if load["background_snapshots_per_s"]:
+        title += f", {load['background_snapshots_per_s']:g} steady snapshots/s meanwhile"
+    table = Table(title=title, title_justify="left")
+    for column in ("measure", "count", "p50 ms", "p99 ms", "max ms"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    rows = [
+        ("from send (client)", result["storm"]["latency"]),
+        ("from arrival to commit (server)", result["timings"]["server_arrival_to_commit"]),
+    ]
+    if "background" in result:
+        rows.append(("background snapshots, from send", result["background"]["latency"]))
+    for name, latency in rows:
+        table.add_row(
+            name,
+            str(latency.get("count", 0)),
+            ms(latency.get("p50_ms")),
+            ms(latency.get("p99_ms")),
+            ms(latency.get("max_ms")),
+        )
+    table.caption = (
+        f"commands {summary['commands_stored']:,} of {summary['commands_expected']:,} committed; "
+        f"no answer {summary['no_answer'] or 0}; other statuses {summary['not_200'] or 0}; "
+        f"last answer after {summary['last_answer_after_s']:.1f} s"
+    )
+    return table
