@@ -12,6 +12,7 @@ BENCHMARKS = {
     "reads_sweep": "cached reads at 1 to 200 connections, plotted",
     "ingest": "ingest throughput for 1 to 10,000 active accounts",
     "breach": "breach to close command latency",
+    "growth": "how a steady snapshot's cost grows with accounts (1 to 10,000) and positions (1, 10, 50), plotted",
     "storm": "breach storm: 1,000 or 10,000 accounts breaching within seconds, every close command counted",
     "scale": "steady ingest at 10,000 accounts on tradeguard serve + worker, closed loop, rate sweep, bare ratio",
     "standard_profile": "the standard load profile under Locust",

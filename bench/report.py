@@ -235,3 +235,23 @@ def storm_table(result: dict) -> Table:
         f"last answer after {summary['last_answer_after_s']:.1f} s"
     )
     return table
+
+
+def growth_table(result: dict) -> Table:
+    table = Table(title="how the cost of a steady snapshot grows (closed loop)", title_justify="left")
+    for column in ("positions", "accounts", "conn", "snap/s", "p50 ms", "p99 ms", "err", "API", "worker", "PG", "Redis", "load gen"):
+        table.add_column(column, justify="right")
+    for run in result["runs"]:
+        latency, per = run["latency"], run.get("cpu_ms_per_snapshot", {})
+        table.add_row(
+            str(run["positions"]),
+            f"{run['accounts']:,}",
+            str(run["concurrency"]),
+            f"{run['snapshots_per_s']:,.0f}" if run["snapshots_per_s"] else "-",
+            ms(latency.get("p50_ms")),
+            ms(latency.get("p99_ms")),
+            str(run["errors"]),
+            *(ms(per.get(group)) for group in ("server", "worker", "postgresql", "redis", "load_generator")),
+        )
+    table.caption = "CPU columns: milliseconds per snapshot"
+    return table

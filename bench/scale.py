@@ -75,7 +75,8 @@ async def closed_phase(
     no nonce, and is many times faster than the memory for that many distinct requests allows.
     """
     senders = max(1, min(concurrency, len(signers)))
-    each = math.ceil(ceiling * (duration + warmup) / senders)
+    each = presign.budget(signers[0], math.ceil(ceiling * (duration + warmup)), host=HOST, port=server.port)
+    each = math.ceil(each / senders)
     signing = time.perf_counter()
     queues = presign.per_sender(signers, senders, each, host=HOST, port=server.port)
     signed_in = time.perf_counter() - signing
@@ -108,7 +109,8 @@ async def open_phase(
     acks: load.Acknowledged,
     worker_pid: int | None = None,
 ) -> dict:
-    messages = presign.round_robin(signers, int(rate * duration), host=HOST, port=server.port)
+    count = presign.budget(signers[0], int(rate * duration), host=HOST, port=server.port)
+    messages = presign.round_robin(signers, count, host=HOST, port=server.port)
     presign.settle()
     meter = _meter(server, worker_pid)
     began = time.perf_counter()

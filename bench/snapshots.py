@@ -43,6 +43,7 @@ class SnapshotSigner:
     def body(self, *, equity_factor: Decimal = Decimal(1), with_positions: bool = True) -> bytes:
         positions = []
         quotes = []
+        quoted: set[str] = set()
         total_profit = Decimal(0)
         for spec in self._positions if with_positions else ():
             quantum = self._quantum[spec.symbol]
@@ -63,9 +64,12 @@ class SnapshotSigner:
                     "opened_at": spec.opened_at,
                 }
             )
-            quotes.append(
-                {"symbol": spec.symbol, "bid": str(price), "ask": str(price + Decimal(spec.spread))}
-            )
+            # One quote per symbol: past ten positions the symbols repeat, and a body may quote each once.
+            if spec.symbol not in quoted:
+                quoted.add(spec.symbol)
+                quotes.append(
+                    {"symbol": spec.symbol, "bid": str(price), "ask": str(price + Decimal(spec.spread))}
+                )
         equity = ((BALANCE + total_profit) * equity_factor).quantize(Decimal("0.01"))
         return orjson.dumps(
             {

@@ -156,7 +156,8 @@ async def run_storm(
                 stop.set()
                 results["background"] = await background
             cpu = meter.read(time.perf_counter() - began)
-            results["cpu"] = cpu | {"ms_per_request": per_snapshot_ms(cpu["cpu_seconds"], accounts)}
+            requests = accounts + (results["background"]["requests"] if background is not None else 0)
+            results["cpu"] = cpu | {"ms_per_request": per_snapshot_ms(cpu["cpu_seconds"], requests)}
             results["memory_after_storm"] = await memory.snapshot(
                 api_master=server.process.pid,
                 api_workers=server.pids(),
