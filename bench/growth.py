@@ -95,7 +95,10 @@ async def run_growth(
                 if primed:
                     results["priming"].append(
                         primed
-                        | {"positions": seed.positions_per_account, "seconds": round(time.perf_counter() - started, 1)}
+                        | {
+                            "positions": seed.positions_per_account,
+                            "seconds": round(time.perf_counter() - started, 1),
+                        }
                     )
                 signers = harness.signers_for(seed.accounts[: max(chosen)])
                 for size_index, size in enumerate(chosen):
@@ -145,7 +148,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--ceiling", type=float, default=2500.0, help="snapshots/s each phase is pre-signed for")
+    parser.add_argument(
+        "--ceiling", type=float, default=2500.0, help="snapshots/s each phase is pre-signed for"
+    )
     args = parser.parse_args()
     seeds = [Seed.load(Path(path)) for path in args.seeds.split(",")]
     result = asyncio.run(

@@ -275,7 +275,9 @@ class Acknowledged:
             self.applied += 1
 
 
-async def _send_prebuilt(connection: Connection, message: bytes, tally: Tally | None, acks: Acknowledged, due: float):
+async def _send_prebuilt(
+    connection: Connection, message: bytes, tally: Tally | None, acks: Acknowledged, due: float
+):
     """Send one pre-signed request; latency from `due` (its scheduled time, or its write in a closed loop)."""
     try:
         answer = await connection.send(message, "POST snapshot")

@@ -34,7 +34,11 @@ def process_memory(pid: int) -> dict | None:
     if rss is None:
         return None
     pss = parse_kib(_read(f"/proc/{pid}/smaps_rollup"), "Pss")
-    return {"pid": pid, "rss_mib": round(rss / 1024, 1), "pss_mib": None if pss is None else round(pss / 1024, 1)}
+    return {
+        "pid": pid,
+        "rss_mib": round(rss / 1024, 1),
+        "pss_mib": None if pss is None else round(pss / 1024, 1),
+    }
 
 
 def total(pids: Iterable[int]) -> dict:

@@ -40,8 +40,10 @@ def round_robin(
 ) -> list[bytes]:
     """`count` requests taking the accounts in turn (account 0, 1, …, then 0 again), in send order."""
     line = host_header(host, port)
-    return [signed_message(signers[index % len(signers)], make(signers[index % len(signers)]), line)
-            for index in range(count)]
+    return [
+        signed_message(signers[index % len(signers)], make(signers[index % len(signers)]), line)
+        for index in range(count)
+    ]
 
 
 def per_sender(

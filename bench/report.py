@@ -173,7 +173,14 @@ def scale_tables(result: dict) -> list[Table]:
     _load_row(table, f"bare, closed, {load['concurrency']}", result["bare"])
     summary, applied = result["summary"], result["applied"]
     verdict = Table(title="summary", title_justify="left")
-    for column in ("ratio to bare", "knee (offered/s)", "errors", "acknowledged applied", "stored", "missing"):
+    for column in (
+        "ratio to bare",
+        "knee (offered/s)",
+        "errors",
+        "acknowledged applied",
+        "stored",
+        "missing",
+    ):
         verdict.add_column(column, justify="right")
     verdict.add_row(
         f"{summary['ratio_to_bare']:.3f}" if summary["ratio_to_bare"] else "-",
@@ -195,7 +202,12 @@ def memory_table(snapshot: dict, title: str) -> Table:
         if one is None:
             return
         pss = one.get("pss_mib")
-        table.add_row(name, str(one.get("processes", count)), f"{one['rss_mib']:.1f}", "-" if pss is None else f"{pss:.1f}")
+        table.add_row(
+            name,
+            str(one.get("processes", count)),
+            f"{one['rss_mib']:.1f}",
+            "-" if pss is None else f"{pss:.1f}",
+        )
 
     row("API master", snapshot["api_master"])
     for index, worker in enumerate(snapshot["api_workers"]):
@@ -239,7 +251,20 @@ def storm_table(result: dict) -> Table:
 
 def growth_table(result: dict) -> Table:
     table = Table(title="how the cost of a steady snapshot grows (closed loop)", title_justify="left")
-    for column in ("positions", "accounts", "conn", "snap/s", "p50 ms", "p99 ms", "err", "API", "worker", "PG", "Redis", "load gen"):
+    for column in (
+        "positions",
+        "accounts",
+        "conn",
+        "snap/s",
+        "p50 ms",
+        "p99 ms",
+        "err",
+        "API",
+        "worker",
+        "PG",
+        "Redis",
+        "load gen",
+    ):
         table.add_column(column, justify="right")
     for run in result["runs"]:
         latency, per = run["latency"], run.get("cpu_ms_per_snapshot", {})

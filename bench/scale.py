@@ -50,7 +50,9 @@ KEPT = 0.95
 
 
 def _meter(server: Server, worker_pid: int | None) -> CpuMeter:
-    return CpuMeter([server.process.pid, *server.pids()], groups={"worker": [worker_pid]} if worker_pid else None)
+    return CpuMeter(
+        [server.process.pid, *server.pids()], groups={"worker": [worker_pid]} if worker_pid else None
+    )
 
 
 def _with_cpu(run: dict, cpu: dict, snapshots: int) -> dict:
@@ -265,7 +267,9 @@ async def run_scale(
 
 def main() -> int:
     parser = base_parser(__doc__)
-    parser.add_argument("--accounts", type=int, default=None, help="the first N seeded accounts (default: all)")
+    parser.add_argument(
+        "--accounts", type=int, default=None, help="the first N seeded accounts (default: all)"
+    )
     parser.add_argument("--concurrency", type=int, default=64, help="closed-loop connections")
     parser.add_argument("--duration", type=float, default=15.0, help="closed-loop seconds measured")
     parser.add_argument("--warmup", type=float, default=3.0, help="closed-loop seconds before measuring")
@@ -275,8 +279,12 @@ def main() -> int:
         default=2500.0,
         help="snapshots/s the closed loop is pre-signed for; a sender that runs out stops (see exhausted_senders)",
     )
-    parser.add_argument("--rates", default=",".join(map(str, RATES)), help="open-loop offered rates, per second")
-    parser.add_argument("--rate-duration", type=float, default=10.0, help="seconds of requests per offered rate")
+    parser.add_argument(
+        "--rates", default=",".join(map(str, RATES)), help="open-loop offered rates, per second"
+    )
+    parser.add_argument(
+        "--rate-duration", type=float, default=10.0, help="seconds of requests per offered rate"
+    )
     parser.add_argument("--max-connections", type=int, default=256, help="open-loop connection limit")
     args = parser.parse_args()
     seed = Seed.load(args.seed)

@@ -15,7 +15,9 @@ import uvicorn
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("app", help="uvicorn import string")
     parser.add_argument("--factory", action="store_true")
     parser.add_argument("--host", default="127.0.0.1")

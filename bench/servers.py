@@ -78,12 +78,34 @@ class ServerSpec:
         if self.launcher == "tradeguard serve":
             if self.app != TRADEGUARD_APP:
                 raise ValueError(f"tradeguard serve runs {TRADEGUARD_APP}, not {self.app}")
-            return [sys.executable, "-m", "tradeguard.cli", "serve", "--host", HOST, "--port", str(port),
-                    "--workers", str(self.workers)]
+            return [
+                sys.executable,
+                "-m",
+                "tradeguard.cli",
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--workers",
+                str(self.workers),
+            ]
         if self.launcher == "serve-like":
-            return [sys.executable, "-m", "bench.serve_like", self.app, *(["--factory"] if self.factory else []),
-                    "--host", HOST, "--port", str(port), "--workers", str(self.workers),
-                    "--log-level", self.env.get("TRADEGUARD_LOG_LEVEL", "INFO").lower()]
+            return [
+                sys.executable,
+                "-m",
+                "bench.serve_like",
+                self.app,
+                *(["--factory"] if self.factory else []),
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--workers",
+                str(self.workers),
+                "--log-level",
+                self.env.get("TRADEGUARD_LOG_LEVEL", "INFO").lower(),
+            ]
         argv = [sys.executable, "-m", "uvicorn", self.app, *(["--factory"] if self.factory else [])]
         argv += ["--host", HOST, "--port", str(port), "--workers", str(self.workers)]
         argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]

@@ -118,9 +118,14 @@ async def run_storm(
                 await harness.ensure_primed(seed, server.port, background_pool)
                 span = BACKGROUND_LEAD_S + window + 10.0
                 streaming = presign.round_robin(
-                    harness.signers_for(background_pool), int(background_rate * span), host=HOST, port=server.port
+                    harness.signers_for(background_pool),
+                    int(background_rate * span),
+                    host=HOST,
+                    port=server.port,
                 )
-            storm = presign.round_robin(signers, len(signers), host=HOST, port=server.port, make=SnapshotSigner.critical)
+            storm = presign.round_robin(
+                signers, len(signers), host=HOST, port=server.port, make=SnapshotSigner.critical
+            )
             presign.settle()
             meter = CpuMeter([server.process.pid, *server.pids()], groups={"worker": [worker.pid]})
             began = time.perf_counter()
@@ -192,16 +197,29 @@ async def run_storm(
 
 def main() -> int:
     parser = base_parser(__doc__)
-    parser.add_argument("--accounts", type=int, default=1000, help="accounts that breach, one critical snapshot each")
-    parser.add_argument("--window", type=float, default=1.0, help="seconds over which the critical snapshots are sent")
     parser.add_argument(
-        "--max-connections", type=int, default=None, help="at most this many at once (default: one per account)"
+        "--accounts", type=int, default=1000, help="accounts that breach, one critical snapshot each"
     )
     parser.add_argument(
-        "--background-rate", type=float, default=0.0, help="normal snapshots per second from other accounts meanwhile"
+        "--window", type=float, default=1.0, help="seconds over which the critical snapshots are sent"
     )
     parser.add_argument(
-        "--background-accounts", type=int, default=None, help="the first N seeded accounts stream (default: all)"
+        "--max-connections",
+        type=int,
+        default=None,
+        help="at most this many at once (default: one per account)",
+    )
+    parser.add_argument(
+        "--background-rate",
+        type=float,
+        default=0.0,
+        help="normal snapshots per second from other accounts meanwhile",
+    )
+    parser.add_argument(
+        "--background-accounts",
+        type=int,
+        default=None,
+        help="the first N seeded accounts stream (default: all)",
     )
     args = parser.parse_args()
     seed = Seed.load(args.seed)

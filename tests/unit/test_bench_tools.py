@@ -17,13 +17,19 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from bench import CHECKOUT, wrk
+from bench import CHECKOUT, presign, wrk
 from bench.__main__ import BENCHMARKS
-from bench.bare_app import constant_body
+from bench.bare_app import constant_body, read_body
+from bench.client import HTTPError
 from bench.counters import parse_prometheus_text
+from bench.growth import growth_series
+from bench.load import Tally
+from bench.memory import parse_kib
 from bench.plot import Series, line_chart
 from bench.quick import seed_accounts
+from bench.rates import applied_check, knee, per_snapshot_ms, send_offsets
 from bench.seed import Seed, SeededAccount, SeededUser, new_secrets, position_specs
+from bench.servers import TRADEGUARD_APP, ServerSpec
 from bench.snapshots import SnapshotSigner
 from bench.stats import latency_summary, percentile
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -234,3 +240,195 @@ def test_the_wheel_carries_no_benchmark_file(tmp_path):
     assert "tradeguard/cli.py" in names and "tradeguard/store/migrations/env.py" in names
     assert packages == ["tradeguard"]
     assert [name for name in names if "bench" in name.split("/")[:-1] or name.startswith("bench")] == []
+
+
+def _split_request(message: bytes) -> tuple[str, dict[str, str], bytes]:
+    head, _, body = message.partition(b"\r\n\r\n")
+    request_line, *lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return request_line, headers, body
+
+
+def test_presigned_requests_carry_unique_nonces_valid_signatures_and_newer_snapshots_per_account():
+    opened = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    accounts = [
+        SeededAccount(n, 1, f"dev_{n}", f"secret-{n}", position_specs(n, 10, opened)) for n in (7, 8, 9)
+    ]
+    signers = [SnapshotSigner(account) for account in accounts]
+
+    messages = presign.round_robin(signers, 30, host="127.0.0.1", port=8123)
+
+    nonces, taken = set(), {}
+    for index, message in enumerate(messages):
+        request_line, headers, body = _split_request(message)
+        account = accounts[index % 3]
+        assert request_line == "POST /api/v1/ingest/snapshots HTTP/1.1"
+        assert headers["Host"] == "127.0.0.1:8123" and int(headers["Content-Length"]) == len(body)
+        assert headers["X-Device-Id"] == account.device_id
+        expected = sign(
+            account.secret,
+            "POST",
+            "/api/v1/ingest/snapshots",
+            headers["X-Timestamp"],
+            headers["X-Nonce"],
+            body,
+        )
+        assert headers["X-Signature"] == expected
+        nonces.add(headers["X-Nonce"])
+        snapshot = _as_the_server_reads(body)
+        assert snapshot.taken_at > taken.get(account.account_id, opened)
+        taken[account.account_id] = snapshot.taken_at
+    assert len(nonces) == 30
+
+
+def test_presigned_senders_own_disjoint_accounts_and_budget_leaves_the_signer_untouched():
+    opened = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    signers = [
+        SnapshotSigner(SeededAccount(n, 1, f"dev_{n}", "s", position_specs(n, 1, opened))) for n in range(10)
+    ]
+
+    queues = presign.per_sender(signers, 4, 3, host="h", port=1)
+    owners = [{_split_request(message)[1]["X-Device-Id"] for message in queue} for queue in queues]
+
+    assert [len(queue) for queue in queues] == [3, 3, 3, 3]
+    assert owners[0] == {"dev_0", "dev_4", "dev_8"} and owners[3] == {"dev_3", "dev_7"}
+    assert not set.intersection(*owners)
+
+    before = signers[0]._last_taken
+    size = len(presign.round_robin(signers[:1], 1, host="h", port=1)[0])
+    assert signers[0]._last_taken != before  # signing advances the signer ...
+    before = signers[0]._last_taken
+    # Half a request of slack: prices, and so the bytes of a body, differ a little from one to the next.
+    assert presign.budget(signers[0], 1_000, host="h", port=1, memory=size * 10 + size // 2) == 10
+    assert presign.budget(signers[0], 5, host="h", port=1, memory=size * 10 + size // 2) == 5
+    assert signers[0]._last_taken == before  # ... the budget's probe does not
+
+
+def test_open_loop_offsets_are_evenly_spaced_at_the_rate():
+    assert send_offsets(4, 5) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    with pytest.raises(ValueError):
+        send_offsets(0, 1)
+
+
+def test_the_knee_is_the_highest_rate_kept_before_the_first_missed():
+    sweep = [
+        {"offered_per_s": 500, "achieved_per_s": 499.0, "errors": 0},
+        {"offered_per_s": 250, "achieved_per_s": 250.0, "errors": 0},
+        {"offered_per_s": 1000, "achieved_per_s": 700.0, "errors": 0},
+        {"offered_per_s": 2000, "achieved_per_s": 1990.0, "errors": 0},
+    ]
+    assert knee(sweep) == 500
+    assert knee([{"offered_per_s": 250, "achieved_per_s": 250.0, "errors": 1}]) is None
+    assert knee([]) is None
+
+
+def test_every_acknowledged_snapshot_must_be_counted_in_the_database():
+    assert applied_check(100, 100) == {
+        "acknowledged_applied": 100,
+        "total_syncs_delta": 100,
+        "missing": 0,
+        "unacknowledged_but_stored": 0,
+        "every_acknowledged_applied": True,
+    }
+    short = applied_check(100, 97)
+    assert short["missing"] == 3 and not short["every_acknowledged_applied"]
+    assert applied_check(100, 101)["unacknowledged_but_stored"] == 1
+
+
+def test_cpu_per_snapshot_is_milliseconds_of_each_group():
+    assert per_snapshot_ms({"server": 2.0, "postgresql": 0.5}, 1000) == {"server": 2.0, "postgresql": 0.5}
+    assert per_snapshot_ms({"server": 2.0}, 0) == {}
+
+
+def test_memory_fields_are_read_in_kib_from_proc_text():
+    status = "Name:\tpython\nVmPeak:\t  200 kB\nVmRSS:\t  123456 kB\n"
+    assert parse_kib(status, "VmRSS") == 123456
+    assert parse_kib("Rss:  10 kB\nPss:   7 kB\n", "Pss") == 7
+    assert parse_kib(status, "Pss") is None
+
+
+def test_growth_series_put_accounts_on_a_log_scale_one_series_per_positions_count():
+    runs = [
+        {"positions": 10, "accounts": 1, "snapshots_per_s": 100.0},
+        {"positions": 10, "accounts": 1000, "snapshots_per_s": 300.0},
+        {"positions": 1, "accounts": 10, "snapshots_per_s": None},
+        {"positions": 1, "accounts": 100, "snapshots_per_s": 400.0},
+    ]
+    series = growth_series(runs, lambda run: run["snapshots_per_s"])
+    assert [(one.label, list(one.points)) for one in series] == [
+        ("1 position", [(2.0, 400.0)]),
+        ("10 positions", [(0.0, 100.0), (3.0, 300.0)]),
+    ]
+
+
+def test_bench_snapshots_with_more_positions_than_symbols_quote_each_symbol_once():
+    opened = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    body = SnapshotSigner(SeededAccount(7, 3, "d", "s", position_specs(7, 50, opened))).body()
+    snapshot = _as_the_server_reads(body)
+    assert len(snapshot.positions) == 50 and len({p.ticket for p in snapshot.positions}) == 50
+    assert len(snapshot.quotes) == len({quote.symbol for quote in snapshot.quotes}) == 10
+
+
+def test_the_bare_app_reads_a_post_body_split_over_several_messages():
+    messages = [
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "body": b"cd", "more_body": False},
+    ]
+
+    async def receive():
+        return messages.pop(0)
+
+    assert asyncio.run(read_body(receive)) == b"abcd"
+    assert messages == []
+
+
+def test_unanswered_requests_are_counted_by_what_happened():
+    tally = Tally()
+    tally.failed(HTTPError("POST snapshot: IncompleteReadError"))
+    tally.failed(HTTPError("POST snapshot: IncompleteReadError (after reconnecting)"))
+    tally.failed(ConnectionResetError())
+    tally.record(503, b"busy", 0.1)
+    summary = tally.summary(1.0)
+    assert summary["errors"] == 4 and summary["statuses"] == {"503": 1}
+    assert summary["no_answer"] == {
+        "ConnectionResetError": 1,
+        "IncompleteReadError": 1,
+        "IncompleteReadError (after reconnecting)": 1,
+    }
+
+
+def test_servers_are_started_as_tradeguard_serve_or_with_its_uvicorn_arguments():
+    serve = ServerSpec(app=TRADEGUARD_APP, workers=2, launcher="tradeguard serve")
+    assert serve.argv(8000)[1:] == [
+        "-m",
+        "tradeguard.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8000",
+        "--workers",
+        "2",
+    ]
+    bare = ServerSpec(
+        app="bench.bare_app:app",
+        factory=False,
+        workers=2,
+        launcher="serve-like",
+        env={"TRADEGUARD_LOG_LEVEL": "WARNING"},
+    )
+    assert bare.argv(8001)[1:] == [
+        "-m",
+        "bench.serve_like",
+        "bench.bare_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8001",
+        "--workers",
+        "2",
+        "--log-level",
+        "warning",
+    ]
+    with pytest.raises(ValueError):
+        ServerSpec(app="bench.bare_app:app", launcher="tradeguard serve").argv(1)
