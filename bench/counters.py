@@ -135,6 +135,9 @@ class CpuMeter:
         end = _process_table()
         used: dict[str, float] = {}
         others: dict[str, float] = {}
+        # Per server process: uvicorn's workers share one listening socket, and how evenly the
+        # kernel hands them connections decides whether both cores can be used.
+        servers: dict[int, float] = {}
         for pid, (name, _parent, cpu) in end.items():
             before = self._start.get(pid)
             if before is not None and before[0] != name:
@@ -146,6 +149,8 @@ class CpuMeter:
             used[group] = used.get(group, 0.0) + delta
             if group == "other":
                 others[name] = others.get(name, 0.0) + delta
+            elif group == "server" and pid in self._server:
+                servers[pid] = servers.get(pid, 0.0) + delta
         # Load generators run as subprocesses (wrk, locust) have exited by now: count them from rusage.
         finished_children = _children_cpu() - self._children_start
         if finished_children > 0:
@@ -155,6 +160,7 @@ class CpuMeter:
             "elapsed_s": round(elapsed_seconds, 3),
             "cpu_seconds": {group: round(value, 2) for group, value in sorted(used.items())},
             "cores_busy": round(total / elapsed_seconds, 2) if elapsed_seconds else None,
+            "server_processes": {str(pid): round(value, 2) for pid, value in sorted(servers.items())},
             "other_processes": {
                 name: round(value, 2) for name, value in sorted(others.items(), key=lambda kv: -kv[1])[:5]
             },

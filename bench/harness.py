@@ -142,3 +142,26 @@ async def total_syncs(database_url: str) -> int:
             return int(total.scalar_one())
     finally:
         await engine.dispose()
+
+
+async def stale_feeds(database_url: str, account_ids: Sequence[int]) -> int:
+    """Of these accounts, those the worker has marked stale (no snapshot for `stale_after_seconds`, 60 by default).
+
+    Their next snapshot also logs the feed's resumption: more work than a steady one. With 10,000
+    accounts a phase that reaches each less often than once a minute meets such accounts.
+    """
+    from sqlalchemy import func, select
+
+    from tradeguard.store.models import AccountState
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            stale = await connection.execute(
+                select(func.count())
+                .select_from(AccountState)
+                .where(AccountState.feed_stale.is_(True), AccountState.account_id.in_(list(account_ids)))
+            )
+            return int(stale.scalar_one())
+    finally:
+        await engine.dispose()

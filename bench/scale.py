@@ -45,7 +45,7 @@ from bench.seed import Seed
 from bench.servers import HOST, Server, running, worker_process
 from bench.snapshots import SnapshotSigner
 
-RATES = (250, 500, 1000, 2000)
+RATES = (125, 250, 500, 1000, 2000)
 KEPT = 0.95
 
 
@@ -53,6 +53,11 @@ def _meter(server: Server, worker_pid: int | None) -> CpuMeter:
     return CpuMeter(
         [server.process.pid, *server.pids()], groups={"worker": [worker_pid]} if worker_pid else None
     )
+
+
+async def _stale(server: Server, signers: Sequence[SnapshotSigner]) -> int:
+    ids = [signer.account.account_id for signer in signers]
+    return await harness.stale_feeds(server.spec.env["TRADEGUARD_DATABASE_URL"], ids)
 
 
 def _with_cpu(run: dict, cpu: dict, snapshots: int) -> dict:
@@ -83,6 +88,7 @@ async def closed_phase(
     queues = presign.per_sender(signers, senders, each, host=HOST, port=server.port)
     signed_in = time.perf_counter() - signing
     presign.settle()
+    stale = await _stale(server, signers) if worker_pid else None
     meter = _meter(server, worker_pid)
     began = time.perf_counter()
     run = await load.closed_loop_prebuilt(
@@ -97,6 +103,7 @@ async def closed_phase(
     return _with_cpu(run, cpu, run["sent_including_warmup"]) | {
         "accounts": len(signers),
         "presigned": senders * each,
+        "stale_feeds_at_start": stale,
         "presigning_s": round(signed_in, 2),
     }
 
@@ -114,13 +121,14 @@ async def open_phase(
     count = presign.budget(signers[0], int(rate * duration), host=HOST, port=server.port)
     messages = presign.round_robin(signers, count, host=HOST, port=server.port)
     presign.settle()
+    stale = await _stale(server, signers)
     meter = _meter(server, worker_pid)
     began = time.perf_counter()
     run = await load.open_loop_prebuilt(
         HOST, server.port, messages, rate=rate, max_connections=max_connections, acks=acks
     )
     cpu = meter.read(time.perf_counter() - began)
-    return _with_cpu(run, cpu, len(messages)) | {"accounts": len(signers)}
+    return _with_cpu(run, cpu, len(messages)) | {"accounts": len(signers), "stale_feeds_at_start": stale}
 
 
 async def _answer_size(server: Server, signer: SnapshotSigner, acks: load.Acknowledged) -> int:
