@@ -9,7 +9,7 @@ milliseconds per snapshot of the API processes, the worker, PostgreSQL, Redis an
 generator. The machine's load is noted before and after.
 
     for n in 1 10 50; do .venv/bin/python -m bench seed --positions $n --users 5000 \\
-        --accounts-per-user 2 --output bench/results/seed-p$n.json; done
+        --accounts-per-user 2 --stale-after-seconds 3600 --output bench/results/seed-p$n.json; done
     .venv/bin/python -m bench growth \\
         --seeds bench/results/seed-p1.json,bench/results/seed-p10.json,bench/results/seed-p50.json
 

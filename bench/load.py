@@ -347,6 +347,7 @@ async def open_loop_prebuilt(
     acks: Acknowledged,
     on_answer: Callable[[object, float], None] | None = None,
     stop: asyncio.Event | None = None,
+    timeout: float = 30.0,
 ) -> dict:
     """Open loop: request i is due at i / rate seconds, whatever the earlier answers do.
 
@@ -363,7 +364,7 @@ async def open_loop_prebuilt(
     late = [0.0]
 
     async def one(message: bytes, due: float) -> None:
-        connection = Connection(host, port) if fresh_connections or not idle else idle.pop()
+        connection = Connection(host, port, timeout=timeout) if fresh_connections or not idle else idle.pop()
         try:
             answer = await _send_prebuilt(connection, message, tally, acks, due)
             if answer is not None and on_answer is not None:

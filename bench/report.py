@@ -244,7 +244,9 @@ def storm_table(result: dict) -> Table:
     table.caption = (
         f"commands {summary['commands_stored']:,} of {summary['commands_expected']:,} committed; "
         f"no answer {summary['no_answer'] or 0}; other statuses {summary['not_200'] or 0}; "
-        f"last answer after {summary['last_answer_after_s']:.1f} s"
+        f"last answer after {summary['last_answer_after_s']:.1f} s; "
+        f"{summary['answered_within_bridge_timeout']:,} answered within a bridge's "
+        f"{summary['bridge_timeout_s']:g} s"
     )
     return table
 

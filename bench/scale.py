@@ -20,9 +20,14 @@ every process (each API worker, the worker, PostgreSQL, Redis) is read after the
 The machine's load (/proc/loadavg) is noted before and after: figures are only comparable
 within one run.
 
-    .venv/bin/python -m bench seed --users 5000 --accounts-per-user 2 \\
+    .venv/bin/python -m bench seed --users 5000 --accounts-per-user 2 --stale-after-seconds 3600 \\
         --output bench/results/seed-scale.json                           # once: 10,000 accounts
     .venv/bin/python -m bench scale --seed bench/results/seed-scale.json
+
+The seed's stale-feed limit of an hour keeps the measurement on steady snapshots: at today's
+rates a phase reaches each of 10,000 accounts less often than once a minute (the default limit),
+and the worker would mark them stale in between, which a bridge on its 5 s cadence never is.
+Each phase records how many of its accounts were stale when it began.
 
 Writes bench/results/scale.json.
 """

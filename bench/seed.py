@@ -225,10 +225,16 @@ async def seed_database(
     label: str | None = None,
     token_lifetime: timedelta = timedelta(hours=24),
     migrate_first: bool = True,
+    stale_after_seconds: int | None = None,
     on_progress=None,
 ) -> Seed:
     """Insert `users` users with `accounts_per_user` accounts each, a device per account, and
-    `positions` expected trades per account; return everything a load generator needs."""
+    `positions` expected trades per account; return everything a load generator needs.
+
+    `stale_after_seconds` replaces the guard default (60 s) of how long without a snapshot makes
+    the worker mark a feed stale: a benchmark that reaches each of 10,000 accounts less often
+    than a bridge on its 5 s cadence would otherwise measure stale feeds resuming, not steady ones.
+    """
     if migrate_first:
         await migrate.upgrade(engine)
     now = datetime.now(UTC)
@@ -253,6 +259,10 @@ async def seed_database(
         step("users")
 
         config = GuardConfig().model_dump()
+        if stale_after_seconds is not None:
+            config["stale_after_seconds"] = GuardConfig(
+                stale_after_seconds=stale_after_seconds
+            ).stale_after_seconds
         account_rows = [
             {
                 "owner_id": user_id,
@@ -385,7 +395,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default=harness.DEFAULT_REDIS_URL)
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--accounts-per-user", type=int, default=2)
-    parser.add_argument("--positions", type=int, default=10)
+    parser.add_argument(
+        "--positions", type=int, default=10, help="positions (and expected trades) per account"
+    )
+    parser.add_argument(
+        "--stale-after-seconds",
+        type=int,
+        default=None,
+        help="the accounts' stale-feed limit instead of the default 60 s (scale and growth: 3600)",
+    )
     parser.add_argument("--output", type=Path, default=harness.RESULTS / "seed.json")
     parser.add_argument("--recreate", action="store_true", help="drop and recreate the database first")
     parser.add_argument("--append", action="store_true", help="add to an existing seed file")
@@ -418,6 +436,7 @@ async def _seed_from_command_line(args: argparse.Namespace) -> None:
             jwt_secret=jwt_secret,
             secret_key=secret_key,
             redis_url=args.redis_url,
+            stale_after_seconds=args.stale_after_seconds,
             on_progress=lambda step: print(f"  {step} done after {time.perf_counter() - started:.1f} s"),
         )
     finally:
