@@ -40,8 +40,17 @@ class ServerSpec:
     ready_path: str = "/api/v1/trading/health"
     metrics_dir: bool = False
     """Give the workers a PROMETHEUS_MULTIPROC_DIR, so /metrics adds up every worker's counters."""
+    command: tuple[str, ...] = ()
+    """Python's arguments to start the server with instead of uvicorn's command line; `{port}` is
+    replaced by the port (for a server started as a user starts it, e.g. `tradeguard serve`)."""
 
     def describe(self) -> dict:
+        if self.command:
+            return {
+                "command": " ".join(self.command),
+                "workers": self.workers,
+                "settings": {k: v for k, v in self.env.items() if "SECRET" not in k and "KEY" not in k},
+            }
         return {
             "app": self.app,
             "server": "uvicorn",
@@ -123,9 +132,12 @@ async def running(spec: ServerSpec, *, log_dir: Path | None = None, ready_timeou
     if spec.metrics_dir:
         metrics = Path(tempfile.mkdtemp(prefix="tg-bench-metrics-"))
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
-    argv = [sys.executable, "-m", "uvicorn", spec.app, *(["--factory"] if spec.factory else [])]
-    argv += ["--host", HOST, "--port", str(port), "--workers", str(spec.workers)]
-    argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    if spec.command:
+        argv = [sys.executable, *(part.replace("{port}", str(port)) for part in spec.command)]
+    else:
+        argv = [sys.executable, "-m", "uvicorn", spec.app, *(["--factory"] if spec.factory else [])]
+        argv += ["--host", HOST, "--port", str(port), "--workers", str(spec.workers)]
+        argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
     with open(log, "wb") as output:
         process = subprocess.Popen(
             argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
