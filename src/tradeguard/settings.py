@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = Field(default=5.0, gt=0)
     cache_max_entries: int = Field(default=100_000, gt=0)
     cache_namespace: str = Field(
-        default="tg:c:", description="Prefix of the cache's Redis keys; processes sharing a cache share it."
+        default="tg:c:",
+        description="Prefix of the deployment's Redis keys and channels (cache, live stream, cache "
+        "announcements); processes of one deployment share it, deployments sharing a Redis server must not.",
     )
     near_cache_epochs_dir: Path | None = Field(
         default=None,

@@ -23,7 +23,6 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 SUBSCRIBER_QUEUE_LIMIT = 1000
-_CHANNEL_PREFIX = "tg:ev:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +153,11 @@ def _decode(message: bytes) -> StreamEvent:
 class RedisBus:
     backend = "redis"
 
-    def __init__(self, client: Redis, url: str) -> None:
+    def __init__(self, client: Redis, url: str, namespace: str) -> None:
         self._client = client
+        # Under the deployment's namespace, as its cache keys are: two deployments sharing one Redis
+        # server never see each other's account events.
+        self._channel_prefix = f"{namespace}ev:"
         # Subscribing blocks on the socket between messages, so the listener needs a client
         # without the fail-fast read timeout of the publishing one.
         self._listener_client = Redis.from_url(url, health_check_interval=30)
@@ -170,7 +172,7 @@ class RedisBus:
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for event in events:
-                    pipe.publish(f"{_CHANNEL_PREFIX}{event.account_id}", _encode(event))
+                    pipe.publish(f"{self._channel_prefix}{event.account_id}", _encode(event))
                 await pipe.execute()
             self._failing = False
         except (RedisError, OSError) as exc:
@@ -194,7 +196,7 @@ class RedisBus:
         while True:
             try:
                 async with self._listener_client.pubsub() as pubsub:
-                    await pubsub.psubscribe(f"{_CHANNEL_PREFIX}*")
+                    await pubsub.psubscribe(f"{self._channel_prefix}*")
                     async for message in pubsub.listen():
                         if message["type"] == "pmessage":
                             self.local.deliver(_decode(message["data"]))
