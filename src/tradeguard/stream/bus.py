@@ -89,6 +89,11 @@ class LocalFanout:
         for subscription in self._open:
             subscription.end()
 
+    def cut_off(self) -> None:
+        """End every open subscription, leaving new ones welcome: their readers resume from the audit log."""
+        for subscription in tuple(self._open):
+            subscription.end()
+
     def remove(self, subscription: Subscription) -> None:
         self._open.discard(subscription)
         for account_id in subscription.account_ids:
@@ -164,6 +169,8 @@ class RedisBus:
         self.local = LocalFanout()
         self._listener: asyncio.Task | None = None
         self._failing = False
+        self._resubscribing = False
+        """Whether the listener's next subscription follows a lost link (or a first attempt that failed)."""
 
     async def publish(self, events: Iterable[StreamEvent]) -> None:
         events = list(events)
@@ -200,9 +207,22 @@ class RedisBus:
                     async for message in pubsub.listen():
                         if message["type"] == "pmessage":
                             self.local.deliver(_decode(message["data"]))
+                        elif message["type"] == "psubscribe":
+                            self._subscribed()
             except (RedisError, OSError) as exc:
                 log.warning("live stream listener lost redis (%s); retrying", exc)
+                self._resubscribing = True
                 await asyncio.sleep(1)
+
+    def _subscribed(self) -> None:
+        # A subscription after the first one follows a lost link (redis-py re-subscribes by itself
+        # on reconnecting, or the loop above did): what other processes published meanwhile never
+        # reached this process's streams, so they end, and their clients resume from the audit log
+        # with Last-Event-ID.
+        if self._resubscribing:
+            log.warning("live stream listener back on redis; open streams end so that they resume")
+            self.local.cut_off()
+        self._resubscribing = True
 
     async def close(self) -> None:
         self.end_streams()
