@@ -9,6 +9,7 @@ BENCHMARKS = {
     "quick": "a short run of reads, ingest and breach on the configured database (`tradeguard bench`)",
     "seed": "seed the benchmark database: users, accounts, devices, expected trades, tokens",
     "reads_vs_bare": "cached reads (wrk, 100 connections) against a bare ASGI app",
+    "reads_default": "cached reads from plain `tradeguard serve` against the bare app served the same way",
     "reads_sweep": "cached reads at 1 to 200 connections, plotted",
     "ingest": "ingest throughput for 1 to 10,000 active accounts",
     "breach": "breach to close command latency",

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import load
 from bench.seed import Seed, SeededAccount, unprimed_accounts
-from bench.servers import HOST, TRADEGUARD_APP, ServerSpec
+from bench.servers import HOST, TRADEGUARD_APP, ServerSpec, serve_command, serve_like_command
 from bench.snapshots import SnapshotSigner
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/tradeguard_bench"
@@ -94,13 +94,25 @@ def server_spec(
     launcher: str = "uvicorn",
     **env: str,
 ) -> ServerSpec:
+    """`launcher`: `uvicorn` (its command line), `tradeguard serve` (tradeguard's app only, as a user
+    runs it) or `serve-like` (another app with `tradeguard serve`'s uvicorn options)."""
+    if launcher == "tradeguard serve":
+        if app != TRADEGUARD_APP:
+            raise ValueError(f"tradeguard serve runs {TRADEGUARD_APP}, not {app}")
+        command = serve_command(workers)
+    elif launcher == "serve-like":
+        command = serve_like_command(app, factory=factory, workers=workers)
+    elif launcher == "uvicorn":
+        command = ()
+    else:
+        raise ValueError(f"unknown launcher {launcher!r}")
     return ServerSpec(
         app=app,
         factory=factory,
         workers=workers,
         env={**seed.server_env(), **env},
         metrics_dir=workers > 1,
-        launcher=launcher,
+        command=command,
     )
 
 

@@ -1,10 +1,10 @@
 """Serve another ASGI app exactly as `tradeguard serve --workers N` serves tradeguard's.
 
-`python -m bench.serve_like APP [--factory] --host H --port P --workers N --log-level L` calls
-`uvicorn.run` with the keyword arguments `tradeguard.cli._run_server` passes (import string,
-factory, host, port, workers, log level; every other uvicorn setting at its default), so the bare
-app and the benchmark's stopwatch-wrapped app are compared with the real command on the same
-server settings. Keep the call in step with `_run_server` when that changes.
+`python -m bench.serve_like APP [--factory] --host H --port P --workers N` calls `uvicorn.run`
+with `tradeguard.cli.server_options` (the options `tradeguard serve` itself passes: log level,
+access log, from the same TRADEGUARD_* settings) and the workers and factory flag the CLI adds,
+so the bare app and the benchmark's stopwatch-wrapped app are compared with the real command on
+the same server settings. (`bench/serve_bare_like_cli.py` does the same for one bare process.)
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 
 import uvicorn
+
+from tradeguard.cli import server_options
+from tradeguard.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,15 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     uvicorn.run(
         args.app,
         factory=args.factory,
-        host=args.host,
-        port=args.port,
         workers=args.workers,
-        log_level=args.log_level,
+        **server_options(Settings(), args.host, args.port),
     )
 
 

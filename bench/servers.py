@@ -1,12 +1,10 @@
 """Servers under test, as subprocesses in process groups of their own, always stopped on exit.
 
-Three ways to start one, chosen by `ServerSpec.launcher`; whichever it is, every app compared in a
-run is started the same way, so the only difference measured is the app:
-
-- `uvicorn`: the uvicorn command line `--loop uvloop --http httptools --workers N`, no access log;
-- `tradeguard serve`: the real command a user runs (`python -m tradeguard.cli serve --workers N`);
-- `serve-like`: another app (the bare one, the stopwatch) under `uvicorn.run` with the arguments
-  `tradeguard serve` passes (`bench.serve_like`).
+By default the uvicorn command line `--loop uvloop --http httptools --workers N`, no access log;
+with `ServerSpec.command`, Python's own arguments: `serve_command` for `tradeguard serve` as a
+user runs it, `serve_like_command` for another app (the bare one, the stopwatch) served with the
+same uvicorn options (`bench.serve_like`). Every app compared in a run is started the same way,
+so the only difference measured is the app.
 
 `worker_process` starts `tradeguard worker` beside a server whose API runs no worker of its own.
 """
@@ -48,68 +46,49 @@ class ServerSpec:
     ready_path: str = "/api/v1/trading/health"
     metrics_dir: bool = False
     """Give the workers a PROMETHEUS_MULTIPROC_DIR, so /metrics adds up every worker's counters."""
-    launcher: str = "uvicorn"
-    """`uvicorn`, `tradeguard serve` (tradeguard's own app only) or `serve-like`: see the module."""
+    command: tuple[str, ...] = ()
+    """Python's arguments to start the server with instead of uvicorn's command line; `{port}` is
+    replaced by the port (for a server started as a user starts it, e.g. `tradeguard serve`)."""
 
     def describe(self) -> dict:
-        settings = {k: v for k, v in self.env.items() if "SECRET" not in k and "KEY" not in k}
-        if self.launcher == "uvicorn":
+        if self.command:
             return {
-                "app": self.app,
-                "server": "uvicorn",
-                "loop": "uvloop",
-                "http": "httptools",
+                "command": " ".join(self.command),
                 "workers": self.workers,
-                "access_log": False,
-                "guard_workers": 0,
-                "settings": settings,
+                "settings": {k: v for k, v in self.env.items() if "SECRET" not in k and "KEY" not in k},
             }
         return {
             "app": self.app,
-            "server": self.launcher,
-            "command": " ".join(["python", *self.argv("<port>")[1:]]),
-            "uvicorn": "uvicorn.run(app, factory, host, port, workers, log_level), other settings default "
-            "(loop and http auto: uvloop and httptools when installed; access log on, below the log level)",
+            "server": "uvicorn",
+            "loop": "uvloop",
+            "http": "httptools",
             "workers": self.workers,
-            "settings": settings,
+            "access_log": False,
+            "guard_workers": 0,
+            "settings": {k: v for k, v in self.env.items() if "SECRET" not in k and "KEY" not in k},
         }
 
-    def argv(self, port: int | str) -> list[str]:
-        if self.launcher == "tradeguard serve":
-            if self.app != TRADEGUARD_APP:
-                raise ValueError(f"tradeguard serve runs {TRADEGUARD_APP}, not {self.app}")
-            return [
-                sys.executable,
-                "-m",
-                "tradeguard.cli",
-                "serve",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--workers",
-                str(self.workers),
-            ]
-        if self.launcher == "serve-like":
-            return [
-                sys.executable,
-                "-m",
-                "bench.serve_like",
-                self.app,
-                *(["--factory"] if self.factory else []),
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--workers",
-                str(self.workers),
-                "--log-level",
-                self.env.get("TRADEGUARD_LOG_LEVEL", "INFO").lower(),
-            ]
-        argv = [sys.executable, "-m", "uvicorn", self.app, *(["--factory"] if self.factory else [])]
-        argv += ["--host", HOST, "--port", str(port), "--workers", str(self.workers)]
-        argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
-        return argv
+
+def serve_command(workers: int) -> tuple[str, ...]:
+    """`tradeguard serve --workers N` as a user runs it (the console script's own entry)."""
+    return ("-m", "tradeguard.cli", "serve", "--host", HOST, "--port", "{port}", "--workers", str(workers))
+
+
+def serve_like_command(app: str, *, factory: bool, workers: int) -> tuple[str, ...]:
+    """Another app served with `tradeguard serve`'s own uvicorn options (`bench.serve_like`)."""
+    factory_flag = ("--factory",) if factory else ()
+    return (
+        "-m",
+        "bench.serve_like",
+        app,
+        *factory_flag,
+        "--host",
+        HOST,
+        "--port",
+        "{port}",
+        "--workers",
+        str(workers),
+    )
 
 
 class Server:
@@ -181,7 +160,12 @@ async def running(spec: ServerSpec, *, log_dir: Path | None = None, ready_timeou
     if spec.metrics_dir:
         metrics = Path(tempfile.mkdtemp(prefix="tg-bench-metrics-"))
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
-    argv = spec.argv(port)
+    if spec.command:
+        argv = [sys.executable, *(part.replace("{port}", str(port)) for part in spec.command)]
+    else:
+        argv = [sys.executable, "-m", "uvicorn", spec.app, *(["--factory"] if spec.factory else [])]
+        argv += ["--host", HOST, "--port", str(port), "--workers", str(spec.workers)]
+        argv += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
     with open(log, "wb") as output:
         process = subprocess.Popen(
             argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

@@ -174,23 +174,27 @@ def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def server_options(settings: Settings, host: str, port: int) -> dict:
+    """How `tradeguard serve` runs uvicorn: the benchmarks run their bare app with the same options."""
+    return {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        "access_log": settings.access_log,
+    }
+
+
 def _run_server(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    options = server_options(settings, host, port)
     if workers > 1:
         # Worker processes import the app themselves; each reads the same TRADEGUARD_* settings,
         # and they write their metrics where /metrics, in any of them, adds them all up.
         with _shared_metrics_dir():
-            uvicorn.run(
-                "tradeguard.app:create_app",
-                factory=True,
-                host=host,
-                port=port,
-                workers=workers,
-                log_level=settings.log_level.lower(),
-            )
+            uvicorn.run("tradeguard.app:create_app", factory=True, workers=workers, **options)
         return
     from tradeguard.app import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    uvicorn.run(create_app(settings), **options)
 
 
 @contextlib.contextmanager

@@ -83,7 +83,9 @@ class Services:
                 clock_skew_tolerance=timedelta(seconds=settings.clock_skew_tolerance_seconds),
             ),
             redis=redis,
-            bus=RedisBus(redis, settings.redis_url) if redis is not None else MemoryBus(),
+            bus=RedisBus(redis, settings.redis_url, settings.cache_namespace)
+            if redis is not None
+            else MemoryBus(),
             # SQLite has one writer at a time, and a transaction that read before another's commit
             # cannot write at all; the embedded mode is one process, so one lock orders its writers.
             write_lock=asyncio.Lock() if engine.dialect.name == "sqlite" else None,

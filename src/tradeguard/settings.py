@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = Field(default=5.0, gt=0)
     cache_max_entries: int = Field(default=100_000, gt=0)
     cache_namespace: str = Field(
-        default="tg:c:", description="Prefix of the cache's Redis keys; processes sharing a cache share it."
+        default="tg:c:",
+        description="Prefix of the deployment's Redis keys and channels (cache, live stream, cache "
+        "announcements); processes of one deployment share it, deployments sharing a Redis server must not.",
     )
     near_cache_epochs_dir: Path | None = Field(
         default=None,
@@ -91,6 +93,11 @@ class Settings(BaseSettings):
     notify_timeout_seconds: float = Field(default=5.0, gt=0)
     auto_migrate: bool = Field(default=True, description="Upgrade the schema when serving starts.")
     log_level: str = "INFO"
+    access_log: bool = Field(
+        default=False,
+        description="Log a line per request; off by default: at the read rates served here it costs "
+        "about as much CPU as the request itself, and /metrics counts requests per route and status.",
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -23,13 +23,13 @@ from bench.bare_app import constant_body, read_body
 from bench.client import HTTPError
 from bench.counters import parse_prometheus_text
 from bench.growth import growth_series
+from bench.harness import server_spec
 from bench.load import Tally
 from bench.memory import parse_kib
 from bench.plot import Series, line_chart
 from bench.quick import seed_accounts
 from bench.rates import applied_check, knee, per_snapshot_ms, send_offsets
 from bench.seed import Seed, SeededAccount, SeededUser, new_secrets, position_specs
-from bench.servers import TRADEGUARD_APP, ServerSpec
 from bench.snapshots import SnapshotSigner
 from bench.stats import latency_summary, percentile
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -397,38 +397,36 @@ def test_unanswered_requests_are_counted_by_what_happened():
     }
 
 
-def test_servers_are_started_as_tradeguard_serve_or_with_its_uvicorn_arguments():
-    serve = ServerSpec(app=TRADEGUARD_APP, workers=2, launcher="tradeguard serve")
-    assert serve.argv(8000)[1:] == [
+def test_servers_are_started_as_tradeguard_serve_or_with_its_uvicorn_options():
+    seed = Seed("lbl", "postgresql+asyncpg://x@h/db", "", "j", "k", "", "", "pw", 10)
+
+    serve = server_spec(seed, workers=2, launcher="tradeguard serve")
+    bare = server_spec(seed, workers=2, app="bench.bare_app:app", factory=False, launcher="serve-like")
+    stopwatch = server_spec(seed, workers=2, app="bench.instrumented:create_app", launcher="serve-like")
+
+    assert serve.command == (
         "-m",
         "tradeguard.cli",
         "serve",
         "--host",
         "127.0.0.1",
         "--port",
-        "8000",
+        "{port}",
         "--workers",
         "2",
-    ]
-    bare = ServerSpec(
-        app="bench.bare_app:app",
-        factory=False,
-        workers=2,
-        launcher="serve-like",
-        env={"TRADEGUARD_LOG_LEVEL": "WARNING"},
     )
-    assert bare.argv(8001)[1:] == [
+    assert bare.command == (
         "-m",
         "bench.serve_like",
         "bench.bare_app:app",
         "--host",
         "127.0.0.1",
         "--port",
-        "8001",
+        "{port}",
         "--workers",
         "2",
-        "--log-level",
-        "warning",
-    ]
+    )
+    assert stopwatch.command[:4] == ("-m", "bench.serve_like", "bench.instrumented:create_app", "--factory")
+    assert server_spec(seed, workers=2).command == ()
     with pytest.raises(ValueError):
-        ServerSpec(app="bench.bare_app:app", launcher="tradeguard serve").argv(1)
+        server_spec(seed, workers=2, app="bench.bare_app:app", launcher="tradeguard serve")

@@ -23,7 +23,6 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 SUBSCRIBER_QUEUE_LIMIT = 1000
-_CHANNEL_PREFIX = "tg:ev:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +89,11 @@ class LocalFanout:
         for subscription in self._open:
             subscription.end()
 
+    def cut_off(self) -> None:
+        """End every open subscription, leaving new ones welcome: their readers resume from the audit log."""
+        for subscription in tuple(self._open):
+            subscription.end()
+
     def remove(self, subscription: Subscription) -> None:
         self._open.discard(subscription)
         for account_id in subscription.account_ids:
@@ -154,14 +158,19 @@ def _decode(message: bytes) -> StreamEvent:
 class RedisBus:
     backend = "redis"
 
-    def __init__(self, client: Redis, url: str) -> None:
+    def __init__(self, client: Redis, url: str, namespace: str) -> None:
         self._client = client
+        # Under the deployment's namespace, as its cache keys are: two deployments sharing one Redis
+        # server never see each other's account events.
+        self._channel_prefix = f"{namespace}ev:"
         # Subscribing blocks on the socket between messages, so the listener needs a client
         # without the fail-fast read timeout of the publishing one.
         self._listener_client = Redis.from_url(url, health_check_interval=30)
         self.local = LocalFanout()
         self._listener: asyncio.Task | None = None
         self._failing = False
+        self._resubscribing = False
+        """Whether the listener's next subscription follows a lost link (or a first attempt that failed)."""
 
     async def publish(self, events: Iterable[StreamEvent]) -> None:
         events = list(events)
@@ -170,7 +179,7 @@ class RedisBus:
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for event in events:
-                    pipe.publish(f"{_CHANNEL_PREFIX}{event.account_id}", _encode(event))
+                    pipe.publish(f"{self._channel_prefix}{event.account_id}", _encode(event))
                 await pipe.execute()
             self._failing = False
         except (RedisError, OSError) as exc:
@@ -194,13 +203,26 @@ class RedisBus:
         while True:
             try:
                 async with self._listener_client.pubsub() as pubsub:
-                    await pubsub.psubscribe(f"{_CHANNEL_PREFIX}*")
+                    await pubsub.psubscribe(f"{self._channel_prefix}*")
                     async for message in pubsub.listen():
                         if message["type"] == "pmessage":
                             self.local.deliver(_decode(message["data"]))
+                        elif message["type"] == "psubscribe":
+                            self._subscribed()
             except (RedisError, OSError) as exc:
                 log.warning("live stream listener lost redis (%s); retrying", exc)
+                self._resubscribing = True
                 await asyncio.sleep(1)
+
+    def _subscribed(self) -> None:
+        # A subscription after the first one follows a lost link (redis-py re-subscribes by itself
+        # on reconnecting, or the loop above did): what other processes published meanwhile never
+        # reached this process's streams, so they end, and their clients resume from the audit log
+        # with Last-Event-ID.
+        if self._resubscribing:
+            log.warning("live stream listener back on redis; open streams end so that they resume")
+            self.local.cut_off()
+        self._resubscribing = True
 
     async def close(self) -> None:
         self.end_streams()

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 
 import orjson
 import pytest
+import redis.asyncio as aioredis
 
 from tests.support.apps import make_settings, serve_live, two_api_processes
 from tests.support.bridging import position, register_follower, snapshot
 from tests.support.builders import sign_up
+from tests.support.services import REDIS_URL, require_service
 from tests.support.streams import open_stream
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import eventually
 from tradeguard.auth.tokens import Principal
 from tradeguard.bridges.client import BridgeClient
-from tradeguard.stream.bus import SUBSCRIBER_QUEUE_LIMIT, MemoryBus, StreamEvent, Subscription
+from tradeguard.stream.bus import SUBSCRIBER_QUEUE_LIMIT, MemoryBus, RedisBus, StreamEvent, Subscription
 from tradeguard.stream.replay import stream_start
 
 
@@ -177,3 +182,74 @@ async def test_a_subscriber_that_never_reads_is_cut_off_and_never_blocks_publish
     assert stalled.queue.qsize() == SUBSCRIBER_QUEUE_LIMIT
     assert reading.overflowed is False
     assert len(drained) + reading.queue.qsize() == len(events)
+
+
+async def test_deployments_sharing_a_redis_server_never_see_each_others_account_events():
+    require_service("Redis", "127.0.0.1", int(REDIS_URL.split(":")[2].split("/")[0]))
+    run = uuid.uuid4().hex[:8]
+    clients = [aioredis.Redis.from_url(REDIS_URL) for _ in range(3)]
+    ours, ours_elsewhere, theirs = (
+        RedisBus(client, REDIS_URL, f"tg:{run}:{deployment}:")
+        for client, deployment in zip(clients, "aab", strict=True)
+    )
+    mine, others = ours_elsewhere.subscribe([7]), theirs.subscribe([7])
+    mine_heard: list[str] = []
+    others_heard: list[str] = []
+    try:
+        await published_until_heard(ours, mine, "warming a", mine_heard)
+        await published_until_heard(theirs, others, "warming b", others_heard)
+
+        await published_until_heard(ours, mine, "ours", mine_heard)
+        await published_until_heard(theirs, others, "theirs", others_heard)
+    finally:
+        for bus, client in zip((ours, ours_elsewhere, theirs), clients, strict=True):
+            await bus.close()
+            await client.aclose()
+
+    # Both listeners were subscribed before "ours" was published, and "theirs" after it: had the
+    # channels been shared, the other deployment would have heard "ours" first.
+    assert "ours" not in others_heard
+    assert "warming a" not in others_heard
+    assert "warming b" not in mine_heard
+
+
+async def test_a_stream_whose_process_lost_redis_ends_once_the_listener_is_back_so_that_it_resumes():
+    require_service("Redis", "127.0.0.1", int(REDIS_URL.split(":")[2].split("/")[0]))
+    redis_host, redis_port = REDIS_URL.split("//")[1].split("/")[0].split(":")
+    proxy = TcpProxy(redis_host, int(redis_port))
+    await proxy.start()
+    namespace = f"tg:{uuid.uuid4().hex[:8]}:"
+    clients = [aioredis.Redis.from_url(REDIS_URL) for _ in range(2)]
+    elsewhere = RedisBus(clients[0], REDIS_URL, namespace)
+    # Only this process's listener goes through the link that breaks.
+    here = RedisBus(clients[1], f"redis://127.0.0.1:{proxy.port}/{REDIS_URL.rsplit('/', 1)[1]}", namespace)
+    try:
+        stream = here.subscribe([7])
+        await published_until_heard(elsewhere, stream, "before the loss", [])
+
+        await proxy.cut()
+        await elsewhere.publish([StreamEvent("log", 7, b"{}", 41)])
+        await proxy.start()
+
+        await eventually(lambda: stream.ended, "the stream ended, so that its client resumes from the log")
+        resumed = here.subscribe([7])
+        await published_until_heard(elsewhere, resumed, "after the loss", [])
+        assert not resumed.ended
+    finally:
+        for bus, client in zip((elsewhere, here), clients, strict=True):
+            await bus.close()
+            await client.aclose()
+        await proxy.cut()
+
+
+async def published_until_heard(
+    bus: RedisBus, subscription: Subscription, kind: str, heard: list[str]
+) -> None:
+    """Publish an event of `kind` for account 7 until `subscription` hears one (its listener may still
+    be subscribing), noting in `heard` everything it hears meanwhile."""
+    while kind not in heard:
+        await bus.publish([StreamEvent(kind, 7, b"{}", None)])
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.2):
+                while kind not in heard:
+                    heard.append((await subscription.queue.get()).kind)
