@@ -12,7 +12,8 @@ from bench.harness import RESULTS
 console = Console()
 
 
-def base_parser(description: str) -> argparse.ArgumentParser:
+def base_parser(description: str, *, profile: bool = True) -> argparse.ArgumentParser:
+    """The options every benchmark takes; `profile=False` for those that sample nothing."""
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -20,7 +21,8 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         "--seed", type=Path, default=RESULTS / "seed.json", help="written by `python -m bench seed`"
     )
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-    parser.add_argument("--profile", action="store_true", help="also sample a worker with py-spy")
+    if profile:
+        parser.add_argument("--profile", action="store_true", help="also sample a worker with py-spy")
     parser.add_argument(
         "--env",
         action="append",

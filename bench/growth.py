@@ -142,7 +142,7 @@ def plot(result: dict, directory: Path) -> list[Path]:
 
 
 def main() -> int:
-    parser = base_parser(__doc__)
+    parser = base_parser(__doc__, profile=False)
     parser.add_argument("--seeds", required=True, help="comma-separated seed files, one per positions count")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--concurrency", type=int, default=64)

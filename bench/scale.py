@@ -279,7 +279,7 @@ async def run_scale(
 
 
 def main() -> int:
-    parser = base_parser(__doc__)
+    parser = base_parser(__doc__, profile=False)
     parser.add_argument(
         "--accounts", type=int, default=None, help="the first N seeded accounts (default: all)"
     )

@@ -217,7 +217,7 @@ async def run_storm(
 
 
 def main() -> int:
-    parser = base_parser(__doc__)
+    parser = base_parser(__doc__, profile=False)
     parser.add_argument(
         "--accounts", type=int, default=1000, help="accounts that breach, one critical snapshot each"
     )
