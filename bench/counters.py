@@ -117,7 +117,7 @@ class CpuMeter:
         parent = table.get(pid, ("", 0, 0))[1]
         if pid in self._named or parent in self._named:
             return self._named.get(pid) or self._named[parent]
-        if pid in self._server or table.get(pid, ("", 0, 0))[1] in self._server:
+        if pid in self._server or parent in self._server:
             return "server"
         if pid in self._client:
             return "load_generator"

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from bench import environment, harness, load, memory, presign
 from bench.arguments import base_parser, console, progress_printer, server_env
+from bench.client import Connection
 from bench.counters import CpuMeter
 from bench.rates import applied_check, knee, per_snapshot_ms
 from bench.report import environment_line, scale_tables, write_json
@@ -93,7 +94,8 @@ async def closed_phase(
     queues = presign.per_sender(signers, senders, each, host=HOST, port=server.port)
     signed_in = time.perf_counter() - signing
     presign.settle()
-    stale = await _stale(server, signers) if worker_pid else None
+    # Only tradeguard runs with a worker; the bare app has no accounts to be stale.
+    stale = await _stale(server, signers) if worker_pid is not None else None
     meter = _meter(server, worker_pid)
     began = time.perf_counter()
     run = await load.closed_loop_prebuilt(
@@ -138,8 +140,6 @@ async def open_phase(
 
 async def _answer_size(server: Server, signer: SnapshotSigner, acks: load.Acknowledged) -> int:
     """The bytes of one ingest answer, so the bare app answers as many."""
-    from bench.client import Connection
-
     connection = Connection(HOST, server.port)
     try:
         (message,) = presign.round_robin([signer], 1, host=HOST, port=server.port)
