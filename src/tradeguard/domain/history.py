@@ -57,9 +57,17 @@ def resolution_for(
     return Resolution.RAW
 
 
-def window_start_at(resolution: Resolution, since: datetime) -> datetime:
-    """A minute aggregate is in a window whole or not at all: its start is the window's minute."""
-    return floor_to(since, MINUTE) if resolution is Resolution.MINUTE else since
+def window_at(
+    resolution: Resolution, since: datetime | None, until: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """The window a resolution answers: a minute aggregate is in a window whole or not at all, so at
+    minute resolution the window widens to whole minutes."""
+    if resolution is Resolution.RAW:
+        return since, until
+    return (
+        floor_to(since, MINUTE) if since is not None else None,
+        _ceil_to(until, MINUTE) if until is not None else None,
+    )
 
 
 def bucket_width_at(resolution: Resolution, width: timedelta) -> timedelta:
@@ -70,6 +78,11 @@ def bucket_width_at(resolution: Resolution, width: timedelta) -> timedelta:
 def floor_to(moment: datetime, width: timedelta) -> datetime:
     """The start of the slot of a grid of `width` aligned on the Unix epoch that `moment` falls in."""
     return _UNIX_EPOCH + (moment - _UNIX_EPOCH) // width * width
+
+
+def _ceil_to(moment: datetime, width: timedelta) -> datetime:
+    start = floor_to(moment, width)
+    return start if start == moment else start + width
 
 
 @dataclass(frozen=True, order=True)

@@ -25,7 +25,7 @@ from tradeguard.domain.history import (
     resolution_for,
     retention_cutoff,
     roll_up,
-    window_start_at,
+    window_at,
 )
 
 DAY = timedelta(days=1)
@@ -79,11 +79,18 @@ def test_raw_points_asked_for_before_they_are_kept_are_refused_naming_the_resolu
     assert "2026-11-30T00:00:00+00:00" in str(refused.value)
 
 
-def test_a_minute_window_starts_on_its_minute_and_is_never_cut_finer():
+def test_a_minute_window_is_whole_minutes_and_is_never_cut_finer():
     since = datetime(2026, 11, 29, 10, 15, 42, 500, tzinfo=UTC)
 
-    assert window_start_at(Resolution.MINUTE, since) == datetime(2026, 11, 29, 10, 15, tzinfo=UTC)
-    assert window_start_at(Resolution.RAW, since) == since
+    until = datetime(2026, 11, 29, 11, 0, tzinfo=UTC)
+
+    assert window_at(Resolution.MINUTE, since, until) == (datetime(2026, 11, 29, 10, 15, tzinfo=UTC), until)
+    assert window_at(Resolution.MINUTE, until, since + MINUTE) == (
+        until,
+        datetime(2026, 11, 29, 10, 17, tzinfo=UTC),
+    )
+    assert window_at(Resolution.MINUTE, None, None) == (None, None)
+    assert window_at(Resolution.RAW, since, until) == (since, until)
     assert bucket_width_at(Resolution.MINUTE, timedelta(seconds=5)) == MINUTE
     assert bucket_width_at(Resolution.MINUTE, timedelta(minutes=5)) == timedelta(minutes=5)
     assert bucket_width_at(Resolution.RAW, timedelta(seconds=5)) == timedelta(seconds=5)
