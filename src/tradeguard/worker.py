@@ -1,4 +1,5 @@
-"""The background work of a process: the sweep for what no snapshot brings, and alert delivery.
+"""The background work of a process: the sweep for what no snapshot brings, the equity history's
+maintenance, and alert delivery.
 
 Embedded, it runs inside the API process; in production, `tradeguard worker` runs it on its own,
 as many times over as wanted (the sweep's row claims keep workers from acting twice).
@@ -63,8 +64,8 @@ class Worker:
             await asyncio.sleep(interval)
 
     async def maintain_history_once(self) -> MaintenanceReport:
-        """The equity history's partitions, roll-up and retention. Nothing any cached view shows
-        changes: every point stays in the history, only its resolution does."""
+        """The equity history's partitions, roll-up and retention. It invalidates no cached view: a
+        series cached before it holds points that were true, and its time to live ends it."""
         settings = self._services.settings
         policy = HistoryPolicy(
             raw_retention=timedelta(hours=settings.history_raw_retention_hours),
