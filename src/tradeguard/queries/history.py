@@ -168,7 +168,8 @@ async def _history_bounds(
     session: AsyncSession, account_id: int
 ) -> tuple[datetime | None, datetime | None, datetime | None]:
     """When the account's first and latest snapshots were taken, raw or rolled up into minutes (each
-    one look-up in a key), and from when on raw points are kept (None: none were ever rolled up)."""
+    one look-up in a key), and from when on the account's raw points are kept (None: none of them
+    were ever rolled up)."""
     raw = AccountSnapshot.account_id == account_id
     minutes = select().where(EquityMinute.account_id == account_id).limit(1)
     row = (
@@ -189,8 +190,12 @@ async def _history_bounds(
         )
     ).one()
     raw_first, raw_last, minute_first, minute_last, raw_kept_from = row
+    if minute_first is None:
+        # Nothing of the account was ever rolled up: all it has is raw, whenever it was taken (its
+        # points older than the boundary came after the last roll-up, and go at the next).
+        return raw_first, raw_last, None
     # Rolled-up minutes all come before the raw points kept.
-    return minute_first or raw_first, raw_last or minute_last, raw_kept_from
+    return minute_first, raw_last or minute_last, raw_kept_from
 
 
 async def _equity_points(

@@ -290,3 +290,18 @@ async def test_a_point_dated_beyond_every_partition_is_kept_and_its_day_is_made_
                 select(func.count()).select_from(text("history_partitions.account_snapshots_p20261213"))
             )
         assert (in_default, in_its_day) == (0, 1)
+
+
+async def test_an_account_with_nothing_rolled_up_is_answered_raw_whenever_its_points_were_taken(
+    history_api, rolled_up
+):
+    caller = await sign_up(history_api)
+    account_id = await caller.new_account()
+    rows = history_points(account_id)[:20]
+    await store(history_api, rows)
+
+    series = (await caller.get(equity_url(account_id), max_points=10)).json()
+
+    assert series["resolution"] == "raw"
+    assert sum(point["snapshots"] for point in series["points"]) == 20
+    assert series["since"] == iso(SINCE)
