@@ -77,6 +77,22 @@ class Settings(BaseSettings):
         "a position's or trade's opened_at) may lie before it is refused.",
     )
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    history_raw_retention_hours: float = Field(
+        default=24,
+        gt=0,
+        description="How long the equity history keeps each snapshot; older ones are kept as minute aggregates.",
+    )
+    history_minute_retention_days: float = Field(
+        default=92, gt=0, description="How long the equity history keeps minute aggregates."
+    )
+    history_partitions_ahead: int = Field(
+        default=2, ge=1, description="PostgreSQL: how many days of equity history partitions are made ahead."
+    )
+    history_maintenance_interval_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="How often the worker makes partitions ahead and rolls up and drops the equity history.",
+    )
     run_worker_in_api: bool = Field(
         default=True,
         description="Run the sweep and alert delivery inside the API process; production runs `tradeguard worker`.",
