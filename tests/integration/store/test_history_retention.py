@@ -143,9 +143,9 @@ async def test_raw_points_past_the_retention_become_exactly_their_minutes(histor
     )
 
 
+# SQLite keeps the history unpartitioned: partitions are PostgreSQL's alone.
+@pytest.mark.parametrize("history_api", ["postgresql"], indirect=True)
 async def test_on_postgresql_whole_days_are_dropped_and_days_ahead_made(history_api, rolled_up):
-    if history_api.services.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite keeps the history unpartitioned")
     _, _, _, report = rolled_up
     async with history_api.session() as session:
         partitions = set(
