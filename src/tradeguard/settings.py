@@ -74,6 +74,16 @@ class Settings(BaseSettings):
         description="How far ahead of the server's clock a time sent to it (a snapshot's taken_at, "
         "a position's or trade's opened_at) may lie before it is refused.",
     )
+    ingest_batch_window_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="How long the first snapshot of a batch waits for others before the batch is "
+        "applied in one transaction; snapshots arriving while a batch is applied form the next.",
+    )
+    ingest_batch_max_size: int = Field(
+        default=64, ge=1, le=1000, description="At most this many snapshots are applied in one transaction."
+    )
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
     run_worker_in_api: bool = Field(
         default=True,

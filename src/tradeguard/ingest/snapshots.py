@@ -71,11 +71,14 @@ class IngestOutcome:
     commands: list[CloseCommand]
 
 
+REVOKED = "unknown or revoked device"
+
+
 async def lock_account(session: AsyncSession, device: DeviceIdentity) -> LockedAccount:
     """The device's account and its state, locked; a revoked device is refused here."""
     locked = await rows.lock_state(session, device.account_id, device.device_id)
     if locked is None:
-        raise NotAuthenticated("unknown or revoked device")
+        raise NotAuthenticated(REVOKED)
     account, state = locked
     return LockedAccount(account=account, state=state)
 

@@ -48,8 +48,21 @@ _LOCKED_STATE = (
     )
     .with_for_update(of=_states)
 )
+# A batch's states in one statement, in account order, so that two processes locking overlapping
+# batches take the rows in the same order and never deadlock. A device appears once per row, so an
+# account with two devices in the batch comes twice.
+_LOCKED_STATES = (
+    select(_devices.c.device_id, *_states.c, *_accounts.c)
+    .join_from(_states, _accounts, _accounts.c.id == _states.c.account_id)
+    .join(_devices, _devices.c.account_id == _states.c.account_id)
+    .where(_devices.c.device_id.in_(bindparam("device_ids", expanding=True)), _devices.c.revoked_at.is_(None))
+    .order_by(_states.c.account_id)
+    .with_for_update(of=_states)
+)
 _STATE_KEYS = tuple(_states.c.keys())
 _ACCOUNT_KEYS = tuple(_accounts.c.keys())
+# Where a row of `_LOCKED_STATES` says which account it is.
+_LOCKED_ACCOUNT_ID = 1 + _STATE_KEYS.index("account_id")
 _STATE_WRITTEN = tuple(key for key in _STATE_KEYS if key != "account_id")
 # The SET clause is every column but the key: the row is locked, so nothing else changed it.
 _UPDATE_STATE = (
@@ -106,6 +119,30 @@ async def lock_state(
         Account(**dict(zip(_ACCOUNT_KEYS, row[split:], strict=True))),
         AccountState(**dict(zip(_STATE_KEYS, row[:split], strict=True))),
     )
+
+
+async def lock_states(
+    session: AsyncSession, device_ids: Iterable[str]
+) -> dict[str, tuple[Account, AccountState]]:
+    """By device, its account and the account's state, the states' rows locked; a device unknown or
+    revoked is missing. Devices of one account share one account and one state."""
+    rows = (await session.execute(_LOCKED_STATES, {"device_ids": sorted(set(device_ids))})).all()
+    split = 1 + len(_STATE_KEYS)
+    by_account: dict[int, tuple[Account, AccountState]] = {}
+    by_device = {}
+    for row in rows:
+        pair = by_account.get(row[_LOCKED_ACCOUNT_ID])
+        if pair is None:
+            state = AccountState(**dict(zip(_STATE_KEYS, row[1:split], strict=True)))
+            pair = (Account(**dict(zip(_ACCOUNT_KEYS, row[split:], strict=True))), state)
+            by_account[state.account_id] = pair
+        by_device[row[0]] = pair
+    return by_device
+
+
+def copy_of_state(state: AccountState) -> AccountState:
+    """The state's values as they are now, apart from the object that goes on being written."""
+    return AccountState(**{key: getattr(state, key) for key in _STATE_KEYS})
 
 
 async def store_state_and_equity(session: AsyncSession, state: AccountState) -> None:
