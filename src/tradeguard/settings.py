@@ -75,11 +75,12 @@ class Settings(BaseSettings):
         "a position's or trade's opened_at) may lie before it is refused.",
     )
     ingest_batch_window_ms: float = Field(
-        default=2.0,
+        default=0.0,
         ge=0,
         le=1000,
         description="How long the first snapshot of a batch waits for others before the batch is "
-        "applied in one transaction; snapshots arriving while a batch is applied form the next.",
+        "applied in one transaction; snapshots arriving while a batch is applied form the next "
+        "whatever the window, so under load batches form without it.",
     )
     ingest_batch_max_size: int = Field(
         default=64, ge=1, le=1000, description="At most this many snapshots are applied in one transaction."
