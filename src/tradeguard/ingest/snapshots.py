@@ -10,6 +10,7 @@ entries, alerts, close commands) goes through the session.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -85,6 +86,12 @@ async def lock_account(session: AsyncSession, device: DeviceIdentity) -> LockedA
 
 # Whether any command awaits settling comes with the stored positions, saving a statement.
 _POSITIONS_AND_ANY_UNSETTLED = rows.positions_with(any_unsettled(bindparam("account_id")))
+_POSITIONS_AND_ANY_UNSETTLED_OF_ACCOUNTS = rows.positions_of_accounts_with(any_unsettled)
+
+
+async def read_accounts(session: AsyncSession, account_ids: Iterable[int]) -> dict[int, rows.StoredRows]:
+    """What `apply_snapshot` reads first, for several accounts in two statements."""
+    return await rows.read_accounts(session, _POSITIONS_AND_ANY_UNSETTLED_OF_ACCOUNTS, account_ids)
 
 
 async def apply_snapshot(
@@ -96,22 +103,28 @@ async def apply_snapshot(
     started: float,
     instruments: InstrumentTable,
     policy: IngestPolicy,
+    stored: rows.StoredRows | None = None,
 ) -> IngestOutcome:
     """Apply the snapshot inside the session's transaction; the caller commits and invalidates.
 
-    A snapshot too old to apply is acknowledged and changes nothing but the commands it hands out.
+    `stored` is what `read_accounts` read of the account in this transaction, if nothing has
+    written it since. A snapshot too old to apply is acknowledged and changes nothing but the
+    commands it hands out.
     """
     state, account = locked.state, locked.account
-    any_to_settle, stored_positions = await rows.read_positions_with(
-        session, _POSITIONS_AND_ANY_UNSETTLED, account.id
-    )
+    if stored is None:
+        any_to_settle, stored_positions = await rows.read_positions_with(
+            session, _POSITIONS_AND_ANY_UNSETTLED, account.id
+        )
+    else:
+        any_to_settle, stored_positions = stored.answer, stored.positions
     unsettled = await unsettled_commands(session, account.id) if any_to_settle else []
     clock_offset = snapshot.taken_at - received_at
     if too_old(state.last_snapshot_taken_at, snapshot.taken_at):
         commands = _deliver(session, unsettled, received_at, policy)
         return IngestOutcome(False, account.id, clock_offset, state, None, None, commands)
 
-    open_trades = await rows.open_trades(session, account.id)
+    open_trades = await rows.open_trades(session, account.id) if stored is None else stored.open_trades
     positions = [position.to_domain() for position in snapshot.positions]
     deals = [deal.to_domain() for deal in snapshot.closed_deals]
     previous = rows.previous_sync_of(stored_positions, state)

@@ -39,6 +39,7 @@ from tradeguard.ingest.snapshots import (
     LockedAccount,
     apply_snapshot,
     lock_account,
+    read_accounts,
 )
 from tradeguard.ingest.validation import AcknowledgementIn, SnapshotIn, parse_snapshot
 from tradeguard.store import accounts_state as rows
@@ -160,6 +161,8 @@ async def _apply_together(
             answers[index] = NotAuthenticated(REVOKED)
     to_apply = [index for index in fresh if batch[index].device.device_id in locked]
     last_of_account = {batch[index].device.account_id: index for index in to_apply}
+    # Read once for each account's first snapshot; a second one reads what the first wrote.
+    stored = await read_accounts(session, last_of_account) if to_apply else {}
     for index in to_apply:
         item = batch[index]
         account, state = locked[item.device.device_id]
@@ -171,6 +174,7 @@ async def _apply_together(
             started=item.started,
             instruments=services.instruments,
             policy=services.ingest_policy,
+            stored=stored.pop(item.device.account_id, None),
         )
         if outcome.applied:
             work.account_changed(item.device.account_id, item.device.owner_id)

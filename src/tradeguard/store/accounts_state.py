@@ -9,7 +9,8 @@ goes back in one UPDATE.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -92,7 +93,7 @@ _UPDATE_STATE_COPYING_EQUITY = insert(_snapshots).from_select(
 )
 _INSERT_POSITIONS = insert(_positions)
 _UPDATE_POSITION = update(_positions).where(_positions.c.id == bindparam("row_id"))
-_OPEN_TRADES = select(
+_OPEN_TRADE_COLUMNS = (
     _trades.c.id,
     _trades.c.trade_id,
     _trades.c.symbol,
@@ -104,7 +105,15 @@ _OPEN_TRADES = select(
     _trades.c.stop_loss,
     _trades.c.take_profit,
     _trades.c.ticket,
-).where(_trades.c.account_id == bindparam("account_id"), _trades.c.status == "open")
+)
+_OPEN_TRADES = select(*_OPEN_TRADE_COLUMNS).where(
+    _trades.c.account_id == bindparam("account_id"), _trades.c.status == "open"
+)
+_OPEN_TRADES_OF_ACCOUNTS = (
+    select(_trades.c.account_id, *_OPEN_TRADE_COLUMNS)
+    .where(_trades.c.account_id.in_(bindparam("account_ids", expanding=True)), _trades.c.status == "open")
+    .order_by(_trades.c.account_id, _trades.c.id)
+)
 
 
 async def lock_state(
@@ -216,6 +225,49 @@ async def store_positions(
         await session.execute(_INSERT_POSITIONS, new_rows)
     if updated_rows:
         await session.execute(_UPDATE_POSITION, updated_rows)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRows:
+    """What a sync reads of its account before deciding anything."""
+
+    answer: object
+    """what the statement from `positions_of_accounts_with` asked along"""
+    positions: dict[str, Row]
+    """the stored positions by ticket"""
+    open_trades: list[Row]
+
+
+def positions_of_accounts_with(answer_of: Callable[[ColumnElement[int]], ColumnElement]) -> Select:
+    """As `positions_with`, for the accounts `account_ids` at once: `answer_of(account)` in every
+    row, each account's row present even when it holds no position."""
+    account = _states.c.account_id
+    return (
+        select(account.label("of_account"), answer_of(account).label("answer"), *_positions.c)
+        .select_from(_states.outerjoin(_positions, _positions.c.account_id == account))
+        .where(account.in_(bindparam("account_ids", expanding=True)))
+        .order_by(account, _positions.c.id)
+    )
+
+
+async def read_accounts(
+    session: AsyncSession, positions: Select, account_ids: Iterable[int]
+) -> dict[int, StoredRows]:
+    """For each account, what `read_positions_with(positions_of_accounts_with(...))` and
+    `open_trades` would read, in two statements for all of them."""
+    ids = sorted(set(account_ids))
+    position_rows = (await session.execute(positions, {"account_ids": ids})).all()
+    trade_rows = (await session.execute(_OPEN_TRADES_OF_ACCOUNTS, {"account_ids": ids})).all()
+    read = {}
+    for row in position_rows:
+        stored = read.get(row.of_account)
+        if stored is None:
+            stored = read[row.of_account] = StoredRows(row.answer, {}, [])
+        if row.id is not None:
+            stored.positions[row.ticket] = row
+    for row in trade_rows:
+        read[row.account_id].open_trades.append(row)
+    return read
 
 
 async def open_trades(session: AsyncSession, account_id: int) -> list[Row]:

@@ -273,9 +273,13 @@ async def test_a_database_failure_mid_batch_fails_only_its_own_snapshot(
             assert (await follower.status())["total_syncs"] == 1
     alone = await _failure_alone(database_url, redis_url, tmp_path, followers[2])
     assert isinstance(answers[2], BridgeError)
-    assert (answers[2].status_code, answers[2].detail) == (alone.status_code, alone.detail) == (
-        500,
-        "internal server error",
+    assert (
+        (answers[2].status_code, answers[2].detail)
+        == (alone.status_code, alone.detail)
+        == (
+            500,
+            "internal server error",
+        )
     )
 
 
