@@ -14,7 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from sqlalchemy import ColumnElement, Row, Select, bindparam, delete, insert, literal_column, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    any_,
+    bindparam,
+    delete,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.domain import model as domain
@@ -49,17 +61,29 @@ _LOCKED_STATE = (
     )
     .with_for_update(of=_states)
 )
+
+
+def _one_of(column: ColumnElement, name: str, dialect: str) -> ColumnElement[bool]:
+    """`column` among the values bound as `name`: on PostgreSQL one array, so that one prepared
+    statement serves batches of every size; elsewhere an IN list."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+_DIALECTS = ("postgresql", "sqlite")
 # A batch's states in one statement, in account order, so that two processes locking overlapping
 # batches take the rows in the same order and never deadlock. A device appears once per row, so an
 # account with two devices in the batch comes twice.
-_LOCKED_STATES = (
-    select(_devices.c.device_id, *_states.c, *_accounts.c)
+_LOCKED_STATES = {
+    dialect: select(_devices.c.device_id, *_states.c, *_accounts.c)
     .join_from(_states, _accounts, _accounts.c.id == _states.c.account_id)
     .join(_devices, _devices.c.account_id == _states.c.account_id)
-    .where(_devices.c.device_id.in_(bindparam("device_ids", expanding=True)), _devices.c.revoked_at.is_(None))
+    .where(_one_of(_devices.c.device_id, "device_ids", dialect), _devices.c.revoked_at.is_(None))
     .order_by(_states.c.account_id)
     .with_for_update(of=_states)
-)
+    for dialect in _DIALECTS
+}
 _STATE_KEYS = tuple(_states.c.keys())
 _ACCOUNT_KEYS = tuple(_accounts.c.keys())
 # Where a row of `_LOCKED_STATES` says which account it is.
@@ -109,11 +133,12 @@ _OPEN_TRADE_COLUMNS = (
 _OPEN_TRADES = select(*_OPEN_TRADE_COLUMNS).where(
     _trades.c.account_id == bindparam("account_id"), _trades.c.status == "open"
 )
-_OPEN_TRADES_OF_ACCOUNTS = (
-    select(_trades.c.account_id, *_OPEN_TRADE_COLUMNS)
-    .where(_trades.c.account_id.in_(bindparam("account_ids", expanding=True)), _trades.c.status == "open")
+_OPEN_TRADES_OF_ACCOUNTS = {
+    dialect: select(_trades.c.account_id, *_OPEN_TRADE_COLUMNS)
+    .where(_one_of(_trades.c.account_id, "account_ids", dialect), _trades.c.status == "open")
     .order_by(_trades.c.account_id, _trades.c.id)
-)
+    for dialect in _DIALECTS
+}
 
 
 async def lock_state(
@@ -135,7 +160,8 @@ async def lock_states(
 ) -> dict[str, tuple[Account, AccountState]]:
     """By device, its account and the account's state, the states' rows locked; a device unknown or
     revoked is missing. Devices of one account share one account and one state."""
-    rows = (await session.execute(_LOCKED_STATES, {"device_ids": sorted(set(device_ids))})).all()
+    statement = _LOCKED_STATES[session.bind.dialect.name]
+    rows = (await session.execute(statement, {"device_ids": sorted(set(device_ids))})).all()
     split = 1 + len(_STATE_KEYS)
     by_account: dict[int, tuple[Account, AccountState]] = {}
     by_device = {}
@@ -238,26 +264,28 @@ class StoredRows:
     open_trades: list[Row]
 
 
-def positions_of_accounts_with(answer_of: Callable[[ColumnElement[int]], ColumnElement]) -> Select:
-    """As `positions_with`, for the accounts `account_ids` at once: `answer_of(account)` in every
-    row, each account's row present even when it holds no position."""
+def positions_of_accounts_with(answer_of: Callable[[ColumnElement[int]], ColumnElement]) -> dict[str, Select]:
+    """As `positions_with`, for the accounts `account_ids` at once (a statement per dialect):
+    `answer_of(account)` in every row, each account's row present even when it holds no position."""
     account = _states.c.account_id
-    return (
-        select(account.label("of_account"), answer_of(account).label("answer"), *_positions.c)
+    return {
+        dialect: select(account.label("of_account"), answer_of(account).label("answer"), *_positions.c)
         .select_from(_states.outerjoin(_positions, _positions.c.account_id == account))
-        .where(account.in_(bindparam("account_ids", expanding=True)))
+        .where(_one_of(account, "account_ids", dialect))
         .order_by(account, _positions.c.id)
-    )
+        for dialect in _DIALECTS
+    }
 
 
 async def read_accounts(
-    session: AsyncSession, positions: Select, account_ids: Iterable[int]
+    session: AsyncSession, positions: dict[str, Select], account_ids: Iterable[int]
 ) -> dict[int, StoredRows]:
-    """For each account, what `read_positions_with(positions_of_accounts_with(...))` and
-    `open_trades` would read, in two statements for all of them."""
+    """For each account, what `read_positions_with` (of the same answer) and `open_trades` would
+    read, in two statements for all of them; `positions` from `positions_of_accounts_with`."""
+    dialect = session.bind.dialect.name
     ids = sorted(set(account_ids))
-    position_rows = (await session.execute(positions, {"account_ids": ids})).all()
-    trade_rows = (await session.execute(_OPEN_TRADES_OF_ACCOUNTS, {"account_ids": ids})).all()
+    position_rows = (await session.execute(positions[dialect], {"account_ids": ids})).all()
+    trade_rows = (await session.execute(_OPEN_TRADES_OF_ACCOUNTS[dialect], {"account_ids": ids})).all()
     read = {}
     for row in position_rows:
         stored = read.get(row.of_account)
