@@ -104,11 +104,13 @@ async def apply_snapshot(
     instruments: InstrumentTable,
     policy: IngestPolicy,
     stored: rows.StoredRows | None = None,
+    pending: rows.PendingWrites | None = None,
 ) -> IngestOutcome:
     """Apply the snapshot inside the session's transaction; the caller commits and invalidates.
 
     `stored` is what `read_accounts` read of the account in this transaction, if nothing has
-    written it since. A snapshot too old to apply is acknowledged and changes nothing but the
+    written it since; with `pending`, the UPDATEs of the positions and the state are held there
+    for the caller to send (`rows.write_pending`). A snapshot too old to apply is acknowledged and changes nothing but the
     commands it hands out.
     """
     state, account = locked.state, locked.account
@@ -141,7 +143,13 @@ async def apply_snapshot(
     changes = sync_changes(previous, positions, result)
 
     await rows.store_positions(
-        session, account.id, stored_positions, changes.held, changes.gone_tickets, snapshot.taken_at
+        session,
+        account.id,
+        stored_positions,
+        changes.held,
+        changes.gone_tickets,
+        snapshot.taken_at,
+        pending,
     )
     await rows.close_trades(session, open_trades, changes.closed_trade_ids, snapshot.taken_at)
     for entry in changes.entries():
@@ -175,7 +183,7 @@ async def apply_snapshot(
     commands = _deliver(session, [*unsettled, *guards.new_commands], received_at, policy)
     # Measured before the write so that the counters go out in the state's one UPDATE.
     state.last_sync_duration_ms = round(_elapsed_ms(started), 3)
-    await rows.store_state_and_equity(session, state)
+    await rows.store_state_and_equity(session, state, pending)
     return IngestOutcome(True, account.id, clock_offset, state, result, guards, commands)
 
 

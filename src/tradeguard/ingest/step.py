@@ -163,8 +163,11 @@ async def _apply_together(
     last_of_account = {batch[index].device.account_id: index for index in to_apply}
     # Read once for each account's first snapshot; a second one reads what the first wrote.
     stored = await read_accounts(session, last_of_account) if to_apply else {}
+    pending = rows.PendingWrites()
     for index in to_apply:
         item = batch[index]
+        if item.device.account_id in pending.accounts:
+            await rows.write_pending(session, pending)
         account, state = locked[item.device.device_id]
         outcome = await apply_snapshot(
             session,
@@ -175,6 +178,7 @@ async def _apply_together(
             instruments=services.instruments,
             policy=services.ingest_policy,
             stored=stored.pop(item.device.account_id, None),
+            pending=pending,
         )
         if outcome.applied:
             work.account_changed(item.device.account_id, item.device.owner_id)
@@ -184,6 +188,7 @@ async def _apply_together(
             # the state as it left it.
             outcome = dataclasses.replace(outcome, state=rows.copy_of_state(state))
         answers[index] = outcome
+    await rows.write_pending(session, pending)
     return answers
 
 

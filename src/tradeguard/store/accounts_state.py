@@ -10,7 +10,7 @@ goes back in one UPDATE.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
@@ -180,15 +180,47 @@ def copy_of_state(state: AccountState) -> AccountState:
     return AccountState(**{key: getattr(state, key) for key in _STATE_KEYS})
 
 
-async def store_state_and_equity(session: AsyncSession, state: AccountState) -> None:
-    """The state's one UPDATE, and the equity history's row."""
+@dataclass
+class PendingWrites:
+    """The position and state UPDATEs of several syncs in one transaction, held back to be sent
+    together (`write_pending`): one statement each for all of them instead of two per sync. Nothing
+    may read an account's positions or state while its writes are pending."""
+
+    positions: list[dict] = field(default_factory=list)
+    states: list[dict] = field(default_factory=list)
+    accounts: set[int] = field(default_factory=set)
+
+
+async def write_pending(session: AsyncSession, pending: PendingWrites) -> None:
+    if pending.positions:
+        await session.execute(_UPDATE_POSITION, pending.positions)
+    if pending.states:
+        await _write_states(session, pending.states)
+    pending.positions, pending.states = [], []
+    pending.accounts.clear()
+
+
+async def store_state_and_equity(
+    session: AsyncSession, state: AccountState, pending: PendingWrites | None = None
+) -> None:
+    """The state's one UPDATE, and the equity history's row; held in `pending` if given."""
     values = {f"new_{key}": getattr(state, key) for key in _STATE_WRITTEN}
     values["key_account_id"] = state.account_id
+    if pending is None:
+        await _write_states(session, [values])
+    else:
+        pending.states.append(values)
+        pending.accounts.add(state.account_id)
+
+
+async def _write_states(session: AsyncSession, values: list[dict]) -> None:
     if session.bind.dialect.name == "postgresql":
         await session.execute(_UPDATE_STATE_COPYING_EQUITY, values)
     else:
         await session.execute(_UPDATE_STATE, values)
-        await session.execute(_COPY_STATE_TO_EQUITY, {"key_account_id": state.account_id})
+        await session.execute(
+            _COPY_STATE_TO_EQUITY, [{"key_account_id": row["key_account_id"]} for row in values]
+        )
 
 
 def positions_with(answer: ColumnElement) -> Select:
@@ -217,8 +249,10 @@ async def store_positions(
     held: Sequence[HeldPosition],
     gone_tickets: Iterable[str],
     taken_at: datetime,
+    pending: PendingWrites | None = None,
 ) -> None:
-    """The positions as the snapshot holds them: those gone deleted, the others updated or added."""
+    """The positions as the snapshot holds them: those gone deleted, the others updated (in
+    `pending` if given) or added."""
     gone = [stored[ticket].id for ticket in gone_tickets]
     if gone:
         await session.execute(delete(_positions).where(_positions.c.id.in_(gone)))
@@ -249,7 +283,10 @@ async def store_positions(
             updated_rows.append({"row_id": row.id, **fields})
     if new_rows:
         await session.execute(_INSERT_POSITIONS, new_rows)
-    if updated_rows:
+    if updated_rows and pending is not None:
+        pending.positions += updated_rows
+        pending.accounts.add(account_id)
+    elif updated_rows:
         await session.execute(_UPDATE_POSITION, updated_rows)
 
 
