@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.domain import model as domain
+from tradeguard.domain.positions import MARKET_FIELDS, moved_with_the_market_only
 from tradeguard.domain.reconcile import DivergenceReason, PreviousSnapshot
 from tradeguard.domain.sync import HeldPosition, OpenDivergence, PreviousSync
 from tradeguard.store.models import (
@@ -116,6 +117,8 @@ _UPDATE_STATE_COPYING_EQUITY = insert(_snapshots).from_select(
     list(_EQUITY_ROW), select(*(_written.c[column.key] for column in _EQUITY_ROW.values()))
 )
 _INSERT_POSITIONS = insert(_positions)
+# Its SET clause is the keys of the rows given: a position that only moved with the market sets
+# those columns alone, what it was opened as and what the sync found of it staying as stored.
 _UPDATE_POSITION = update(_positions).where(_positions.c.id == bindparam("row_id"))
 _OPEN_TRADE_COLUMNS = (
     _trades.c.id,
@@ -187,16 +190,16 @@ class PendingWrites:
     may read an account's positions or state while its writes are pending."""
 
     positions: list[dict] = field(default_factory=list)
+    moved_positions: list[dict] = field(default_factory=list)
     states: list[dict] = field(default_factory=list)
     accounts: set[int] = field(default_factory=set)
 
 
 async def write_pending(session: AsyncSession, pending: PendingWrites) -> None:
-    if pending.positions:
-        await session.execute(_UPDATE_POSITION, pending.positions)
+    await _write_positions(session, pending.positions, pending.moved_positions)
     if pending.states:
         await _write_states(session, pending.states)
-    pending.positions, pending.states = [], []
+    pending.positions, pending.moved_positions, pending.states = [], [], []
     pending.accounts.clear()
 
 
@@ -258,8 +261,24 @@ async def store_positions(
         await session.execute(delete(_positions).where(_positions.c.id.in_(gone)))
     new_rows = []
     updated_rows = []
+    moved_rows = []
     for finding in held:
         position = finding.position
+        row = stored.get(position.ticket)
+        divergence = ",".join(reason.value for reason in finding.divergence_reasons) or None
+        if (
+            row is not None
+            and (row.matched_trade_id, row.divergence) == (finding.matched_trade_id, divergence)
+            and moved_with_the_market_only(broker_position_of(row), position)
+        ):
+            moved_rows.append(
+                {
+                    "row_id": row.id,
+                    **{name: getattr(position, name) for name in MARKET_FIELDS},
+                    "last_updated_at": taken_at,
+                }
+            )
+            continue
         fields = {
             "symbol": position.symbol,
             "side": position.side.value,
@@ -274,20 +293,27 @@ async def store_positions(
             "opened_at": position.opened_at,
             "last_updated_at": taken_at,
             "matched_trade_id": finding.matched_trade_id,
-            "divergence": ",".join(reason.value for reason in finding.divergence_reasons) or None,
+            "divergence": divergence,
         }
-        row = stored.get(position.ticket)
         if row is None:
             new_rows.append({"account_id": account_id, "ticket": position.ticket, **fields})
         else:
             updated_rows.append({"row_id": row.id, **fields})
     if new_rows:
         await session.execute(_INSERT_POSITIONS, new_rows)
-    if updated_rows and pending is not None:
+    if pending is None:
+        await _write_positions(session, updated_rows, moved_rows)
+    elif updated_rows or moved_rows:
         pending.positions += updated_rows
+        pending.moved_positions += moved_rows
         pending.accounts.add(account_id)
-    elif updated_rows:
-        await session.execute(_UPDATE_POSITION, updated_rows)
+
+
+async def _write_positions(session: AsyncSession, updated: list[dict], moved: list[dict]) -> None:
+    if updated:
+        await session.execute(_UPDATE_POSITION, updated)
+    if moved:
+        await session.execute(_UPDATE_POSITION, moved)
 
 
 @dataclass(frozen=True, slots=True)
