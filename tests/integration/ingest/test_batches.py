@@ -76,11 +76,12 @@ def _snapshots(count: int, *, equity_from: int = 10_001) -> list[dict]:
 
 
 async def _equity_history(api: Api, account_id: int) -> list[tuple[datetime, Decimal]]:
+    """The account's equity points in time order (the history is keyed by account and time)."""
     async with api.session() as session:
         rows = await session.execute(
             select(AccountSnapshot.taken_at, AccountSnapshot.equity)
             .where(AccountSnapshot.account_id == account_id)
-            .order_by(AccountSnapshot.id)
+            .order_by(AccountSnapshot.taken_at)
         )
         return [(_utc(taken_at), equity) for taken_at, equity in rows]
 
