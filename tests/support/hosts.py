@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
 from tests.support.builders import PASSWORD, Caller
@@ -79,7 +80,7 @@ async def require_network_namespaces() -> None:
             await _ip_quietly("link", "del", f"{probe[3:]}a")
         finally:
             await _ip_quietly("netns", "del", probe)
-    except (OSError, FileNotFoundError) as exc:
+    except OSError as exc:
         message = f"network namespaces are not available here ({exc})"
         if IN_CI:
             pytest.fail(f"{message}; CI=true requires them")
@@ -217,6 +218,17 @@ async def _stop(process: asyncio.subprocess.Process, namespace: str) -> None:
             os.kill(int(pid), signal.SIGKILL)
 
 
+async def _forget_cache(namespace: str) -> None:
+    """The deployment's cache entries, which would otherwise stay in the shared Redis for their time to live."""
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{namespace}*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
 async def _until_listening(host: Host, process: asyncio.subprocess.Process) -> None:
     deadline = asyncio.get_running_loop().time() + START_TIMEOUT_SECONDS
     while not reachable(host.address, API_PORT):
@@ -255,6 +267,7 @@ async def api_hosts(
         **(shared or {}),
     }
     async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(_forget_cache, agreed["TRADEGUARD_CACHE_NAMESPACE"])
         database = await create_postgres_database()
         stack.push_async_callback(drop_postgres_database, database)
         deployment = Deployment({}, database)

@@ -20,6 +20,7 @@ GUARDS = "/api/v1/guards/status"
 POSITIONS = "/api/v1/positions/open"
 SNAPSHOTS_PER_HOST = 6
 ROUNDS = 15
+BREACHES = 5
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +120,10 @@ async def test_a_breach_on_one_host_issues_each_close_once_and_any_host_delivers
     command_ids = sorted(command["command_id"] for command in issued["commands"])
     assert sorted(command["ticket"] for command in issued["commands"]) == ["1", "2", "3"]
     assert retried["applied"] is False
-    for answer in (retried, *both, *polled.values()):
-        commands = answer["commands"] if isinstance(answer, dict) else answer
-        assert sorted(command["command_id"] for command in commands) == command_ids
+    delivered = [retried["commands"], *(answer["commands"] for answer in both), *polled.values()]
+    assert [sorted(command["command_id"] for command in commands) for commands in delivered] == [
+        command_ids
+    ] * len(delivered)
 
     acknowledged = [
         await on_b.acknowledge(command_id, "executed", profit="-50") for command_id in command_ids
@@ -142,6 +144,34 @@ async def test_a_breach_on_one_host_issues_each_close_once_and_any_host_delivers
     )
     assert {(row["state"], row["acknowledged_by"]) for row in stored} == {("executed", device["device_id"])}
     assert all(row["confirmed_at"] is not None for row in stored)
+
+
+async def test_a_breach_reaching_both_hosts_at_once_is_applied_once_and_issues_each_close_once(hosts):
+    followers = [await _follower(hosts) for _ in range(BREACHES)]
+    book = [position(1), position(2), position(3, symbol="GBPUSD")]
+    bridges = [(_bridge(hosts["a"], device), _bridge(hosts["b"], device)) for _, _, device in followers]
+    for on_a, _ in bridges:
+        await on_a.send_snapshot(snapshot(*book, equity="10000"))
+
+    # Each bridge's breach sent to both hosts at once, as a client retrying on a timeout behind a
+    # load balancer can; all the accounts at once, so that the hosts' transactions overlap.
+    breaches = [snapshot(*book, equity="7900") for _ in bridges]
+    answers = await asyncio.gather(
+        *(
+            bridge.send_snapshot(breach)
+            for pair, breach in zip(bridges, breaches, strict=True)
+            for bridge in pair
+        )
+    )
+
+    for index, (_, account_id, _) in enumerate(followers):
+        on_a_answer, on_b_answer = answers[2 * index], answers[2 * index + 1]
+        assert sorted((on_a_answer["applied"], on_b_answer["applied"])) == [False, True]
+        issued = sorted(command["command_id"] for command in on_a_answer["commands"])
+        assert sorted(command["command_id"] for command in on_b_answer["commands"]) == issued
+        stored = await hosts.fetch("SELECT id, ticket FROM close_commands WHERE account_id = $1", account_id)
+        assert sorted(row["ticket"] for row in stored) == ["1", "2", "3"]
+        assert sorted(row["id"] for row in stored) == issued
 
 
 async def test_without_copies_a_host_reads_another_hosts_acknowledged_write_on_the_next_read(hosts):
