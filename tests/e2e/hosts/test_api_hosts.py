@@ -32,7 +32,13 @@ async def hosts(tmp_path_factory):
         {"a": {}, "b": {}, "c": {"TRADEGUARD_NEAR_CACHE": "false"}},
         # Cached reads outlive every test here, so an answer can only turn fresh through an
         # invalidation, never by its time to live running out.
-        shared={"TRADEGUARD_CACHE_TTL_SECONDS": "3600"},
+        shared={
+            "TRADEGUARD_CACHE_TTL_SECONDS": "3600",
+            # Other runs share this PostgreSQL and its connection limit; no test here sends any
+            # host more than a few requests at a time.
+            "TRADEGUARD_DB_POOL_SIZE": "3",
+            "TRADEGUARD_DB_MAX_OVERFLOW": "2",
+        },
         worker_on="a",
     ) as deployment:
         yield deployment
