@@ -13,6 +13,7 @@ import pytest
 from tests.support.bridging import STATUS, position, snapshot
 from tests.support.builders import Caller
 from tests.support.hosts import Deployment, Host, api_hosts
+from tests.support.streams import open_stream
 from tests.support.waiting import eventually
 from tradeguard.bridges.client import SNAPSHOTS_PATH, BridgeClient, encode_body
 
@@ -244,3 +245,23 @@ async def test_with_copies_a_host_drops_its_copy_once_another_hosts_write_is_ann
     # Once dropped, the copy from before the writes never comes back.
     for _ in range(ROUNDS):
         assert await b_shows_both_writes()
+
+
+async def test_a_dashboard_streaming_from_one_host_sees_what_another_host_applied(hosts):
+    owner, account_id, device = await _follower(hosts)
+    on_a = _bridge(hosts["a"], device)
+
+    async with open_stream(hosts["b"].http, owner.token) as from_b:
+        await from_b.next("hello")
+        await on_a.send_snapshot(snapshot(position(1), equity="10000"))
+        await on_a.send_snapshot(snapshot(position(1), equity="7900"))
+        # A write's audit entries (its alerts among them) go out before the account's state.
+        alert = await from_b.next("alert", matching=lambda event: event.data["kind"] == "drawdown")
+        synced = await from_b.next("sync", matching=lambda event: event.data["total_syncs"] == 2)
+
+    assert (synced.data["account_id"], synced.data["equity"], synced.data["trading_allowed"]) == (
+        account_id,
+        7900,
+        False,
+    )
+    assert alert.data["level"] == "critical"
