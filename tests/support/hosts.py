@@ -97,6 +97,8 @@ class Host:
     gateway: str
     environment: dict[str, str]
     log_path: Path
+    to_redis: TcpProxy
+    """Its link to Redis, which a test can cut (and start again) as a network outage of this host alone."""
     http: httpx.AsyncClient | None = None
 
     @property
@@ -174,10 +176,13 @@ async def _link(
     await _ip("-n", namespace, "link", "set", "lo", "up")
 
 
-async def _forward(stack: contextlib.AsyncExitStack, listen_host: str, target_host: str, port: int) -> None:
+async def _forward(
+    stack: contextlib.AsyncExitStack, listen_host: str, target_host: str, port: int
+) -> TcpProxy:
     forwarder = TcpProxy(target_host, port, listen_host=listen_host, port=port)
     await forwarder.start()
     stack.push_async_callback(forwarder.cut)
+    return forwarder
 
 
 async def _start(stack: contextlib.AsyncExitStack, host: Host, *arguments: str) -> asyncio.subprocess.Process:
@@ -275,7 +280,7 @@ async def api_hosts(
             gateway, address = f"{subnet}.{4 * index + 1}", f"{subnet}.{4 * index + 2}"
             await _link(stack, f"tg-{token}-{name}", f"tg{token}{name}", gateway, address)
             await _forward(stack, gateway, POSTGRES_HOST, POSTGRES_PORT)
-            await _forward(stack, gateway, redis.hostname, redis.port)
+            to_redis = await _forward(stack, gateway, redis.hostname, redis.port)
             data_dir = directory / name
             (data_dir / "epochs").mkdir(parents=True)
             environment = {
@@ -290,7 +295,13 @@ async def api_hosts(
             }
             environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
             deployment.hosts[name] = Host(
-                name, f"tg-{token}-{name}", address, gateway, environment, data_dir / "tradeguard.log"
+                name,
+                f"tg-{token}-{name}",
+                address,
+                gateway,
+                environment,
+                data_dir / "tradeguard.log",
+                to_redis,
             )
         serving = {
             host.name: await _start(stack, host, "serve", "--host", host.address, "--port", str(API_PORT))
