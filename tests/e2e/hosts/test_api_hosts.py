@@ -31,9 +31,9 @@ async def hosts(tmp_path_factory):
     async with api_hosts(
         tmp_path_factory.mktemp("hosts"),
         {"a": {}, "b": {}, "c": {"TRADEGUARD_NEAR_CACHE": "false"}},
-        # Cached reads outlive every test here, so an answer can only turn fresh through an
-        # invalidation, never by its time to live running out.
         shared={
+            # Cached reads outlive every test here, so an answer can only turn fresh through an
+            # invalidation, never by its time to live running out.
             "TRADEGUARD_CACHE_TTL_SECONDS": "3600",
             # Other runs share this PostgreSQL and its connection limit; no test here sends any
             # host more than a few requests at a time.
