@@ -166,6 +166,8 @@ async def _link(
     """A namespace joined to the root namespace by a veth pair: `gateway` on the root side, `address` inside."""
     await _ip("netns", "add", namespace)
     stack.push_async_callback(_ip_quietly, "netns", "del", namespace)
+    # Before the namespace goes, after every process started in it was stopped.
+    stack.push_async_callback(_kill_leftovers, namespace)
     await _ip("link", "add", veth, "type", "veth", "peer", "name", f"{veth}n")
     stack.push_async_callback(_ip_quietly, "link", "del", veth)
     await _ip("link", "set", f"{veth}n", "netns", namespace)
@@ -186,8 +188,8 @@ async def _forward(
 
 
 async def _start(stack: contextlib.AsyncExitStack, host: Host, *arguments: str) -> asyncio.subprocess.Process:
-    """A tradeguard command run inside the host's namespace, stopped (and anything it left there
-    killed) when the deployment ends."""
+    """A tradeguard command run inside the host's namespace (`ip netns exec` execs it, so the
+    process is tradeguard itself), stopped when the deployment ends."""
     log = stack.enter_context(host.log_path.open("ab"))
     process = await asyncio.create_subprocess_exec(
         "ip",
@@ -200,11 +202,11 @@ async def _start(stack: contextlib.AsyncExitStack, host: Host, *arguments: str) 
         stdout=log,
         stderr=log,
     )
-    stack.push_async_callback(_stop, process, host.namespace)
+    stack.push_async_callback(_stop, process)
     return process
 
 
-async def _stop(process: asyncio.subprocess.Process, namespace: str) -> None:
+async def _stop(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
         process.send_signal(signal.SIGINT)
         try:
@@ -212,8 +214,11 @@ async def _stop(process: asyncio.subprocess.Process, namespace: str) -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
-    # `ip netns exec` execs the command, so the process is tradeguard itself; whatever it started
-    # and left behind in the namespace would keep the namespace's network alive.
+
+
+async def _kill_leftovers(namespace: str) -> None:
+    """Whatever is still running in the namespace once its processes were stopped, which would
+    keep the namespace's network alive."""
     listing = await asyncio.create_subprocess_exec(
         "ip", "netns", "pids", namespace, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
