@@ -96,8 +96,9 @@ async def test_a_bridge_that_moves_to_the_other_host_mid_stream_has_each_snapsho
     assert (retried["applied"], retried["total_syncs"]) == (False, SNAPSHOTS_PER_HOST)
     # Host b knows the nonce host a took: a request captured on its way to a is refused on b.
     assert (replayed.status_code, replayed.json()["detail"]) == (401, "nonce already used")
+    # The equity history in the order the hosts received the snapshots, which is the order sent.
     stored = await hosts.fetch(
-        "SELECT equity FROM account_snapshots WHERE account_id = $1 ORDER BY id", account_id
+        "SELECT equity FROM account_snapshots WHERE account_id = $1 ORDER BY received_at", account_id
     )
     assert [row["equity"] for row in stored] == [Decimal(body["equity"]) for body in sent]
     last = 2 * SNAPSHOTS_PER_HOST - 1
