@@ -19,6 +19,7 @@ BENCHMARKS = {
     "standard_profile": "the standard load profile under Locust",
     "profile_inprocess": "pyinstrument profiles of single requests, in process",
     "fast_path": "what a cache hit costs inside the app, in process",
+    "history_month": "a simulated month of equity history: table sizes, the ingest's insert, a month's chart",
 }
 
 

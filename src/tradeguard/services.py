@@ -17,9 +17,11 @@ from tradeguard.auth.tokens import TokenCache
 from tradeguard.cache import MemoryCache, NearCache, RedisCache, ResponseCache
 from tradeguard.cache.epochs import SharedEpochs, epochs_path
 from tradeguard.domain.instruments import InstrumentTable
+from tradeguard.ingest import step
+from tradeguard.ingest.batches import Batches
 from tradeguard.ingest.devices import DeviceSecrets
 from tradeguard.ingest.nonces import DatabaseNonces, NonceStore
-from tradeguard.ingest.snapshots import IngestPolicy
+from tradeguard.ingest.snapshots import IngestOutcome, IngestPolicy
 from tradeguard.queries.service import ReadService
 from tradeguard.redis_client import fail_fast_redis
 from tradeguard.settings import Settings
@@ -47,6 +49,14 @@ class Services:
     instruments: InstrumentTable = field(default_factory=lambda: InstrumentTable({}))
     alerts_raised: asyncio.Event = field(default_factory=asyncio.Event)
     bus: EventBus = field(default_factory=MemoryBus)
+    snapshot_batches: Batches[step.AdmittedSnapshot, IngestOutcome] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.snapshot_batches = Batches(
+            lambda batch: step.apply_batch(self, batch),
+            window=self.settings.ingest_batch_window_ms / 1000,
+            max_size=self.settings.ingest_batch_max_size,
+        )
 
     @classmethod
     def open(cls, settings: Settings) -> Services:

@@ -76,7 +76,34 @@ class Settings(BaseSettings):
         description="How far ahead of the server's clock a time sent to it (a snapshot's taken_at, "
         "a position's or trade's opened_at) may lie before it is refused.",
     )
+    ingest_batch_window_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000,
+        description="How long the first snapshot of a batch waits for others before the batch is "
+        "applied in one transaction; snapshots arriving while a batch is applied form the next "
+        "whatever the window, so under load batches form without it.",
+    )
+    ingest_batch_max_size: int = Field(
+        default=64, ge=1, le=1000, description="At most this many snapshots are applied in one transaction."
+    )
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    history_raw_retention_hours: float = Field(
+        default=24,
+        gt=0,
+        description="How long the equity history keeps each snapshot; older ones are kept as minute aggregates.",
+    )
+    history_minute_retention_days: float = Field(
+        default=92, gt=0, description="How long the equity history keeps minute aggregates."
+    )
+    history_partitions_ahead: int = Field(
+        default=2, ge=1, description="PostgreSQL: how many days of equity history partitions are made ahead."
+    )
+    history_maintenance_interval_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="How often the worker makes partitions ahead and rolls up and drops the equity history.",
+    )
     run_worker_in_api: bool = Field(
         default=True,
         description="Run the sweep and alert delivery inside the API process; production runs `tradeguard worker`.",

@@ -36,6 +36,8 @@ class UnitOfWork:
     """account id → owner id of the accounts whose cached views the write changes"""
     states: dict[int, AccountState] = field(default_factory=dict)
     """account id → the state to send live subscribers"""
+    committed: bool = False
+    """whether the commit succeeded: a write that raised after it must not be done again"""
 
     def account_changed(self, account_id: int, owner_id: int) -> None:
         self.owners[account_id] = owner_id
@@ -67,6 +69,7 @@ async def unit_of_work(parts: WriteParts) -> AsyncIterator[UnitOfWork]:
         work = UnitOfWork(session)
         yield work
         await session.commit()
+        work.committed = True
         audit_rows = committed_audit_events(session)
     owners = await _owners_of_changed(parts.reads, work, audit_rows)
     if owners:

@@ -1,4 +1,5 @@
-"""The background work of a process: the sweep for what no snapshot brings, and alert delivery.
+"""The background work of a process: the sweep for what no snapshot brings, the equity history's
+maintenance, and alert delivery.
 
 Embedded, it runs inside the API process; in production, `tradeguard worker` runs it on its own,
 as many times over as wanted (the sweep's row claims keep workers from acting twice).
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -17,6 +18,7 @@ from tradeguard.actions.delivery import DeliveryLoop, DeliveryPolicy
 from tradeguard.actions.notifiers import notifiers_from_settings
 from tradeguard.actions.sweep import SweepReport, sweep
 from tradeguard.services import Services
+from tradeguard.store.retention import HistoryPolicy, MaintenanceReport, maintain_history
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,38 @@ class Worker:
                 log.exception("sweep failed; trying again in %.1f s", interval)
             await asyncio.sleep(interval)
 
+    async def maintain_history_once(self) -> MaintenanceReport:
+        """The equity history's partitions, roll-up and retention. It invalidates no cached view: a
+        series cached before it holds points that were true, and its time to live ends it."""
+        settings = self._services.settings
+        policy = HistoryPolicy(
+            raw_retention=timedelta(hours=settings.history_raw_retention_hours),
+            minute_retention=timedelta(days=settings.history_minute_retention_days),
+            partitions_ahead=settings.history_partitions_ahead,
+        )
+        async with self._services.write_session() as session:
+            report = await maintain_history(session, now=self._clock(), policy=policy)
+            await session.commit()
+        return report
+
+    async def run_history_maintenance(self) -> None:
+        interval = self._services.settings.history_maintenance_interval_seconds
+        while True:
+            try:
+                report = await self.maintain_history_once()
+                if report.created or report.dropped:
+                    log.info(
+                        "equity history: %d partitions made, %d dropped, %d minutes rolled up",
+                        len(report.created),
+                        len(report.dropped),
+                        report.minutes_written,
+                    )
+            except Exception:
+                log.exception("equity history maintenance failed; trying again in %.0f s", interval)
+            await asyncio.sleep(interval)
+
     async def run(self) -> None:
-        """Sweeps and alert delivery side by side, until cancelled."""
+        """Sweeps, the history's maintenance and alert delivery side by side, until cancelled."""
         settings = self._services.settings
         async with httpx.AsyncClient(timeout=settings.notify_timeout_seconds) as http:
             delivery = DeliveryLoop(
@@ -74,4 +106,5 @@ class Worker:
             )
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self.run_sweeps())
+                tasks.create_task(self.run_history_maintenance())
                 tasks.create_task(delivery.run())

@@ -38,6 +38,11 @@ class EventReader:
                 await self.events.put(Received(kind, data, event_id))
                 kind, data, event_id = None, None, None
 
+    @property
+    def ended(self) -> bool:
+        """Whether the server ended the stream and every event it sent has been taken."""
+        return self._task.done() and self.events.empty()
+
     async def next(self, kind: str | None = None, *, matching=lambda event: True) -> Received:
         """The next event of that kind (others are skipped); a 10 s guard keeps a broken stream from hanging."""
         while True:

@@ -1,5 +1,6 @@
 """A TCP forwarder to a shared server that a test can cut and restore, as a network outage would,
-without touching the server others' tests use."""
+without touching the server others' tests use; listening on another address, it also lets a network
+namespace reach a server that listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ from tests.support.net import free_port
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.port = free_port()
+    def __init__(
+        self, target_host: str, target_port: int, *, listen_host: str = "127.0.0.1", port: int | None = None
+    ) -> None:
+        self.listen_host = listen_host
+        self.port = port or free_port()
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._forward, self.listen_host, self.port)
 
     async def cut(self) -> None:
         """Stop listening and break every open connection: the other side sees a reset."""

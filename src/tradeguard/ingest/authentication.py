@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +24,7 @@ from tradeguard.ingest.signature import (
 )
 
 _NONCE = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
+NONCE_USED = "nonce already used"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,28 @@ async def verify_known_device(
     return await _check_signature(session, signed, device, nonces, now)
 
 
+async def verify_signature(
+    signed: SignedRequest,
+    *,
+    device_secrets: DeviceSecrets,
+    sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+    now: datetime,
+) -> KnownDevice:
+    """As `verify_known_device`, but neither the nonce nor the revocation is checked here.
+
+    The caller claims the nonce (`NonceStore.claim_all`) and refuses a revoked device in the
+    transaction that applies the request. A device this process has not seen yet is looked up
+    in a session of its own from `sessions`.
+    """
+    _check_headers(signed, now)
+    device = device_secrets.known(signed.device_id)
+    if device is None:
+        async with sessions() as session:
+            device = await _active_device(session, signed.device_id, device_secrets)
+    _check_hmac(signed, device)
+    return device
+
+
 async def _active_device(session: AsyncSession, device_id: str, device_secrets: DeviceSecrets) -> KnownDevice:
     device = await active_device(session, device_id)
     if device is None:
@@ -101,9 +126,13 @@ def _check_headers(signed: SignedRequest, now: datetime) -> None:
 async def _check_signature(
     session: AsyncSession, signed: SignedRequest, device: KnownDevice, nonces: NonceStore, now: datetime
 ) -> DeviceIdentity:
+    _check_hmac(signed, device)
+    if not await nonces.claim(session, device.identity.device_id, signed.nonce, now):
+        raise NotAuthenticated(NONCE_USED)
+    return device.identity
+
+
+def _check_hmac(signed: SignedRequest, device: KnownDevice) -> None:
     expected = sign(device.secret, signed.method, signed.path, signed.timestamp, signed.nonce, signed.body)
     if not signature_matches(expected, signed.signature):
         raise NotAuthenticated("bad signature")
-    if not await nonces.claim(session, device.identity.device_id, signed.nonce, now):
-        raise NotAuthenticated("nonce already used")
-    return device.identity

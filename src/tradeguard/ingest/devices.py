@@ -30,7 +30,7 @@ class DeviceIdentity:
 
 @dataclass(frozen=True, slots=True)
 class KnownDevice:
-    """What never changes about a device: its account, that account's owner, and its secret.
+    """What never changes about a device: its account, that account's owner and currency, and its secret.
 
     Revocation does change, so it is never part of this: it is checked in the database on every
     request (see `authentication.verify_known_device`).
@@ -38,6 +38,8 @@ class KnownDevice:
 
     identity: DeviceIdentity
     secret: str
+    currency: str
+    """The account's currency, fixed when the account is created: what its snapshots are validated against."""
 
 
 class DeviceSecrets:
@@ -64,6 +66,7 @@ class DeviceSecrets:
             known = KnownDevice(
                 DeviceIdentity(device.device_id, device.account_id, device.owner_id),
                 self.open(device.secret_ciphertext),
+                device.currency,
             )
             if len(self._known) >= self._max_known:
                 del self._known[next(iter(self._known))]
@@ -105,14 +108,20 @@ async def revoke_device(session: AsyncSession, account: Account, device_id: str,
 _devices = Device.__table__
 _accounts = Account.__table__
 _ACTIVE_DEVICE = (
-    select(_devices.c.device_id, _devices.c.account_id, _devices.c.secret_ciphertext, _accounts.c.owner_id)
+    select(
+        _devices.c.device_id,
+        _devices.c.account_id,
+        _devices.c.secret_ciphertext,
+        _accounts.c.owner_id,
+        _accounts.c.currency,
+    )
     .join_from(_devices, _accounts, _accounts.c.id == _devices.c.account_id)
     .where(_devices.c.device_id == bindparam("device_id"), _devices.c.revoked_at.is_(None))
 )
 
 
 async def active_device(session: AsyncSession, device_id: str) -> Row | None:
-    """The device's id, account, secret ciphertext and account owner, unless unknown or revoked.
+    """The device's id, account, secret ciphertext, account owner and currency, unless unknown or revoked.
 
     A Core statement: every signed request runs it, and ORM entities would cost more than the query.
     """

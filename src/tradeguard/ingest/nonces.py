@@ -11,10 +11,11 @@ Expired rows are deleted by the sweep.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete
+from sqlalchemy import delete, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +32,17 @@ class NonceStore(Protocol):
         """True the first time a device presents the nonce; False on any replay."""
         ...
 
+    async def claim_all(
+        self, session: AsyncSession, claims: Sequence[tuple[str, str, datetime]]
+    ) -> set[tuple[str, str]]:
+        """Of the (device, nonce, now) claims, the (device, nonce) pairs presented for the first
+        time, claimed in one go; a pair met twice in `claims` is claimed once."""
+        ...
+
+    async def release(self, session: AsyncSession, claims: Sequence[tuple[str, str]]) -> None:
+        """Give back pairs claimed in this transaction, for requests refused after all."""
+        ...
+
 
 class DatabaseNonces:
     async def claim(self, session: AsyncSession, device_id: str, nonce: str, now: datetime) -> bool:
@@ -43,6 +55,28 @@ class DatabaseNonces:
         )
         result = await session.execute(statement)
         return result.rowcount == 1
+
+    async def claim_all(
+        self, session: AsyncSession, claims: Sequence[tuple[str, str, datetime]]
+    ) -> set[tuple[str, str]]:
+        insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            insert(DeviceNonce)
+            .values(
+                [
+                    {"device_id": device, "nonce": nonce, "expires_at": now + NONCE_LIFETIME}
+                    for device, nonce, now in claims
+                ]
+            )
+            .on_conflict_do_nothing()
+            .returning(DeviceNonce.device_id, DeviceNonce.nonce)
+        )
+        return {(row.device_id, row.nonce) for row in await session.execute(statement)}
+
+    async def release(self, session: AsyncSession, claims: Sequence[tuple[str, str]]) -> None:
+        await session.execute(
+            delete(DeviceNonce).where(tuple_(DeviceNonce.device_id, DeviceNonce.nonce).in_(list(claims)))
+        )
 
 
 async def delete_expired_nonces(session: AsyncSession, now: datetime) -> int:

@@ -10,6 +10,7 @@ entries, alerts, close commands) goes through the session.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -71,17 +72,26 @@ class IngestOutcome:
     commands: list[CloseCommand]
 
 
+REVOKED = "unknown or revoked device"
+
+
 async def lock_account(session: AsyncSession, device: DeviceIdentity) -> LockedAccount:
     """The device's account and its state, locked; a revoked device is refused here."""
     locked = await rows.lock_state(session, device.account_id, device.device_id)
     if locked is None:
-        raise NotAuthenticated("unknown or revoked device")
+        raise NotAuthenticated(REVOKED)
     account, state = locked
     return LockedAccount(account=account, state=state)
 
 
 # Whether any command awaits settling comes with the stored positions, saving a statement.
 _POSITIONS_AND_ANY_UNSETTLED = rows.positions_with(any_unsettled(bindparam("account_id")))
+_POSITIONS_AND_ANY_UNSETTLED_OF_ACCOUNTS = rows.positions_of_accounts_with(any_unsettled)
+
+
+async def read_accounts(session: AsyncSession, account_ids: Iterable[int]) -> dict[int, rows.StoredRows]:
+    """What `apply_snapshot` reads first, for several accounts in two statements."""
+    return await rows.read_accounts(session, _POSITIONS_AND_ANY_UNSETTLED_OF_ACCOUNTS, account_ids)
 
 
 async def apply_snapshot(
@@ -93,22 +103,30 @@ async def apply_snapshot(
     started: float,
     instruments: InstrumentTable,
     policy: IngestPolicy,
+    stored: rows.StoredRows | None = None,
+    pending: rows.PendingWrites | None = None,
 ) -> IngestOutcome:
     """Apply the snapshot inside the session's transaction; the caller commits and invalidates.
 
-    A snapshot too old to apply is acknowledged and changes nothing but the commands it hands out.
+    `stored` is what `read_accounts` read of the account in this transaction, if nothing has
+    written it since; with `pending`, the UPDATEs of the positions and the state are held there
+    for the caller to send (`rows.write_pending`). A snapshot too old to apply is acknowledged and changes nothing but the
+    commands it hands out.
     """
     state, account = locked.state, locked.account
-    any_to_settle, stored_positions = await rows.read_positions_with(
-        session, _POSITIONS_AND_ANY_UNSETTLED, account.id
-    )
+    if stored is None:
+        any_to_settle, stored_positions = await rows.read_positions_with(
+            session, _POSITIONS_AND_ANY_UNSETTLED, account.id
+        )
+    else:
+        any_to_settle, stored_positions = stored.answer, stored.positions
     unsettled = await unsettled_commands(session, account.id) if any_to_settle else []
     clock_offset = snapshot.taken_at - received_at
     if too_old(state.last_snapshot_taken_at, snapshot.taken_at):
         commands = _deliver(session, unsettled, received_at, policy)
         return IngestOutcome(False, account.id, clock_offset, state, None, None, commands)
 
-    open_trades = await rows.open_trades(session, account.id)
+    open_trades = await rows.open_trades(session, account.id) if stored is None else stored.open_trades
     positions = [position.to_domain() for position in snapshot.positions]
     deals = [deal.to_domain() for deal in snapshot.closed_deals]
     previous = rows.previous_sync_of(stored_positions, state)
@@ -125,7 +143,13 @@ async def apply_snapshot(
     changes = sync_changes(previous, positions, result)
 
     await rows.store_positions(
-        session, account.id, stored_positions, changes.held, changes.gone_tickets, snapshot.taken_at
+        session,
+        account.id,
+        stored_positions,
+        changes.held,
+        changes.gone_tickets,
+        snapshot.taken_at,
+        pending,
     )
     await rows.close_trades(session, open_trades, changes.closed_trade_ids, snapshot.taken_at)
     for entry in changes.entries():
@@ -159,7 +183,7 @@ async def apply_snapshot(
     commands = _deliver(session, [*unsettled, *guards.new_commands], received_at, policy)
     # Measured before the write so that the counters go out in the state's one UPDATE.
     state.last_sync_duration_ms = round(_elapsed_ms(started), 3)
-    await rows.store_state_and_equity(session, state)
+    await rows.store_state_and_equity(session, state, pending)
     return IngestOutcome(True, account.id, clock_offset, state, result, guards, commands)
 
 

@@ -7,12 +7,21 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import Integer, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradeguard.domain.history import (
+    MINUTE,
+    Resolution,
+    UnanswerableWindow,
+    bucket_width_at,
+    resolution_for,
+    window_at,
+)
+from tradeguard.errors import InvalidInput
 from tradeguard.queries.read_models import AlertOut, EquityPoint, EquitySeries
 from tradeguard.store.functions import decimal_max, decimal_min, time_bucket
-from tradeguard.store.models import Account, AccountSnapshot, Alert
+from tradeguard.store.models import Account, AccountSnapshot, Alert, EquityMinute, HistoryRetention
 
 RAW_POINTS_LIMIT = 500
 """How many snapshots a series without `limit` or `max_points` holds: the latest ones."""
@@ -72,24 +81,54 @@ async def equity_series(
     until: datetime | None,
     limit: int | None,
     max_points: int | None,
+    resolution: Resolution | None = None,
 ) -> EquitySeries:
     """The window's snapshots one by one (the latest `limit`), or cut into at most `max_points` buckets.
 
     Without bounds, a bucketed window is the whole history: from the first snapshot to just after the
-    latest one.
+    latest one. A window reaching before the raw points kept is answered from minute aggregates (as
+    is any window when `resolution` asks for minutes), one by one or in buckets of whole minutes.
     """
-    first, last = await _history_bounds(session, account.id)
+    first, last, raw_kept_from = await _history_bounds(session, account.id)
     bucket_width: timedelta | None = None
     if max_points is None:
-        limit = limit or RAW_POINTS_LIMIT
-        points = await _equity_points(session, account.id, since=since, until=until, limit=limit)
+        chosen = _resolution(resolution, since, raw_kept_from)
+        if chosen is Resolution.RAW:
+            limit = limit or RAW_POINTS_LIMIT
+            points = await _equity_points(session, account.id, since=since, until=until, limit=limit)
+        else:
+            since, until = window_at(chosen, since, until)
+            bucket_width = MINUTE
+            points = await _minute_buckets(
+                session,
+                account.id,
+                since=since,
+                until=until,
+                width=bucket_width,
+                raw_kept_from=raw_kept_from,
+                latest=limit or RAW_POINTS_LIMIT,
+            )
     else:
         since = since or first
         until = until or (last + _JUST_AFTER if last is not None else None)
+        chosen = _resolution(resolution, since, raw_kept_from)
+        since, until = window_at(chosen, since, until)
         points = []
         if since is not None and until is not None and since < until:
-            bucket_width = bucket_width_for(until - since, max_points)
-            points = await _equity_buckets(session, account.id, since=since, until=until, width=bucket_width)
+            bucket_width = bucket_width_at(chosen, bucket_width_for(until - since, max_points))
+            if chosen is Resolution.RAW:
+                points = await _equity_buckets(
+                    session, account.id, since=since, until=until, width=bucket_width
+                )
+            else:
+                points = await _minute_buckets(
+                    session,
+                    account.id,
+                    since=since,
+                    until=until,
+                    width=bucket_width,
+                    raw_kept_from=raw_kept_from,
+                )
     return EquitySeries(
         account_id=account.id,
         warning_threshold_pct=account.drawdown_warning_pct,
@@ -100,7 +139,17 @@ async def equity_series(
         bucket_seconds=bucket_width.total_seconds() if bucket_width is not None else None,
         first_taken_at=first,
         last_taken_at=last,
+        resolution=chosen.value,
     )
+
+
+def _resolution(
+    asked: Resolution | None, since: datetime | None, raw_kept_from: datetime | None
+) -> Resolution:
+    try:
+        return resolution_for(asked, since, raw_kept_from)
+    except UnanswerableWindow as refused:
+        raise InvalidInput(str(refused), location=("query", refused.parameter)) from refused
 
 
 def bucket_width_for(span: timedelta, max_points: int) -> timedelta:
@@ -115,13 +164,38 @@ def bucket_width_for(span: timedelta, max_points: int) -> timedelta:
     return math.ceil(needed / _DAY) * _DAY
 
 
-async def _history_bounds(session: AsyncSession, account_id: int) -> tuple[datetime | None, datetime | None]:
-    """When the account's first and latest snapshots were taken (each one look-up in the index)."""
-    of_account = AccountSnapshot.account_id == account_id
-    first = select(func.min(AccountSnapshot.taken_at)).where(of_account).scalar_subquery()
-    last = select(func.max(AccountSnapshot.taken_at)).where(of_account).scalar_subquery()
-    row = (await session.execute(select(first, last))).one()
-    return row[0], row[1]
+async def _history_bounds(
+    session: AsyncSession, account_id: int
+) -> tuple[datetime | None, datetime | None, datetime | None]:
+    """When the account's first and latest snapshots were taken, raw or rolled up into minutes (each
+    one look-up in a key), and from when on the account's raw points are kept (None: none of them
+    were ever rolled up)."""
+    raw = AccountSnapshot.account_id == account_id
+    minutes = select().where(EquityMinute.account_id == account_id).limit(1)
+    row = (
+        await session.execute(
+            select(
+                select(func.min(AccountSnapshot.taken_at)).where(raw).scalar_subquery(),
+                select(func.max(AccountSnapshot.taken_at)).where(raw).scalar_subquery(),
+                minutes.add_columns(EquityMinute.first_taken_at)
+                .order_by(EquityMinute.minute)
+                .scalar_subquery(),
+                minutes.add_columns(EquityMinute.last_taken_at)
+                .order_by(EquityMinute.minute.desc())
+                .scalar_subquery(),
+                select(HistoryRetention.kept_from)
+                .where(HistoryRetention.series == Resolution.RAW.value)
+                .scalar_subquery(),
+            )
+        )
+    ).one()
+    raw_first, raw_last, minute_first, minute_last, raw_kept_from = row
+    if minute_first is None:
+        # Nothing of the account was ever rolled up: all it has is raw, whenever it was taken (its
+        # points older than the boundary came after the last roll-up, and go at the next).
+        return raw_first, raw_last, None
+    # Rolled-up minutes all come before the raw points kept.
+    return minute_first, raw_last or minute_last, raw_kept_from
 
 
 async def _equity_points(
@@ -131,7 +205,7 @@ async def _equity_points(
     query = (
         select(AccountSnapshot)
         .where(AccountSnapshot.account_id == account_id)
-        .order_by(AccountSnapshot.taken_at.desc(), AccountSnapshot.id.desc())
+        .order_by(AccountSnapshot.taken_at.desc())
         .limit(limit)
     )
     if since is not None:
@@ -188,10 +262,7 @@ async def _equity_buckets(
         AccountSnapshot.account_id == account_id,
         AccountSnapshot.taken_at.in_([bucket.latest for bucket in extremes]),
     )
-    # Two snapshots taken at the same moment: the one stored last stands for its bucket.
-    by_time = {
-        row.taken_at: row for row in (await session.scalars(latest.order_by(AccountSnapshot.id))).all()
-    }
+    by_time = {row.taken_at: row for row in (await session.scalars(latest)).all()}
     return [
         _point(
             by_time[bucket.latest],
@@ -199,6 +270,104 @@ async def _equity_buckets(
             equity_min=bucket.equity_min,
             equity_max=bucket.equity_max,
             drawdown_max_pct=bucket.drawdown_max_pct,
+        )
+        for bucket in extremes
+    ]
+
+
+async def _minute_buckets(
+    session: AsyncSession,
+    account_id: int,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    width: timedelta,
+    raw_kept_from: datetime | None,
+    latest: int | None = None,
+) -> list[EquityPoint]:
+    """As `_equity_buckets`, in buckets of whole minutes: the minute aggregates before the raw points
+    kept, and the raw points from there on (not rolled up yet) in the same buckets, so that a window
+    across the boundary reads as one series. With `latest`, only the latest that many buckets."""
+    width_ms = width // _MILLISECOND
+    origin_ms = _epoch_ms(since) // width_ms * width_ms if since is not None else 0
+    minute_part = select(
+        EquityMinute.last_taken_at.label("latest"),
+        EquityMinute.snapshots.label("snapshots"),
+        EquityMinute.equity_min.label("equity_min"),
+        EquityMinute.equity_max.label("equity_max"),
+        EquityMinute.drawdown_max_pct.label("drawdown_max_pct"),
+        time_bucket(EquityMinute.minute, origin_ms, width_ms).label("bucket"),
+    ).where(EquityMinute.account_id == account_id)
+    raw_part = select(
+        AccountSnapshot.taken_at,
+        literal(1, Integer),
+        AccountSnapshot.equity,
+        AccountSnapshot.equity,
+        AccountSnapshot.drawdown_pct,
+        time_bucket(AccountSnapshot.taken_at, origin_ms, width_ms),
+    ).where(AccountSnapshot.account_id == account_id)
+    if since is not None:
+        minute_part = minute_part.where(EquityMinute.minute >= since)
+        raw_part = raw_part.where(AccountSnapshot.taken_at >= since)
+    if until is not None:
+        minute_part = minute_part.where(EquityMinute.minute < until)
+        raw_part = raw_part.where(AccountSnapshot.taken_at < until)
+    if raw_kept_from is not None:
+        # Points that arrived after their day was rolled up wait for the next roll-up, rather than be
+        # counted in their minute twice.
+        raw_part = raw_part.where(AccountSnapshot.taken_at >= raw_kept_from)
+    combined = union_all(minute_part, raw_part).subquery()
+    newest = func.max(combined.c.latest)
+    buckets = select(
+        func.sum(combined.c.snapshots).label("snapshots"),
+        decimal_min(combined.c.equity_min).label("equity_min"),
+        decimal_max(combined.c.equity_max).label("equity_max"),
+        decimal_max(combined.c.drawdown_max_pct).label("drawdown_max_pct"),
+        newest.label("latest"),
+    ).group_by(combined.c.bucket)
+    if latest is None:
+        extremes = list((await session.execute(buckets.order_by(newest))).all())
+    else:
+        extremes = list((await session.execute(buckets.order_by(newest.desc()).limit(latest))).all())
+        extremes.reverse()
+    if not extremes:
+        return []
+    moments = [bucket.latest for bucket in extremes]
+    # Each bucket's latest point, looked up in the keys: a minute by its last point, or a raw point.
+    by_time: dict[datetime, EquityPoint] = {
+        row.taken_at: _point(
+            row, snapshots=1, equity_min=row.equity, equity_max=row.equity, drawdown_max_pct=row.drawdown_pct
+        )
+        for row in await session.scalars(
+            select(AccountSnapshot).where(
+                AccountSnapshot.account_id == account_id, AccountSnapshot.taken_at.in_(moments)
+            )
+        )
+    }
+    for row in await session.scalars(
+        select(EquityMinute).where(
+            EquityMinute.account_id == account_id, EquityMinute.last_taken_at.in_(moments)
+        )
+    ):
+        by_time[row.last_taken_at] = EquityPoint(
+            taken_at=row.last_taken_at,
+            balance=row.balance_last,
+            equity=row.equity_last,
+            peak_equity=row.peak_equity,
+            drawdown_pct=row.drawdown_pct,
+            snapshots=row.snapshots,
+            equity_min=row.equity_min,
+            equity_max=row.equity_max,
+            drawdown_max_pct=row.drawdown_max_pct,
+        )
+    return [
+        by_time[bucket.latest].model_copy(
+            update={
+                "snapshots": bucket.snapshots,
+                "equity_min": bucket.equity_min,
+                "equity_max": bucket.equity_max,
+                "drawdown_max_pct": bucket.drawdown_max_pct,
+            }
         )
         for bucket in extremes
     ]

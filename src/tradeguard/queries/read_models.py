@@ -173,6 +173,8 @@ class EquitySeries(BaseModel):
     bucket_seconds: float | None
     first_taken_at: datetime | None
     last_taken_at: datetime | None
+    resolution: Literal["raw", "minute"]
+    """raw: each point a snapshot or a bucket of them; minute: built from minute aggregates."""
 
 
 class StreamSync(BaseModel):

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tradeguard.accounts.service import account_ids_of, may_see
 from tradeguard.auth.tokens import Principal
 from tradeguard.cache import ReadThrough, ResponseCache, WarmFields, account_scope, user_scope
+from tradeguard.domain.history import Resolution
 from tradeguard.errors import NotFound
 from tradeguard.queries.guards import guard_status_fields
 from tradeguard.queries.history import alerts_page, equity_series
@@ -240,14 +241,24 @@ class ReadService:
         until: datetime | None,
         limit: int | None,
         max_points: int | None,
+        resolution: Resolution | None = None,
     ) -> bytes:
         async def build(session: AsyncSession, account_ids: list[int]) -> BaseModel:
             account = await session.get(Account, account_id)
             return await equity_series(
-                session, account, since=since, until=until, limit=limit, max_points=max_points
+                session,
+                account,
+                since=since,
+                until=until,
+                limit=limit,
+                max_points=max_points,
+                resolution=resolution,
             )
 
         params = {"since": since, "until": until, "limit": limit, "max_points": max_points}
+        # Named only when asked for, so that the requests from before it share their entries still.
+        if resolution is not None:
+            params["resolution"] = resolution.value
         return await self._cached(principal, account_id, "equity", params, build)
 
 

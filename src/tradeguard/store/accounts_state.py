@@ -9,14 +9,28 @@ goes back in one UPDATE.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
-from sqlalchemy import ColumnElement, Row, Select, bindparam, delete, insert, literal_column, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    any_,
+    bindparam,
+    delete,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.domain import model as domain
+from tradeguard.domain.positions import MARKET_FIELDS, moved_with_the_market_only
 from tradeguard.domain.reconcile import DivergenceReason, PreviousSnapshot
 from tradeguard.domain.sync import HeldPosition, OpenDivergence, PreviousSync
 from tradeguard.store.models import (
@@ -48,8 +62,33 @@ _LOCKED_STATE = (
     )
     .with_for_update(of=_states)
 )
+
+
+def _one_of(column: ColumnElement, name: str, dialect: str) -> ColumnElement[bool]:
+    """`column` among the values bound as `name`: on PostgreSQL one array, so that one prepared
+    statement serves batches of every size; elsewhere an IN list."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+_DIALECTS = ("postgresql", "sqlite")
+# A batch's states in one statement, in account order, so that two processes locking overlapping
+# batches take the rows in the same order and never deadlock. A device appears once per row, so an
+# account with two devices in the batch comes twice.
+_LOCKED_STATES = {
+    dialect: select(_devices.c.device_id, *_states.c, *_accounts.c)
+    .join_from(_states, _accounts, _accounts.c.id == _states.c.account_id)
+    .join(_devices, _devices.c.account_id == _states.c.account_id)
+    .where(_one_of(_devices.c.device_id, "device_ids", dialect), _devices.c.revoked_at.is_(None))
+    .order_by(_states.c.account_id)
+    .with_for_update(of=_states)
+    for dialect in _DIALECTS
+}
 _STATE_KEYS = tuple(_states.c.keys())
 _ACCOUNT_KEYS = tuple(_accounts.c.keys())
+# Where a row of `_LOCKED_STATES` says which account it is.
+_LOCKED_ACCOUNT_ID = 1 + _STATE_KEYS.index("account_id")
 _STATE_WRITTEN = tuple(key for key in _STATE_KEYS if key != "account_id")
 # The SET clause is every column but the key: the row is locked, so nothing else changed it.
 _UPDATE_STATE = (
@@ -78,8 +117,10 @@ _UPDATE_STATE_COPYING_EQUITY = insert(_snapshots).from_select(
     list(_EQUITY_ROW), select(*(_written.c[column.key] for column in _EQUITY_ROW.values()))
 )
 _INSERT_POSITIONS = insert(_positions)
+# Its SET clause is the keys of the rows given: a position that only moved with the market sets
+# those columns alone, what it was opened as and what the sync found of it staying as stored.
 _UPDATE_POSITION = update(_positions).where(_positions.c.id == bindparam("row_id"))
-_OPEN_TRADES = select(
+_OPEN_TRADE_COLUMNS = (
     _trades.c.id,
     _trades.c.trade_id,
     _trades.c.symbol,
@@ -91,7 +132,16 @@ _OPEN_TRADES = select(
     _trades.c.stop_loss,
     _trades.c.take_profit,
     _trades.c.ticket,
-).where(_trades.c.account_id == bindparam("account_id"), _trades.c.status == "open")
+)
+_OPEN_TRADES = select(*_OPEN_TRADE_COLUMNS).where(
+    _trades.c.account_id == bindparam("account_id"), _trades.c.status == "open"
+)
+_OPEN_TRADES_OF_ACCOUNTS = {
+    dialect: select(_trades.c.account_id, *_OPEN_TRADE_COLUMNS)
+    .where(_one_of(_trades.c.account_id, "account_ids", dialect), _trades.c.status == "open")
+    .order_by(_trades.c.account_id, _trades.c.id)
+    for dialect in _DIALECTS
+}
 
 
 async def lock_state(
@@ -108,15 +158,72 @@ async def lock_state(
     )
 
 
-async def store_state_and_equity(session: AsyncSession, state: AccountState) -> None:
-    """The state's one UPDATE, and the equity history's row."""
+async def lock_states(
+    session: AsyncSession, device_ids: Iterable[str]
+) -> dict[str, tuple[Account, AccountState]]:
+    """By device, its account and the account's state, the states' rows locked; a device unknown or
+    revoked is missing. Devices of one account share one account and one state."""
+    statement = _LOCKED_STATES[session.bind.dialect.name]
+    rows = (await session.execute(statement, {"device_ids": sorted(set(device_ids))})).all()
+    split = 1 + len(_STATE_KEYS)
+    by_account: dict[int, tuple[Account, AccountState]] = {}
+    by_device = {}
+    for row in rows:
+        pair = by_account.get(row[_LOCKED_ACCOUNT_ID])
+        if pair is None:
+            state = AccountState(**dict(zip(_STATE_KEYS, row[1:split], strict=True)))
+            pair = (Account(**dict(zip(_ACCOUNT_KEYS, row[split:], strict=True))), state)
+            by_account[state.account_id] = pair
+        by_device[row[0]] = pair
+    return by_device
+
+
+def copy_of_state(state: AccountState) -> AccountState:
+    """The state's values as they are now, apart from the object that goes on being written."""
+    return AccountState(**{key: getattr(state, key) for key in _STATE_KEYS})
+
+
+@dataclass
+class PendingWrites:
+    """The position and state UPDATEs of several syncs in one transaction, held back to be sent
+    together (`write_pending`): one statement each for all of them instead of two per sync. Nothing
+    may read an account's positions or state while its writes are pending."""
+
+    positions: list[dict] = field(default_factory=list)
+    moved_positions: list[dict] = field(default_factory=list)
+    states: list[dict] = field(default_factory=list)
+    accounts: set[int] = field(default_factory=set)
+
+
+async def write_pending(session: AsyncSession, pending: PendingWrites) -> None:
+    await _write_positions(session, pending.positions, pending.moved_positions)
+    if pending.states:
+        await _write_states(session, pending.states)
+    pending.positions, pending.moved_positions, pending.states = [], [], []
+    pending.accounts.clear()
+
+
+async def store_state_and_equity(
+    session: AsyncSession, state: AccountState, pending: PendingWrites | None = None
+) -> None:
+    """The state's one UPDATE, and the equity history's row; held in `pending` if given."""
     values = {f"new_{key}": getattr(state, key) for key in _STATE_WRITTEN}
     values["key_account_id"] = state.account_id
+    if pending is None:
+        await _write_states(session, [values])
+    else:
+        pending.states.append(values)
+        pending.accounts.add(state.account_id)
+
+
+async def _write_states(session: AsyncSession, values: list[dict]) -> None:
     if session.bind.dialect.name == "postgresql":
         await session.execute(_UPDATE_STATE_COPYING_EQUITY, values)
     else:
         await session.execute(_UPDATE_STATE, values)
-        await session.execute(_COPY_STATE_TO_EQUITY, {"key_account_id": state.account_id})
+        await session.execute(
+            _COPY_STATE_TO_EQUITY, [{"key_account_id": row["key_account_id"]} for row in values]
+        )
 
 
 def positions_with(answer: ColumnElement) -> Select:
@@ -145,15 +252,33 @@ async def store_positions(
     held: Sequence[HeldPosition],
     gone_tickets: Iterable[str],
     taken_at: datetime,
+    pending: PendingWrites | None = None,
 ) -> None:
-    """The positions as the snapshot holds them: those gone deleted, the others updated or added."""
+    """The positions as the snapshot holds them: those gone deleted, the others updated (in
+    `pending` if given) or added."""
     gone = [stored[ticket].id for ticket in gone_tickets]
     if gone:
         await session.execute(delete(_positions).where(_positions.c.id.in_(gone)))
     new_rows = []
     updated_rows = []
+    moved_rows = []
     for finding in held:
         position = finding.position
+        row = stored.get(position.ticket)
+        divergence = ",".join(reason.value for reason in finding.divergence_reasons) or None
+        if (
+            row is not None
+            and (row.matched_trade_id, row.divergence) == (finding.matched_trade_id, divergence)
+            and moved_with_the_market_only(broker_position_of(row), position)
+        ):
+            moved_rows.append(
+                {
+                    "row_id": row.id,
+                    **{name: getattr(position, name) for name in MARKET_FIELDS},
+                    "last_updated_at": taken_at,
+                }
+            )
+            continue
         fields = {
             "symbol": position.symbol,
             "side": position.side.value,
@@ -168,17 +293,72 @@ async def store_positions(
             "opened_at": position.opened_at,
             "last_updated_at": taken_at,
             "matched_trade_id": finding.matched_trade_id,
-            "divergence": ",".join(reason.value for reason in finding.divergence_reasons) or None,
+            "divergence": divergence,
         }
-        row = stored.get(position.ticket)
         if row is None:
             new_rows.append({"account_id": account_id, "ticket": position.ticket, **fields})
         else:
             updated_rows.append({"row_id": row.id, **fields})
     if new_rows:
         await session.execute(_INSERT_POSITIONS, new_rows)
-    if updated_rows:
-        await session.execute(_UPDATE_POSITION, updated_rows)
+    if pending is None:
+        await _write_positions(session, updated_rows, moved_rows)
+    elif updated_rows or moved_rows:
+        pending.positions += updated_rows
+        pending.moved_positions += moved_rows
+        pending.accounts.add(account_id)
+
+
+async def _write_positions(session: AsyncSession, updated: list[dict], moved: list[dict]) -> None:
+    if updated:
+        await session.execute(_UPDATE_POSITION, updated)
+    if moved:
+        await session.execute(_UPDATE_POSITION, moved)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRows:
+    """What a sync reads of its account before deciding anything."""
+
+    answer: object
+    """what the statement from `positions_of_accounts_with` asked along"""
+    positions: dict[str, Row]
+    """the stored positions by ticket"""
+    open_trades: list[Row]
+
+
+def positions_of_accounts_with(answer_of: Callable[[ColumnElement[int]], ColumnElement]) -> dict[str, Select]:
+    """As `positions_with`, for the accounts `account_ids` at once (a statement per dialect):
+    `answer_of(account)` in every row, each account's row present even when it holds no position."""
+    account = _states.c.account_id
+    return {
+        dialect: select(account.label("of_account"), answer_of(account).label("answer"), *_positions.c)
+        .select_from(_states.outerjoin(_positions, _positions.c.account_id == account))
+        .where(_one_of(account, "account_ids", dialect))
+        .order_by(account, _positions.c.id)
+        for dialect in _DIALECTS
+    }
+
+
+async def read_accounts(
+    session: AsyncSession, positions: dict[str, Select], account_ids: Iterable[int]
+) -> dict[int, StoredRows]:
+    """For each account, what `read_positions_with` (of the same answer) and `open_trades` would
+    read, in two statements for all of them; `positions` from `positions_of_accounts_with`."""
+    dialect = session.bind.dialect.name
+    ids = sorted(set(account_ids))
+    position_rows = (await session.execute(positions[dialect], {"account_ids": ids})).all()
+    trade_rows = (await session.execute(_OPEN_TRADES_OF_ACCOUNTS[dialect], {"account_ids": ids})).all()
+    read = {}
+    for row in position_rows:
+        stored = read.get(row.of_account)
+        if stored is None:
+            stored = read[row.of_account] = StoredRows(row.answer, {}, [])
+        if row.id is not None:
+            stored.positions[row.ticket] = row
+    for row in trade_rows:
+        read[row.account_id].open_trades.append(row)
+    return read
 
 
 async def open_trades(session: AsyncSession, account_id: int) -> list[Row]:

@@ -219,20 +219,63 @@ class BrokerPosition(Base):
 
 
 class AccountSnapshot(Base):
-    """Equity history: one row per accepted snapshot."""
+    """Equity history: one row per applied snapshot, kept raw for `history_raw_retention_hours`.
+
+    On PostgreSQL a table partitioned by day of `taken_at` (`store/retention.py` creates and drops the
+    partitions), keyed by account first so that it can later be distributed by account as well. An
+    account's snapshots are applied in strictly increasing `taken_at`, so the two make the key.
+    """
 
     __tablename__ = "account_snapshots"
-    __table_args__ = (Index("ix_account_snapshots_account_taken", "account_id", "taken_at"),)
+    __table_args__ = {"postgresql_partition_by": "RANGE (taken_at)"}
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     balance: Mapped[Decimal] = mapped_column(ExactDecimal)
     equity: Mapped[Decimal] = mapped_column(ExactDecimal)
     margin: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     peak_equity: Mapped[Decimal] = mapped_column(ExactDecimal)
     drawdown_pct: Mapped[Decimal] = mapped_column(ExactDecimal)
+
+
+class EquityMinute(Base):
+    """Equity history past the raw retention: per account and minute, rolled up from its snapshots
+    (`domain/history.py` says what a minute holds), kept for `history_minute_retention_days`.
+
+    On PostgreSQL partitioned by week of `minute`, keyed by account first like the raw points.
+    """
+
+    __tablename__ = "equity_minutes"
+    __table_args__ = {"postgresql_partition_by": "RANGE (minute)"}
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    snapshots: Mapped[int] = mapped_column(Integer)
+    first_taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    equity_first: Mapped[Decimal] = mapped_column(ExactDecimal)
+    equity_last: Mapped[Decimal] = mapped_column(ExactDecimal)
+    equity_min: Mapped[Decimal] = mapped_column(ExactDecimal)
+    equity_max: Mapped[Decimal] = mapped_column(ExactDecimal)
+    balance_first: Mapped[Decimal] = mapped_column(ExactDecimal)
+    balance_last: Mapped[Decimal] = mapped_column(ExactDecimal)
+    balance_min: Mapped[Decimal] = mapped_column(ExactDecimal)
+    balance_max: Mapped[Decimal] = mapped_column(ExactDecimal)
+    peak_equity: Mapped[Decimal] = mapped_column(ExactDecimal)
+    drawdown_pct: Mapped[Decimal] = mapped_column(ExactDecimal)
+    drawdown_max_pct: Mapped[Decimal] = mapped_column(ExactDecimal)
+
+
+class HistoryRetention(Base):
+    """How far back each of the equity history's resolutions still reaches, as maintenance left it."""
+
+    __tablename__ = "history_retention"
+
+    series: Mapped[str] = mapped_column(String(16), primary_key=True, doc="raw or minute")
+    kept_from: Mapped[datetime] = mapped_column(
+        UTCDateTime, doc="nothing of the series before this is kept: rolled up (raw) or dropped (minute)"
+    )
 
 
 class ReconciliationEvent(Base):

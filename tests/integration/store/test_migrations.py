@@ -7,12 +7,14 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Integer, MetaData, String, inspect, select
+from sqlalchemy import Column, Integer, MetaData, String, bindparam, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from tests.support.builders import NOW
@@ -31,6 +33,7 @@ from tradeguard.settings import Settings
 from tradeguard.store import migrate
 from tradeguard.store.db import create_engine
 from tradeguard.store.models import Alert, Base, ReconciliationEvent
+from tradeguard.store.types import ExactDecimal, UTCDateTime
 
 MODEL_TABLES = set(Base.metadata.tables)
 
@@ -226,3 +229,95 @@ def test_the_models_describe_the_tables_the_service_needs():
         "close_commands",
     }
     assert core <= MODEL_TABLES
+
+
+BEFORE_PARTITIONS = "0005_unique_broker_login"
+# As the tables stood at 0005, written without the models of today.
+OLD_SNAPSHOT_ROW = text(
+    "INSERT INTO account_snapshots (account_id, taken_at, received_at, balance, equity, margin, peak_equity,"
+    " drawdown_pct) VALUES (:account_id, :taken_at, :taken_at, '10000', :equity, NULL, '10000', '0')"
+).bindparams(bindparam("taken_at", type_=UTCDateTime()), bindparam("equity", type_=ExactDecimal()))
+HISTORY = [
+    (NOW - timedelta(days=3), Decimal("9000")),
+    (NOW - timedelta(days=3) + timedelta(seconds=5), Decimal("9100")),
+    (NOW, Decimal("9500")),
+    (datetime(2099, 1, 1, tzinfo=UTC), Decimal("9900")),
+]
+
+
+async def account_at(engine: AsyncEngine) -> int:
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    async with sessions() as session:
+        user = await create_user(session, email="old@example.com", password="x" * 12, role="user", now=NOW)
+        account = await create_account(
+            session, Principal(user.id, "user"), name="Old", broker=None, login=None, currency="USD", now=NOW
+        )
+        await session.commit()
+    return account.id
+
+
+async def history_rows(engine: AsyncEngine, columns: str = "account_id, taken_at, equity") -> list[tuple]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(text(f"SELECT {columns} FROM account_snapshots ORDER BY taken_at"))
+        return [tuple(row) for row in rows]
+
+
+async def test_the_equity_history_moves_into_partitions_and_back_without_losing_a_row(fresh_engine):
+    await migrate.upgrade(fresh_engine, BEFORE_PARTITIONS)
+    account_id = await account_at(fresh_engine)
+    async with fresh_engine.begin() as connection:
+        for taken_at, equity in HISTORY:
+            await connection.execute(
+                OLD_SNAPSHOT_ROW, {"account_id": account_id, "taken_at": taken_at, "equity": equity}
+            )
+    before = await history_rows(fresh_engine)
+
+    await migrate.upgrade(fresh_engine)
+
+    assert await history_rows(fresh_engine) == before
+    assert len(before) == len(HISTORY)
+    if fresh_engine.dialect.name == "postgresql":
+        async with fresh_engine.connect() as connection:
+            partitions = await connection.execute(
+                text(
+                    "SELECT child.relname, count(*) OVER () FROM pg_inherits"
+                    " JOIN pg_class AS child ON child.oid = pg_inherits.inhrelid"
+                    " JOIN pg_class AS parent ON parent.oid = pg_inherits.inhparent"
+                    " WHERE parent.relname = 'account_snapshots' ORDER BY child.relname"
+                )
+            )
+            default_rows = await connection.scalar(
+                text("SELECT count(*) FROM history_partitions.account_snapshots_default")
+            )
+        assert [name for name, _ in partitions] == [
+            "account_snapshots_default",
+            "account_snapshots_p20261122",
+            "account_snapshots_p20261125",
+            "account_snapshots_p20990101",
+        ]
+        assert default_rows == 0
+
+    await migrate.downgrade(fresh_engine, BEFORE_PARTITIONS)
+
+    assert await history_rows(fresh_engine, "id, account_id, taken_at, equity") == [
+        (index + 1, *row) for index, row in enumerate(before)
+    ]
+    await migrate.upgrade(fresh_engine)
+    assert await history_rows(fresh_engine) == before
+    assert await schema_differences(fresh_engine) == []
+
+
+async def test_two_snapshots_of_an_account_at_one_moment_stop_the_move_into_partitions(fresh_engine):
+    await migrate.upgrade(fresh_engine, BEFORE_PARTITIONS)
+    account_id = await account_at(fresh_engine)
+    async with fresh_engine.begin() as connection:
+        for equity in (Decimal("9000"), Decimal("9100")):
+            await connection.execute(
+                OLD_SNAPSHOT_ROW, {"account_id": account_id, "taken_at": NOW, "equity": equity}
+            )
+
+    with pytest.raises(RuntimeError, match=f"account {account_id} at .* \\(2 rows\\)"):
+        await migrate.upgrade(fresh_engine)
+
+    assert await current_revision(fresh_engine) == BEFORE_PARTITIONS
+    assert len(await history_rows(fresh_engine)) == 2

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from tradeguard.api.deps import PrincipalDep, ReadsDep
 from tradeguard.api.params import AccountIdPath, AccountIdQuery, CursorQuery, PositionIdPath
 from tradeguard.api.responses import JSONBytes
+from tradeguard.domain.history import Resolution
 from tradeguard.queries.read_models import (
     AlertPage,
     EquitySeries,
@@ -112,6 +113,13 @@ async def equity(
     max_points: Annotated[
         int | None, Query(ge=2, le=5000, description="the window cut into at most this many buckets instead")
     ] = None,
+    resolution: Annotated[
+        Resolution | None,
+        Query(
+            description="raw (each snapshot) or minute (minute aggregates); by default raw, unless the "
+            "window reaches before the raw points kept"
+        ),
+    ] = None,
 ):
     if since is not None and until is not None and since >= until:
         raise _invalid_query("until", until, "must be later than since")
@@ -120,7 +128,13 @@ async def equity(
             "max_points", max_points, "give max_points (buckets) or limit (snapshots), not both"
         )
     body = await reads.equity(
-        principal, account_id, since=since, until=until, limit=limit, max_points=max_points
+        principal,
+        account_id,
+        since=since,
+        until=until,
+        limit=limit,
+        max_points=max_points,
+        resolution=resolution,
     )
     return JSONBytes(body)
 

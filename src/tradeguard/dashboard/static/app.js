@@ -1137,13 +1137,16 @@ function renderChart() {
   box.dataset.snapshots = String(rows.reduce((sum, r) => sum + r.snapshots, 0));
 }
 
-// A snapshot dated after the window and after now (a bridge whose clock is wrong) is named, not drawn.
+// A snapshot dated after the window and after now (a bridge whose clock is wrong) is named, not drawn;
+// a window reaching back past the snapshots kept one by one says that it is drawn from minutes.
 function renderChartNote(series) {
   const latest = Date.parse(series?.last_taken_at || '');
   const beyond = latest > Date.parse(series?.until || '') && latest > Date.now() + clockOffsetMs + CHART_LEAD_MS;
+  const minutes = series?.resolution === 'minute';
   const note = $('chart-note');
-  note.hidden = !beyond;
+  note.hidden = !beyond && !minutes;
   if (beyond) setText('chart-note', `The latest snapshot is dated ${new Date(latest).toLocaleString()}, in the future: it is not drawn.`);
+  else if (minutes) setText('chart-note', 'Older snapshots are kept per minute: each point stands for at least a minute of them.');
 }
 
 // ---------------------------------------------------------------- feeds: events, alerts, commands

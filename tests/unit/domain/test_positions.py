@@ -1,0 +1,73 @@
+"""What a new reading of a position changes: a steady snapshot moves only the market's fields."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from tradeguard.domain.model import BrokerPosition, Side
+from tradeguard.domain.positions import MARKET_FIELDS, moved_with_the_market_only
+
+STORED = BrokerPosition(
+    ticket="7",
+    symbol="EURUSD",
+    side=Side.BUY,
+    volume=Decimal("0.10"),
+    open_price=Decimal("1.08500"),
+    current_price=Decimal("1.08600"),
+    opened_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+    profit=Decimal("10.00"),
+    stop_loss=Decimal("1.08000"),
+    take_profit=None,
+    swap=Decimal("-0.20"),
+    commission=Decimal("-0.70"),
+)
+
+
+def test_the_same_reading_moved_nothing_but_the_market():
+    assert moved_with_the_market_only(STORED, STORED)
+
+
+@pytest.mark.parametrize(
+    "moved",
+    [
+        {"current_price": Decimal("1.08700")},
+        {"profit": Decimal("20.00")},
+        {"swap": Decimal("-0.40")},
+        {"commission": Decimal("-1.40")},
+        {"current_price": Decimal("1.08400"), "profit": Decimal("-10.00"), "swap": Decimal("-0.40")},
+    ],
+)
+def test_price_profit_swap_and_commission_are_the_market_s(moved):
+    assert moved_with_the_market_only(STORED, replace(STORED, **moved))
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"symbol": "GBPUSD"},
+        {"side": Side.SELL},
+        {"volume": Decimal("0.05")},
+        {"open_price": Decimal("1.08510")},
+        {"opened_at": datetime(2026, 12, 1, 9, 31, tzinfo=UTC)},
+        {"stop_loss": None},
+        {"stop_loss": Decimal("1.07900")},
+        {"take_profit": Decimal("1.09000")},
+        {"volume": Decimal("0.05"), "current_price": Decimal("1.08700")},
+    ],
+)
+def test_anything_else_is_more_than_the_market(changed):
+    assert not moved_with_the_market_only(STORED, replace(STORED, **changed))
+
+
+def test_amounts_compare_as_the_numbers_the_columns_store():
+    padded = replace(STORED, volume=Decimal("0.1000000000"), open_price=Decimal("1.085"))
+
+    assert moved_with_the_market_only(STORED, padded)
+
+
+def test_the_market_fields_are_fields_of_a_position():
+    assert set(MARKET_FIELDS) <= set(BrokerPosition.__dataclass_fields__)
