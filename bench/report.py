@@ -230,6 +230,7 @@ def storm_table(result: dict) -> Table:
     rows = [
         ("from send (client)", result["storm"]["latency"]),
         ("from arrival to commit (server)", result["timings"]["server_arrival_to_commit"]),
+        ("from arrival to answer (server)", result["timings"]["server_arrival_to_answer"]),
     ]
     if "background" in result:
         rows.append(("background snapshots, from send", result["background"]["latency"]))
