@@ -29,6 +29,7 @@ from tests.support.builders import PASSWORD, store_snapshots
 from tests.support.net import SHORT_KEEPALIVE, free_port, wait_for_port
 from tests.support.paths import REPO_ROOT
 from tests.support.services import IN_CI
+from tests.support.waiting import eventually
 from tradeguard.app import create_app
 
 CHROMIUM = Path(os.environ.get("TRADEGUARD_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -439,7 +440,8 @@ async def test_the_chart_ranges_zoom_and_far_off_snapshots_keep_its_axes_readabl
         # Dragging across the middle half of the hour zooms into it; a double click goes back.
         await ranges.get_by_role("button", name="1 h").click()
         await expect(chart).to_have_attribute("data-points", "12")
-        svg = await page.locator("#chart svg").bounding_box()
+        # Every redraw replaces the svg; one measured as it is replaced has no box yet.
+        svg = await eventually(page.locator("#chart svg").bounding_box, "the chart's svg laid out")
         plot_left, plot_width = svg["x"] + 56, svg["width"] - 56 - 12
         y = svg["y"] + 60
         await page.mouse.move(plot_left + plot_width * 0.25, y)
