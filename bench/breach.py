@@ -42,7 +42,7 @@ from bench import environment, harness, load
 from bench.arguments import base_parser, console, progress_printer, server_env
 from bench.counters import CpuMeter
 from bench.report import breach_table, environment_line, write_json
-from bench.seed import Seed, seed_database
+from bench.seed import Seed
 from bench.servers import HOST, running
 from bench.snapshots import SnapshotSigner
 from bench.stats import latency_summary
@@ -144,20 +144,7 @@ async def run_breach(
 ) -> dict:
     note = on_phase or (lambda _phase, _fraction: None)
     note("seeding the breach pool", 0.0)
-    engine = create_async_engine(seed.database_url)
-    try:
-        breach_seed = await seed_database(
-            engine,
-            users=pool,
-            accounts_per_user=1,
-            positions=seed.positions_per_account,
-            jwt_secret=seed.jwt_secret,
-            secret_key=seed.secret_key,
-            redis_url=seed.redis_url,
-            migrate_first=False,
-        )
-    finally:
-        await engine.dispose()
+    breach_seed = await harness.seed_pool(seed, pool)
     spec = harness.server_spec(seed, workers=workers, app=harness.INSTRUMENTED_APP, **(server_env or {}))
     results: dict = {
         "benchmark": "breach_to_command",

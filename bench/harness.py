@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import load
-from bench.seed import Seed, SeededAccount, unprimed_accounts
+from bench.seed import Seed, SeededAccount, seed_database, unprimed_accounts
 from bench.servers import HOST, TRADEGUARD_APP, ServerSpec, serve_command, serve_like_command
 from bench.snapshots import SnapshotSigner
 
@@ -114,6 +114,25 @@ def server_spec(
         metrics_dir=workers > 1,
         command=command,
     )
+
+
+async def seed_pool(seed: Seed, accounts: int, *, stale_after_seconds: int | None = None) -> Seed:
+    """`accounts` fresh accounts, one user each, beside the seed's (same database, secrets, positions)."""
+    engine = engine_for(seed)
+    try:
+        return await seed_database(
+            engine,
+            users=accounts,
+            accounts_per_user=1,
+            positions=seed.positions_per_account,
+            jwt_secret=seed.jwt_secret,
+            secret_key=seed.secret_key,
+            redis_url=seed.redis_url,
+            migrate_first=False,
+            stale_after_seconds=stale_after_seconds,
+        )
+    finally:
+        await engine.dispose()
 
 
 def signers_for(accounts: Sequence[SeededAccount]) -> list[SnapshotSigner]:

@@ -50,15 +50,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from bench import environment, harness, load, memory, presign
 from bench.arguments import base_parser, console, progress_printer, server_env
 from bench.breach import Timings, stored_commands
 from bench.counters import CpuMeter
 from bench.rates import per_snapshot_ms
 from bench.report import environment_line, memory_table, storm_table, write_json
-from bench.seed import Seed, seed_database
+from bench.seed import Seed
 from bench.servers import HOST, running, worker_process
 from bench.snapshots import SnapshotSigner
 from tradeguard.bridges.runtime import REQUEST_TIMEOUT_SECONDS
@@ -83,21 +81,7 @@ async def run_storm(
 ) -> dict:
     note = on_phase or (lambda _phase, _fraction: None)
     note("seeding the storm pool", 0.0)
-    engine = create_async_engine(seed.database_url)
-    try:
-        pool = await seed_database(
-            engine,
-            users=accounts,
-            accounts_per_user=1,
-            positions=seed.positions_per_account,
-            jwt_secret=seed.jwt_secret,
-            secret_key=seed.secret_key,
-            redis_url=seed.redis_url,
-            migrate_first=False,
-            stale_after_seconds=stale_after_seconds,
-        )
-    finally:
-        await engine.dispose()
+    pool = await harness.seed_pool(seed, accounts, stale_after_seconds=stale_after_seconds)
     extra = server_env or {}
     spec = harness.server_spec(
         seed, workers=workers, app=harness.INSTRUMENTED_APP, launcher="serve-like", **extra
