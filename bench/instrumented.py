@@ -7,11 +7,14 @@ ASGI app is called (the request's arrival, once uvicorn has parsed its head):
   close commands the ingest step inserted exist for every other connection;
 - `x-bench-app-ms`: until the answer's head is sent;
 - `x-bench-statements`: how many SQL statements the request sent (a SQLAlchemy cursor-execute
-  hook; an executemany counts once).
+  hook; an executemany counts once); for a snapshot applied in a batch, the whole batch's;
+- `x-bench-batch`: for a snapshot, how many snapshots its batch applied together.
 
 It wraps `AsyncSession.commit` to note the time in a per-request slot (a context variable holding
-a dict, so the note reaches the middleware whatever task the commit ran in). Used only by the
-benchmarks; the product's code is untouched.
+a dict, so the note reaches the middleware whatever task the commit ran in). A batch of snapshots
+is committed by the task that drains the queue, not by the requests' own tasks, so the snapshots'
+slots are remembered as they are queued and the batch's commit is noted in each of them. Used
+only by the benchmarks; the product's code is untouched.
 """
 
 from __future__ import annotations
@@ -24,9 +27,51 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.app import create_app as create_tradeguard_app
+from tradeguard.ingest import batches, step
 
-_marks: contextvars.ContextVar[dict | None] = contextvars.ContextVar("bench_marks", default=None)
+_marks: contextvars.ContextVar[dict | BatchMarks | None] = contextvars.ContextVar("bench_marks", default=None)
 _original_commit = AsyncSession.commit
+_original_submit = batches.Batches.submit
+_original_apply_batch = step.apply_batch
+_marks_of_queued: dict[int, dict] = {}
+"""The slot of each snapshot waiting in a batch queue, by the id of what it queued."""
+
+
+class BatchMarks:
+    """The slots of a batch's requests: what is noted goes to each of them."""
+
+    def __init__(self, members: list[dict], size: int) -> None:
+        self._members = members
+        self._noted: dict = {}
+        for member in members:
+            member["batch"] = size
+
+    def get(self, key, default=None):
+        return self._noted.get(key, default)
+
+    def __setitem__(self, key, value) -> None:
+        self._noted[key] = value
+        for member in self._members:
+            member[key] = value
+
+
+async def _noted_submit(self, item):
+    marks = _marks.get()
+    if isinstance(marks, dict):
+        _marks_of_queued[id(item)] = marks
+    try:
+        return await _original_submit(self, item)
+    finally:
+        _marks_of_queued.pop(id(item), None)
+
+
+async def _timed_apply_batch(services, batch) -> None:
+    members = [marks for queued in batch if (marks := _marks_of_queued.get(id(queued.item))) is not None]
+    token = _marks.set(BatchMarks(members, len(batch)))
+    try:
+        await _original_apply_batch(services, batch)
+    finally:
+        _marks.reset(token)
 
 
 async def _timed_commit(self: AsyncSession) -> None:
@@ -58,6 +103,8 @@ class Stopwatch:
                 now = time.perf_counter()
                 extra = [(b"x-bench-app-ms", b"%.3f" % ((now - marks["arrived"]) * 1000))]
                 extra.append((b"x-bench-statements", b"%d" % marks.get("statements", 0)))
+                if "batch" in marks:
+                    extra.append((b"x-bench-batch", b"%d" % marks["batch"]))
                 if "committed" in marks:
                     extra.append(
                         (b"x-bench-commit-ms", b"%.3f" % ((marks["committed"] - marks["arrived"]) * 1000))
@@ -70,5 +117,7 @@ class Stopwatch:
 
 def create_app():
     AsyncSession.commit = _timed_commit
+    batches.Batches.submit = _noted_submit
+    step.apply_batch = _timed_apply_batch
     event.listen(Engine, "before_cursor_execute", _count_statement)
     return Stopwatch(create_tradeguard_app())
