@@ -11,6 +11,7 @@ from sqlalchemy import exc as sa_exc
 
 from tradeguard.api.responses import JSONBytes, json_response
 from tradeguard.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TradeguardError
+from tradeguard.ingest.devices import SecretKeyMismatch
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,23 @@ def database_unreachable(exc: BaseException) -> bool:
     return False
 
 
+async def _secret_key_mismatch(request: Request, exc: SecretKeyMismatch) -> JSONBytes:
+    log.error(
+        "%s %s: %s; every process of a deployment needs the TRADEGUARD_SECRET_KEY the devices were "
+        "registered under",
+        request.method,
+        request.url.path,
+        exc,
+    )
+    return json_response(
+        {
+            "detail": "this server cannot check device signatures (its secret key is misconfigured); retry later"
+        },
+        503,
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONBytes:
     if not database_unreachable(exc):
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
@@ -94,6 +112,7 @@ def _internal_error() -> JSONBytes:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TradeguardError, _tradeguard_error)
     app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(SecretKeyMismatch, _secret_key_mismatch)
     for kind in (*_UNREACHABLE, sa_exc.DBAPIError):
         app.add_exception_handler(kind, _database_error)
     # Anything else is a defect: answered as JSON like every other error, logged with its traceback.

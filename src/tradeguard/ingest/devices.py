@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +42,12 @@ class KnownDevice:
     """The account's currency, fixed when the account is created: what its snapshots are validated against."""
 
 
+class SecretKeyMismatch(Exception):
+    """A stored device secret does not open under this server's key: the deployment's
+    TRADEGUARD_SECRET_KEY differs from the one it was sealed with (a host set up apart, a key
+    rotated without re-registering devices). Nothing the bridge can fix."""
+
+
 class DeviceSecrets:
     """Encrypts new secrets and decrypts stored ones, and remembers the devices this process has seen."""
 
@@ -54,7 +60,12 @@ class DeviceSecrets:
         return self._fernet.encrypt(secret.encode()).decode()
 
     def open(self, ciphertext: str) -> str:
-        return self._fernet.decrypt(ciphertext.encode()).decode()
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise SecretKeyMismatch(
+                "this server's TRADEGUARD_SECRET_KEY cannot open a stored device secret"
+            ) from None
 
     def known(self, device_id: str) -> KnownDevice | None:
         return self._known.get(device_id)
