@@ -18,6 +18,7 @@ BENCHMARKS = {
     "scale": "steady ingest at 10,000 accounts on tradeguard serve + worker, closed loop, rate sweep, bare ratio",
     "standard_profile": "the standard load profile under Locust",
     "profile_inprocess": "pyinstrument profiles of single requests, in process",
+    "profile_breach": "what one breach costs in process: CPU, statements and commits, cProfile",
     "fast_path": "what a cache hit costs inside the app, in process",
     "history_month": "a simulated month of equity history: table sizes, the ingest's insert, a month's chart",
 }

@@ -47,7 +47,7 @@ async def _profile(args: argparse.Namespace) -> int:
                 body = signer.body()
                 await http.post(SNAPSHOTS_PATH, content=body, headers=signer.headers(body))
             engine = app.state.services.engine
-            statements = _StatementClock(engine)
+            statements = StatementClock(engine)
             timings = {}
             for name, run in (
                 ("ingest", lambda i: _ingest(http, signers[i % len(signers)])),
@@ -97,7 +97,7 @@ async def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
-class _StatementClock:
+class StatementClock:
     """Count and time every statement (before/after cursor execute: driver + round trip)."""
 
     def __init__(self, engine) -> None:
@@ -107,9 +107,11 @@ class _StatementClock:
         self._started: list[float] = []
         event.listen(engine.sync_engine, "before_cursor_execute", self._before)
         event.listen(engine.sync_engine, "after_cursor_execute", self._after)
+        event.listen(engine.sync_engine, "commit", self._commit)
 
     def reset(self) -> None:
         self.count = 0
+        self.commits = 0
         self.seconds = 0.0
         self.by_sql: dict[str, list] = {}
 
@@ -124,6 +126,9 @@ class _StatementClock:
         entry = self.by_sql.setdefault(key, [0, 0.0])
         entry[0] += 1
         entry[1] += elapsed
+
+    def _commit(self, _conn) -> None:
+        self.commits += 1
 
     def top(self, limit: int):
         return sorted(self.by_sql.items(), key=lambda item: -item[1][1])[:limit]
