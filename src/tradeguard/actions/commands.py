@@ -132,10 +132,13 @@ async def issue_close_commands(
     cause: str,
     now: datetime,
     max_attempts: int,
+    delivered_with_timeout: timedelta | None = None,
 ) -> list[CloseCommand]:
     """One command per position unless one is already live for it and this cause.
 
-    Positions that already had `max_attempts` commands for this cause get no new one.
+    Positions that already had `max_attempts` commands for this cause get no new one. With
+    `delivered_with_timeout`, the commands go out in the answer being built (an ingest's): they
+    are born delivered with their time-out started, both steps audited, in one write.
     """
     targets = list(targets)
     if not targets:
@@ -163,6 +166,8 @@ async def issue_close_commands(
         for target in targets
         if target.ticket not in live
     }
+    delivered = delivered_with_timeout is not None
+    born = next_state(PENDING, CommandEvent.DELIVERED) if delivered else PENDING
     rows = [
         {
             "id": str(uuid.uuid4()),
@@ -171,30 +176,20 @@ async def issue_close_commands(
             "symbol": target.symbol,
             "volume": target.volume,
             "cause": cause,
-            "state": PENDING.state.value,
+            "state": born.state.value,
             "attempts": attempts[target.ticket],
-            "outcome_unknown": PENDING.outcome_unknown,
+            "outcome_unknown": born.outcome_unknown,
             "created_at": now,
             "updated_at": now,
+            "sent_at": now if delivered else None,
+            "expires_at": now + delivered_with_timeout if delivered else None,
         }
         for target in targets
         if attempts.get(target.ticket) is not None
     ]
     if not rows:
         return []
-    return await _insert_unless_live(session, rows, now)
-
-
-async def _insert_unless_live(session: AsyncSession, rows: list[dict], now: datetime) -> list[CloseCommand]:
-    # The partial unique index decides between concurrent ingests: the loser inserts nothing.
-    insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    commands = list(
-        (
-            await session.scalars(
-                insert(CloseCommand).values(rows).on_conflict_do_nothing().returning(CloseCommand)
-            )
-        ).all()
-    )
+    commands = await _insert_unless_live(session, rows)
     for command in commands:
         audit(
             session,
@@ -203,8 +198,20 @@ async def _insert_unless_live(session: AsyncSession, rows: list[dict], now: date
             f"close {command.symbol} {command.volume} (ticket {command.ticket}): {command.cause}, "
             f"attempt {command.attempts}",
             now,
-            state=command.state,
+            state=PENDING.state.value,
         )
+    if delivered:
+        for command in commands:
+            _audit_sent(session, command, now)
+    return commands
+
+
+async def _insert_unless_live(session: AsyncSession, rows: list[dict]) -> list[CloseCommand]:
+    # The partial unique index decides between concurrent ingests: the loser inserts nothing.
+    # The rows go as parameters of one statement, not as its VALUES, so that it compiles once.
+    insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(CloseCommand).on_conflict_do_nothing().returning(CloseCommand)
+    commands = list((await session.scalars(statement, rows)).all())
     return sorted(commands, key=lambda command: (command.ticket, command.id))
 
 
@@ -230,14 +237,13 @@ def mark_sent(
         if _move(command, CommandEvent.DELIVERED, now) is not None:
             command.sent_at = now
             command.expires_at = now + timeout
-            audit(
-                session,
-                command,
-                "close_command",
-                f"sent to the bridge (ticket {command.ticket})",
-                now,
-                state=command.state,
-            )
+            _audit_sent(session, command, now)
+
+
+def _audit_sent(session: AsyncSession, command: CloseCommand, now: datetime) -> None:
+    audit(
+        session, command, "close_command", f"sent to the bridge (ticket {command.ticket})", now, state=command.state
+    )
 
 
 async def acknowledge(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -95,11 +95,13 @@ async def run_guards(
     *,
     now: datetime,
     policy: GuardPolicy,
+    delivered_with_timeout: timedelta | None = None,
 ) -> GuardOutcome:
     """Every guard of `policy` run on `trigger`, in order, each judging `inputs`; `now` stamps the records.
 
     Each verdict is carried out before the next guard's is (fields, records, halt); close commands
-    come last, guard by guard.
+    come last, guard by guard, born delivered when `delivered_with_timeout` says the answer being
+    built carries them (`issue_close_commands`).
     """
     verdicts: dict[str, GuardVerdict] = {}
     for guard in guards_on(trigger, policy.guards):
@@ -126,6 +128,7 @@ async def run_guards(
             cause=name,
             now=now,
             max_attempts=policy.command_max_attempts,
+            delivered_with_timeout=delivered_with_timeout,
         )
     return GuardOutcome(verdicts=verdicts, new_commands=new_commands)
 
@@ -142,13 +145,24 @@ async def act_on_guards(
     evaluated_at: datetime,
     now: datetime,
     policy: GuardPolicy,
+    command_timeout: timedelta,
 ) -> GuardOutcome:
     """The snapshot's guards. `evaluated_at` is the snapshot's time, which places it in a trading
-    day; `now` stamps the records."""
+    day; `now` stamps the records. Their close commands go out in the snapshot's answer, so they
+    are born delivered, timing out after `command_timeout`."""
     inputs = guard_inputs(
         account, state, at=evaluated_at, equity=equity, balance=balance, positions=positions, quotes=quotes
     )
-    outcome = await run_guards(session, account, state, Trigger.SNAPSHOT, inputs, now=now, policy=policy)
+    outcome = await run_guards(
+        session,
+        account,
+        state,
+        Trigger.SNAPSHOT,
+        inputs,
+        now=now,
+        policy=policy,
+        delivered_with_timeout=command_timeout,
+    )
     state.last_evaluated_at = now
     return outcome
 

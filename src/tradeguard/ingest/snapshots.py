@@ -207,6 +207,7 @@ async def _run_guards(
         evaluated_at=snapshot.taken_at,
         now=received_at,
         policy=policy.guards,
+        command_timeout=policy.command_timeout,
     )
 
 
