@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tradeguard.actions.audit import committed_audit_events
 from tradeguard.cache import ResponseCache, invalidate_accounts
 from tradeguard.queries.service import ReadService
-from tradeguard.store.models import AccountState, ReconciliationEvent
+from tradeguard.store.audit_trail import AuditEntry
+from tradeguard.store.models import AccountState
 from tradeguard.stream.bus import EventBus
 from tradeguard.stream.events import account_events
 
@@ -82,7 +83,7 @@ async def unit_of_work(parts: WriteParts) -> AsyncIterator[UnitOfWork]:
 
 
 async def _owners_of_changed(
-    reads: ReadService, work: UnitOfWork, audit_rows: list[ReconciliationEvent]
+    reads: ReadService, work: UnitOfWork, audit_rows: list[AuditEntry]
 ) -> dict[int, int]:
     owners = dict(work.owners)
     for account_id in {row.account_id for row in audit_rows} | work.states.keys():

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.actions.audit import audit_event, details_json
-from tradeguard.store.models import Alert, AlertDelivery
+from tradeguard.store.audit_trail import PendingAlert
 
 
 def raise_alert(
@@ -22,9 +22,9 @@ def raise_alert(
     notifiers: list[str],
     symbol: str | None = None,
     details: dict[str, Any] | None = None,
-) -> Alert:
+) -> PendingAlert:
     """Store the alert and one pending delivery per notifier; sending never happens on this path."""
-    alert = Alert(
+    alert = PendingAlert(
         account_id=account_id,
         created_at=now,
         kind=kind,
@@ -32,8 +32,8 @@ def raise_alert(
         symbol=symbol,
         message=message,
         details=details_json(details),
+        notifiers=tuple(notifiers),
     )
-    session.add(alert)
     entry = audit_event(
         session,
         account_id,
@@ -44,10 +44,6 @@ def raise_alert(
         symbol=symbol,
         details={"kind": kind, "level": level, **(details or {})},
     )
-    # The stream tells an alert as this entry; the link gives it the alert's id without a flush.
+    # The stream tells an alert as this entry, with the alert's id once both are written.
     entry.alert = alert
-    for notifier in notifiers:
-        session.add(
-            AlertDelivery(alert=alert, notifier=notifier, state="pending", attempts=0, next_attempt_at=now)
-        )
     return alert

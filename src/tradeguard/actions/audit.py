@@ -9,9 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradeguard.store.models import ReconciliationEvent
-
-_AUDIT_KEY = "tradeguard.audit_events"
+from tradeguard.store.audit_trail import AuditEntry, add_entry, written_entries
 
 
 def audit_event(
@@ -26,22 +24,22 @@ def audit_event(
     ticket: str | None = None,
     trade_id: str | None = None,
     details: dict[str, Any] | None = None,
-) -> ReconciliationEvent:
-    """Add an entry to the session; after commit, `committed_audit_events` lists it for the live stream."""
-    event = ReconciliationEvent(
+) -> AuditEntry:
+    """Add an entry to the session's transaction, written when it commits (`store.audit_trail`);
+    after the commit, `committed_audit_events` lists it for the live stream."""
+    entry = AuditEntry(
         account_id=account_id,
         created_at=at,
         event_type=event_type,
+        message=message,
+        details=details_json(details),
         reason=reason,
         symbol=symbol,
         ticket=ticket,
         trade_id=trade_id,
-        message=message,
-        details=details_json(details),
     )
-    session.add(event)
-    session.info.setdefault(_AUDIT_KEY, []).append(event)
-    return event
+    add_entry(session, entry)
+    return entry
 
 
 def details_json(details: dict[str, Any] | None) -> str:
@@ -55,6 +53,6 @@ def _as_json_number(value: object) -> float:
     raise TypeError(f"{type(value).__name__} has no JSON form")
 
 
-def committed_audit_events(session: AsyncSession) -> list[ReconciliationEvent]:
-    """The entries this session added, in order; call after commit, when they have their ids."""
-    return session.info.pop(_AUDIT_KEY, [])
+def committed_audit_events(session: AsyncSession) -> list[AuditEntry]:
+    """The entries the session's transaction wrote, in order; call after commit, when they have their ids."""
+    return written_entries(session)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.queries.read_models import ReconciliationEventOut
+from tradeguard.store.audit_trail import AuditEntry
 from tradeguard.store.models import AccountState, ReconciliationEvent
 
 RECENT_EVENTS = 10
@@ -17,7 +18,7 @@ _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 _STATUS_SEVERITY = {"idle": 0, "healthy": 1, "warning": 2, "error": 3}
 
 
-def event_out(row: ReconciliationEvent) -> ReconciliationEventOut:
+def event_out(row: ReconciliationEvent | AuditEntry) -> ReconciliationEventOut:
     return ReconciliationEventOut(
         id=row.id,
         account_id=row.account_id,

@@ -301,7 +301,6 @@ class ReconciliationEvent(Base):
     alert_id: Mapped[int | None] = mapped_column(
         ForeignKey("alerts.id"), doc="the alert this entry tells, by its id in /alerts"
     )
-    alert: Mapped[Alert | None] = relationship()
 
 
 class Alert(Base):

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradeguard.store.audit_trail import write_pending
 from tradeguard.store.models import ReconciliationEvent
 
 _log = ReconciliationEvent.__table__
@@ -37,7 +38,9 @@ class LoggedEntry:
 async def entries_of_tickets(
     session: AsyncSession, account_id: int, tickets: Iterable[str], event_types: Iterable[str]
 ) -> list[LoggedEntry]:
-    """The account's entries of these types about these tickets, oldest first."""
+    """The account's entries of these types about these tickets, oldest first, those of this
+    transaction included."""
+    await write_pending(session)
     rows = await session.execute(
         _ENTRIES_OF_TICKETS,
         {"account_id": account_id, "tickets": list(tickets), "event_types": list(event_types)},

@@ -1,0 +1,152 @@
+"""The audit trail's rows as a write adds them: plain values, written set-based when it commits.
+
+A write adds entries (and the alerts they tell) to its session; when the session commits, the
+transaction's alerts go out in one INSERT, their deliveries in one, and its entries in one, in
+the order they were added, which is the order of their ids. A breach adds two dozen entries: as
+ORM objects, their flush cost more than the rest of the snapshot. A write that reads the log back
+inside its own transaction calls `write_pending` first (`store.reconciliation_log` does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import event, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from tradeguard.store.models import Alert, AlertDelivery, ReconciliationEvent
+
+_PENDING = "tradeguard.audit.pending"
+_WRITTEN = "tradeguard.audit.written"
+_alerts = Alert.__table__
+_deliveries = AlertDelivery.__table__
+_log = ReconciliationEvent.__table__
+
+
+@dataclass(slots=True)
+class PendingAlert:
+    account_id: int
+    created_at: datetime
+    kind: str
+    level: str
+    symbol: str | None
+    message: str
+    details: str
+    notifiers: tuple[str, ...]
+    id: int | None = None
+    """given when the transaction commits"""
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """One entry of the reconciliation log, as `ReconciliationEvent` stores it."""
+
+    account_id: int
+    created_at: datetime
+    event_type: str
+    message: str
+    details: str
+    reason: str | None = None
+    symbol: str | None = None
+    ticket: str | None = None
+    trade_id: str | None = None
+    alert: PendingAlert | None = field(default=None, repr=False)
+    """the alert this entry tells, written before it"""
+    id: int | None = None
+    """given when the transaction commits"""
+
+    @property
+    def alert_id(self) -> int | None:
+        return None if self.alert is None else self.alert.id
+
+
+def add_entry(session: AsyncSession, entry: AuditEntry) -> None:
+    session.info.setdefault(_PENDING, []).append(entry)
+
+
+async def write_pending(session: AsyncSession) -> None:
+    """Write the entries added so far, so that what follows in the transaction reads them."""
+    if session.info.get(_PENDING):
+        await session.run_sync(_write)
+
+
+def written_entries(session: AsyncSession) -> list[AuditEntry]:
+    """The entries the session's last transaction wrote, in order, with their ids; taken once."""
+    return session.info.pop(_WRITTEN, [])
+
+
+def _write(session: Session) -> None:
+    pending: list[AuditEntry] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    # What the entries refer to (an account created in the same transaction) is written first.
+    session.flush()
+    connection = session.connection()
+    alerts = [entry.alert for entry in pending if entry.alert is not None]
+    if alerts:
+        ids = _insert_returning_ids(connection, _alerts, [_alert_row(alert) for alert in alerts])
+        for alert, alert_id in zip(alerts, ids, strict=True):
+            alert.id = alert_id
+        deliveries = [
+            {
+                "alert_id": alert.id,
+                "notifier": notifier,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": alert.created_at,
+            }
+            for alert in alerts
+            for notifier in alert.notifiers
+        ]
+        if deliveries:
+            connection.execute(insert(_deliveries), deliveries)
+    ids = _insert_returning_ids(connection, _log, [_entry_row(entry) for entry in pending])
+    for entry, entry_id in zip(pending, ids, strict=True):
+        entry.id = entry_id
+    session.info.setdefault(_WRITTEN, []).extend(pending)
+
+
+def _insert_returning_ids(connection, table, rows: list[dict]) -> list[int]:
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return list(connection.execute(statement, rows).scalars())
+
+
+def _alert_row(alert: PendingAlert) -> dict:
+    return {
+        "account_id": alert.account_id,
+        "created_at": alert.created_at,
+        "kind": alert.kind,
+        "level": alert.level,
+        "symbol": alert.symbol,
+        "message": alert.message,
+        "details": alert.details,
+    }
+
+
+def _entry_row(entry: AuditEntry) -> dict:
+    return {
+        "account_id": entry.account_id,
+        "created_at": entry.created_at,
+        "event_type": entry.event_type,
+        "reason": entry.reason,
+        "symbol": entry.symbol,
+        "ticket": entry.ticket,
+        "trade_id": entry.trade_id,
+        "message": entry.message,
+        "details": entry.details,
+        "alert_id": entry.alert_id,
+    }
+
+
+def _forget(session: Session, *_transaction) -> None:
+    session.info.pop(_PENDING, None)
+    session.info.pop(_WRITTEN, None)
+
+
+# Every session that commits writes what was added to it; one that rolls back forgets it, and a
+# new transaction starts with nothing written.
+event.listen(Session, "before_commit", _write)
+event.listen(Session, "after_rollback", _forget)
+event.listen(Session, "after_begin", _forget)
