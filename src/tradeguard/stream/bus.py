@@ -141,18 +141,20 @@ class MemoryBus:
         self.end_streams()
 
 
-def _encode(event: StreamEvent) -> bytes:
-    return (
-        orjson.dumps({"kind": event.kind, "account_id": event.account_id, "id": event.event_id})
-        + b"\n"
-        + event.data
-    )
+def _encode(events: list[StreamEvent]) -> bytes:
+    """One message for a write's events: a JSON line of [kind, account id, event id, data length]
+    per event, then their data back to back."""
+    header = [[event.kind, event.account_id, event.event_id, len(event.data)] for event in events]
+    return orjson.dumps(header) + b"\n" + b"".join(event.data for event in events)
 
 
-def _decode(message: bytes) -> StreamEvent:
+def _decode(message: bytes) -> list[StreamEvent]:
     header, _, data = message.partition(b"\n")
-    fields = orjson.loads(header)
-    return StreamEvent(fields["kind"], fields["account_id"], data, fields["id"])
+    events, offset = [], 0
+    for kind, account_id, event_id, length in orjson.loads(header):
+        events.append(StreamEvent(kind, account_id, data[offset : offset + length], event_id))
+        offset += length
+    return events
 
 
 class RedisBus:
@@ -161,8 +163,9 @@ class RedisBus:
     def __init__(self, client: Redis, url: str, namespace: str) -> None:
         self._client = client
         # Under the deployment's namespace, as its cache keys are: two deployments sharing one Redis
-        # server never see each other's account events.
-        self._channel_prefix = f"{namespace}ev:"
+        # server never see each other's account events. One channel: every process listens to every
+        # account, and a write's events go out as one message.
+        self._channel = f"{namespace}ev"
         # Subscribing blocks on the socket between messages, so the listener needs a client
         # without the fail-fast read timeout of the publishing one.
         self._listener_client = Redis.from_url(url, health_check_interval=30)
@@ -177,10 +180,7 @@ class RedisBus:
         if not events:
             return
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for event in events:
-                    pipe.publish(f"{self._channel_prefix}{event.account_id}", _encode(event))
-                await pipe.execute()
+            await self._client.publish(self._channel, _encode(events))
             self._failing = False
         except (RedisError, OSError) as exc:
             if not self._failing:
@@ -203,11 +203,12 @@ class RedisBus:
         while True:
             try:
                 async with self._listener_client.pubsub() as pubsub:
-                    await pubsub.psubscribe(f"{self._channel_prefix}*")
+                    await pubsub.subscribe(self._channel)
                     async for message in pubsub.listen():
-                        if message["type"] == "pmessage":
-                            self.local.deliver(_decode(message["data"]))
-                        elif message["type"] == "psubscribe":
+                        if message["type"] == "message":
+                            for event in _decode(message["data"]):
+                                self.local.deliver(event)
+                        elif message["type"] == "subscribe":
                             self._subscribed()
             except (RedisError, OSError) as exc:
                 log.warning("live stream listener lost redis (%s); retrying", exc)

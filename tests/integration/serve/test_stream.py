@@ -213,6 +213,33 @@ async def test_deployments_sharing_a_redis_server_never_see_each_others_account_
     assert "warming b" not in mine_heard
 
 
+async def test_the_events_of_one_write_reach_each_accounts_subscribers_whole_and_in_order():
+    require_service("Redis", "127.0.0.1", int(REDIS_URL.split(":")[2].split("/")[0]))
+    namespace = f"tg:{uuid.uuid4().hex[:8]}:"
+    clients = [aioredis.Redis.from_url(REDIS_URL) for _ in range(2)]
+    writer, listener = (RedisBus(client, REDIS_URL, namespace) for client in clients)
+    sevens, eights = listener.subscribe([7]), listener.subscribe([8])
+    try:
+        await published_until_heard(writer, sevens, "warming", [])
+        one_write = [
+            StreamEvent("log", 7, b'{"message":"line one\\nline two"}', 41),
+            StreamEvent("alert", 8, '{"message":"drawdown 25 % \u2014 halted"}'.encode(), 42),
+            StreamEvent("log", 7, b"{}", 43),
+            StreamEvent("sync", 7, b'{"total_syncs":2}', None),
+        ]
+        await writer.publish(one_write)
+        async with asyncio.timeout(5):
+            heard_by_7 = await heard_after_warming(sevens, 3)
+            heard_by_8 = await heard_after_warming(eights, 1)
+    finally:
+        for bus, client in zip((writer, listener), clients, strict=True):
+            await bus.close()
+            await client.aclose()
+
+    assert heard_by_7 == [one_write[0], one_write[2], one_write[3]]
+    assert heard_by_8 == [one_write[1]]
+
+
 async def test_a_stream_whose_process_lost_redis_ends_once_the_listener_is_back_so_that_it_resumes():
     require_service("Redis", "127.0.0.1", int(REDIS_URL.split(":")[2].split("/")[0]))
     redis_host, redis_port = REDIS_URL.split("//")[1].split("/")[0].split(":")
@@ -240,6 +267,15 @@ async def test_a_stream_whose_process_lost_redis_ends_once_the_listener_is_back_
             await bus.close()
             await client.aclose()
         await proxy.cut()
+
+
+async def heard_after_warming(subscription: Subscription, count: int) -> list[StreamEvent]:
+    heard: list[StreamEvent] = []
+    while len(heard) < count:
+        event = await subscription.queue.get()
+        if event.kind != "warming":
+            heard.append(event)
+    return heard
 
 
 async def published_until_heard(
