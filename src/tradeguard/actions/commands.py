@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import ColumnElement, Exists, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, Exists, and_, bindparam, case, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -124,6 +124,22 @@ def audit(
     )
 
 
+# Built once: it runs for every breach.
+_ATTEMPTS_BY_TICKET = (
+    select(
+        CloseCommand.ticket,
+        func.count(),
+        func.sum(case((CloseCommand.state.in_(_LIVE_STATE_VALUES), 1), else_=0)),
+    )
+    .where(
+        CloseCommand.account_id == bindparam("account_id"),
+        CloseCommand.cause == bindparam("cause"),
+        CloseCommand.ticket.in_(bindparam("tickets", expanding=True)),
+    )
+    .group_by(CloseCommand.ticket)
+)
+
+
 async def issue_close_commands(
     session: AsyncSession,
     account_id: int,
@@ -146,17 +162,7 @@ async def issue_close_commands(
     tickets = [target.ticket for target in targets]
     history = (
         await session.execute(
-            select(
-                CloseCommand.ticket,
-                func.count(),
-                func.sum(case((CloseCommand.state.in_(_LIVE_STATE_VALUES), 1), else_=0)),
-            )
-            .where(
-                CloseCommand.account_id == account_id,
-                CloseCommand.cause == cause,
-                CloseCommand.ticket.in_(tickets),
-            )
-            .group_by(CloseCommand.ticket)
+            _ATTEMPTS_BY_TICKET, {"account_id": account_id, "cause": cause, "tickets": tickets}
         )
     ).all()
     attempts_by_ticket = {ticket: attempts for ticket, attempts, _ in history}
