@@ -8,7 +8,7 @@ primes each account with a normal snapshot, sends each a second (steady) one, th
 25 % under its peak: ten close commands, a critical alert and a halt) with `--concurrency` in
 flight, so that the snapshots group into batches as they do in a storm. Printed: process CPU per
 breach (the in-process client's included), statements and commits per breach, the statements that
-took the most time, and, with `--profile`, cProfile's functions by cumulative CPU written to
+took the most time, and, with `--profile`, cProfile's functions by cumulative and by own CPU written to
 bench/results/profiles/breach-cprofile.txt. The same numbers for the priming and the steady
 snapshots come first, for comparison.
 """
@@ -98,9 +98,11 @@ async def _profile(args: argparse.Namespace) -> int:
         out = RESULTS / "profiles" / "breach-cprofile.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
         text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(80)
+        stats = pstats.Stats(profiler, stream=text)
+        stats.sort_stats("cumulative").print_stats(60)
+        stats.sort_stats("tottime").print_stats(40)
         out.write_text(text.getvalue())
-        print(f"cProfile by cumulative time -> {out}")
+        print(f"cProfile by cumulative and own time -> {out}")
     return 0
 
 
