@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from tradeguard.accounts.trading import trading_state_of
 from tradeguard.queries.read_models import ReconciliationEventOut, StreamAlert, StreamSync
 from tradeguard.queries.reconciliation import event_out
+from tradeguard.store.audit_trail import AuditEntry
 from tradeguard.store.models import AccountState, ReconciliationEvent
 from tradeguard.stream.bus import StreamEvent
 
@@ -31,7 +32,7 @@ def sync_event(state: AccountState) -> StreamEvent:
     return StreamEvent("sync", state.account_id, _json(sync))
 
 
-def audit_stream_event(row: ReconciliationEvent) -> StreamEvent:
+def audit_stream_event(row: AuditEntry | ReconciliationEvent) -> StreamEvent:
     """Alerts travel as audit entries, so one sequence of ids orders and resumes everything."""
     entry = event_out(row)
     if row.event_type == "alert":
@@ -54,7 +55,7 @@ def audit_stream_event(row: ReconciliationEvent) -> StreamEvent:
 
 
 def account_events(
-    audit_rows: Iterable[ReconciliationEvent], states: Iterable[AccountState]
+    audit_rows: Iterable[AuditEntry], states: Iterable[AccountState]
 ) -> list[StreamEvent]:
     events = [audit_stream_event(row) for row in audit_rows]
     events += [sync_event(state) for state in states]
