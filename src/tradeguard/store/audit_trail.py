@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from tradeguard.store.models import Alert, AlertDelivery, ReconciliationEvent
 
@@ -63,6 +63,9 @@ class AuditEntry:
 
 
 def add_entry(session: AsyncSession, entry: AuditEntry) -> None:
+    if not session.in_transaction():
+        # Begun now, so that a rollback before any statement runs still ends it and forgets the entry.
+        session.sync_session.begin()
     session.info.setdefault(_PENDING, []).append(entry)
 
 
@@ -145,8 +148,15 @@ def _forget(session: Session, *_transaction) -> None:
     session.info.pop(_WRITTEN, None)
 
 
+def _forget_unless_nested(session: Session, previous_transaction: SessionTransaction) -> None:
+    # Soft: a rollback before any statement ran has no database transaction to roll back, and
+    # would not be heard otherwise.
+    if not previous_transaction.nested:
+        _forget(session)
+
+
 # Every session that commits writes what was added to it; one that rolls back forgets it, and a
 # new transaction starts with nothing written.
 event.listen(Session, "before_commit", _write)
-event.listen(Session, "after_rollback", _forget)
+event.listen(Session, "after_soft_rollback", _forget_unless_nested)
 event.listen(Session, "after_begin", _forget)
