@@ -447,20 +447,32 @@ async def expire_overdue(
             state=command.state,
         )
     await session.flush()
+    # After a storm nobody acknowledged, thousands expire together: their positions are looked up
+    # in one statement, and retried per account and cause rather than per command.
+    still_open = await _held_positions(session, overdue)
+    to_retry: dict[tuple[int, str], list[CloseTarget]] = defaultdict(list)
     for command in overdue:
-        still_open = await session.scalar(
-            select(BrokerPositionRow.id).where(
-                BrokerPositionRow.account_id == command.account_id, BrokerPositionRow.ticket == command.ticket
+        if (command.account_id, command.ticket) in still_open:
+            to_retry[command.account_id, command.cause].append(
+                CloseTarget(command.ticket, command.symbol, command.volume)
             )
-        )
-        if still_open is None:
-            continue
+    for (account_id, cause), targets in to_retry.items():
         retries += await issue_close_commands(
-            session,
-            command.account_id,
-            [CloseTarget(command.ticket, command.symbol, command.volume)],
-            cause=command.cause,
-            now=now,
-            max_attempts=max_attempts,
+            session, account_id, targets, cause=cause, now=now, max_attempts=max_attempts
         )
     return list(overdue), retries
+
+
+async def _held_positions(session: AsyncSession, commands: Iterable[CloseCommand]) -> set[tuple[int, str]]:
+    """(account id, ticket) of the commands' positions the broker still held at the last snapshot."""
+    commands = list(commands)
+    if not commands:
+        return set()
+    rows = await session.execute(
+        select(BrokerPositionRow.account_id, BrokerPositionRow.ticket).where(
+            BrokerPositionRow.account_id.in_({command.account_id for command in commands}),
+            BrokerPositionRow.ticket.in_({command.ticket for command in commands}),
+        )
+    )
+    wanted = {(command.account_id, command.ticket) for command in commands}
+    return {(account_id, ticket) for account_id, ticket in rows} & wanted

@@ -327,6 +327,23 @@ async def test_unacknowledged_commands_expire_and_are_retried_a_bounded_number_o
     assert attempts[-1] == []
 
 
+async def test_the_expired_commands_of_several_accounts_are_each_retried_in_one_sweep(api):
+    followers = [await register_follower(api) for _ in range(3)]
+    for follower in followers:
+        await at_equity(follower, "10000")
+        await at_equity(follower, "7900")
+    after_timeout = datetime.now(UTC) + timedelta(seconds=api.services.settings.command_timeout_seconds + 1)
+
+    report = await Worker(api.services, clock=lambda: after_timeout).sweep_once()
+    polled = [await follower.bridge.poll_commands() for follower in followers]
+
+    assert report.retried_commands >= len(followers) * len(THREE_POSITIONS)
+    for commands in polled:
+        assert sorted((command["ticket"], command["attempts"]) for command in commands) == [
+            (str(ticket), 2) for ticket, _ in THREE_POSITIONS
+        ]
+
+
 async def test_a_quiet_feed_turns_the_account_to_error_once_and_recovers_on_the_next_snapshot(api):
     follower = await register_follower(api)
     await at_equity(follower, "10000", positions=[])
