@@ -248,7 +248,12 @@ def mark_sent(
 
 def _audit_sent(session: AsyncSession, command: CloseCommand, now: datetime) -> None:
     audit(
-        session, command, "close_command", f"sent to the bridge (ticket {command.ticket})", now, state=command.state
+        session,
+        command,
+        "close_command",
+        f"sent to the bridge (ticket {command.ticket})",
+        now,
+        state=command.state,
     )
 
 

@@ -54,9 +54,7 @@ def audit_stream_event(row: AuditEntry | ReconciliationEvent) -> StreamEvent:
     return StreamEvent("log", row.account_id, _json(entry), row.id)
 
 
-def account_events(
-    audit_rows: Iterable[AuditEntry], states: Iterable[AccountState]
-) -> list[StreamEvent]:
+def account_events(audit_rows: Iterable[AuditEntry], states: Iterable[AccountState]) -> list[StreamEvent]:
     events = [audit_stream_event(row) for row in audit_rows]
     events += [sync_event(state) for state in states]
     return events
