@@ -4,9 +4,10 @@
 
 Seeds `--accounts` fresh accounts beside the seed's (as `storm` does), runs the real app
 (lifespan included) against the seed's database and Redis through an in-process ASGI transport,
-primes each account with a normal snapshot, sends each a second (steady) one, then sends every account's critical snapshot (equity
-25 % under its peak: ten close commands, a critical alert and a halt) with `--concurrency` in
-flight, so that the snapshots group into batches as they do in a storm. Printed: process CPU per
+primes each account with a normal snapshot, sends each a steady one (prices moved; one round per
+`--steady-rounds`), then sends every account's critical snapshot (equity 25 % under its peak:
+ten close commands, a critical alert and a halt) with `--concurrency` in flight, so that the
+snapshots group into batches as they do in a storm. Printed: process CPU per
 breach (the in-process client's included), statements and commits per breach, the statements that
 took the most time, and, with `--profile` (or `--profile steady`), cProfile's functions by
 cumulative CPU for the breaches (or the steady snapshots) written to
@@ -92,7 +93,7 @@ async def _profile(args: argparse.Namespace) -> int:
             profiler = cProfile.Profile() if args.profile else None
             rounds = (
                 ("priming", SnapshotSigner.body),
-                ("steady", SnapshotSigner.body),
+                *[("steady", SnapshotSigner.body)] * args.steady_rounds,
                 ("breach", SnapshotSigner.critical),
             )
             for name, body in rounds:
@@ -122,6 +123,12 @@ def main() -> int:
     parser.add_argument("--seed", type=Path, default=RESULTS / "seed.json")
     parser.add_argument("--accounts", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--steady-rounds",
+        type=int,
+        default=1,
+        help="steady snapshots sent to every account, one round after another",
+    )
     parser.add_argument(
         "--profile",
         nargs="?",
