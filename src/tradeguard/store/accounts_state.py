@@ -466,6 +466,10 @@ def open_divergences_json(divergences: Iterable[OpenDivergence]) -> str:
     ).decode()
 
 
+# A stored side was written from a `Side`; looking it up costs a fraction of calling the enum.
+_SIDES = {side.value: side for side in domain.Side}
+
+
 def _open_trade_of(values: Sequence) -> OpenTrade:
     """`values` as `_OPEN_TRADE_COLUMNS` reads them."""
     (
@@ -486,7 +490,7 @@ def _open_trade_of(values: Sequence) -> OpenTrade:
         domain.ExpectedTrade(
             trade_id=trade_id,
             symbol=symbol,
-            side=domain.Side(side),
+            side=_SIDES[side],
             volume=volume,
             entry_price=entry_price,
             received_at=received_at,
@@ -524,7 +528,7 @@ def _stored_position_of(values: Sequence) -> StoredPosition:
         domain.BrokerPosition(
             ticket=ticket,
             symbol=symbol,
-            side=domain.Side(side),
+            side=_SIDES[side],
             volume=volume,
             open_price=open_price,
             current_price=current_price,
