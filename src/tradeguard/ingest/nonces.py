@@ -31,11 +31,15 @@ _nonces = DeviceNonce.__table__
 _CLAIMED = (_nonces.c.device_id, _nonces.c.nonce)
 # A batch's nonces go in as three arrays, so that one statement, compiled and prepared once,
 # serves batches of every size (a VALUES list would be a statement of its own per size).
-_claimed_rows = func.unnest(
-    bindparam("device_ids", type_=ARRAY(_nonces.c.device_id.type)),
-    bindparam("nonces", type_=ARRAY(_nonces.c.nonce.type)),
-    bindparam("expiries", type_=ARRAY(_nonces.c.expires_at.type)),
-).table_valued("device_id", "nonce", "expires_at").render_derived("claimed")
+_claimed_rows = (
+    func.unnest(
+        bindparam("device_ids", type_=ARRAY(_nonces.c.device_id.type)),
+        bindparam("nonces", type_=ARRAY(_nonces.c.nonce.type)),
+        bindparam("expiries", type_=ARRAY(_nonces.c.expires_at.type)),
+    )
+    .table_valued("device_id", "nonce", "expires_at")
+    .render_derived("claimed")
+)
 _CLAIM_ALL_POSTGRESQL = (
     postgresql_insert(_nonces)
     .from_select(["device_id", "nonce", "expires_at"], select(_claimed_rows))
