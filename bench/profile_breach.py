@@ -4,13 +4,15 @@
 
 Seeds `--accounts` fresh accounts beside the seed's (as `storm` does), runs the real app
 (lifespan included) against the seed's database and Redis through an in-process ASGI transport,
-primes each account with a normal snapshot, sends each a second (steady) one, then sends every account's critical snapshot (equity
-25 % under its peak: ten close commands, a critical alert and a halt) with `--concurrency` in
-flight, so that the snapshots group into batches as they do in a storm. Printed: process CPU per
+primes each account with a normal snapshot, sends each a steady one (prices moved; one round per
+`--steady-rounds`), then sends every account's critical snapshot (equity 25 % under its peak:
+ten close commands, a critical alert and a halt) with `--concurrency` in flight, so that the
+snapshots group into batches as they do in a storm. Printed: process CPU per
 breach (the in-process client's included), statements and commits per breach, the statements that
-took the most time, and, with `--profile`, cProfile's functions by cumulative and by own CPU written to
-bench/results/profiles/breach-cprofile.txt. The same numbers for the priming and the steady
-snapshots come first, for comparison.
+took the most time, and, with `--profile` (or `--profile steady`), cProfile's functions by
+cumulative and by own CPU for the breaches (or the steady snapshots) written to
+bench/results/profiles/<round>-cprofile.txt, the raw statistics beside it as .prof for pstats.
+The same numbers for the priming and the steady snapshots come first, for comparison.
 """
 
 from __future__ import annotations
@@ -88,20 +90,30 @@ async def _profile(args: argparse.Namespace) -> int:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
             signers = [SnapshotSigner(account) for account in pool.accounts]
             statements = StatementClock(app.state.services.engine)
-            for name in ("priming", "steady"):
-                await _measure(name, http, statements, [(s, s.body()) for s in signers], args.concurrency)
             profiler = cProfile.Profile() if args.profile else None
-            await _measure(
-                "breach", http, statements, [(s, s.critical()) for s in signers], args.concurrency, profiler
+            rounds = (
+                ("priming", SnapshotSigner.body),
+                *[("steady", SnapshotSigner.body)] * args.steady_rounds,
+                ("breach", SnapshotSigner.critical),
             )
+            for name, body in rounds:
+                await _measure(
+                    name,
+                    http,
+                    statements,
+                    [(s, body(s)) for s in signers],
+                    args.concurrency,
+                    profiler if args.profile == name else None,
+                )
     if profiler is not None:
-        out = RESULTS / "profiles" / "breach-cprofile.txt"
+        out = RESULTS / "profiles" / f"{args.profile}-cprofile.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
         text = io.StringIO()
         stats = pstats.Stats(profiler, stream=text)
         stats.sort_stats("cumulative").print_stats(60)
         stats.sort_stats("tottime").print_stats(40)
         out.write_text(text.getvalue())
+        profiler.dump_stats(out.with_suffix(".prof"))
         print(f"cProfile by cumulative and own time -> {out}")
     return 0
 
@@ -113,5 +125,17 @@ def main() -> int:
     parser.add_argument("--seed", type=Path, default=RESULTS / "seed.json")
     parser.add_argument("--accounts", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--profile", action="store_true", help="write cProfile's view of the breaches")
+    parser.add_argument(
+        "--steady-rounds",
+        type=int,
+        default=1,
+        help="steady snapshots sent to every account, one round after another",
+    )
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="breach",
+        choices=("steady", "breach"),
+        help="write cProfile's view of the breaches (the default) or of the steady snapshots",
+    )
     return asyncio.run(_profile(parser.parse_args()))

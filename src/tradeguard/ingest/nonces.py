@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, tuple_
+from sqlalchemy import bindparam, delete, func, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,29 @@ from tradeguard.store.models import DeviceNonce
 
 # A timestamp may be up to the skew early or late, so a nonce must be remembered twice as long.
 NONCE_LIFETIME = timedelta(seconds=2 * MAX_CLOCK_SKEW_SECONDS)
+
+_nonces = DeviceNonce.__table__
+_CLAIMED = (_nonces.c.device_id, _nonces.c.nonce)
+# A batch's nonces go in as three arrays, so that one statement, compiled and prepared once,
+# serves batches of every size (a VALUES list would be a statement of its own per size).
+_claimed_rows = (
+    func.unnest(
+        bindparam("device_ids", type_=ARRAY(_nonces.c.device_id.type)),
+        bindparam("nonces", type_=ARRAY(_nonces.c.nonce.type)),
+        bindparam("expiries", type_=ARRAY(_nonces.c.expires_at.type)),
+    )
+    .table_valued("device_id", "nonce", "expires_at")
+    .render_derived("claimed")
+)
+_CLAIM_ALL_POSTGRESQL = (
+    postgresql_insert(_nonces)
+    .from_select(["device_id", "nonce", "expires_at"], select(_claimed_rows))
+    .on_conflict_do_nothing()
+    .returning(*_CLAIMED)
+)
+# SQLite has no arrays: the rows are sent as one executemany, which SQLAlchemy inserts and
+# returns from in batches of its own.
+_CLAIM_ALL_SQLITE = sqlite_insert(_nonces).on_conflict_do_nothing().returning(*_CLAIMED)
 
 
 class NonceStore(Protocol):
@@ -59,19 +83,22 @@ class DatabaseNonces:
     async def claim_all(
         self, session: AsyncSession, claims: Sequence[tuple[str, str, datetime]]
     ) -> set[tuple[str, str]]:
-        insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-        statement = (
-            insert(DeviceNonce)
-            .values(
+        if session.bind.dialect.name == "postgresql":
+            columns = {
+                "device_ids": [device for device, _nonce, _now in claims],
+                "nonces": [nonce for _device, nonce, _now in claims],
+                "expiries": [now + NONCE_LIFETIME for _device, _nonce, now in claims],
+            }
+            rows = await session.execute(_CLAIM_ALL_POSTGRESQL, columns)
+        else:
+            rows = await session.execute(
+                _CLAIM_ALL_SQLITE,
                 [
                     {"device_id": device, "nonce": nonce, "expires_at": now + NONCE_LIFETIME}
                     for device, nonce, now in claims
-                ]
+                ],
             )
-            .on_conflict_do_nothing()
-            .returning(DeviceNonce.device_id, DeviceNonce.nonce)
-        )
-        return {(row.device_id, row.nonce) for row in await session.execute(statement)}
+        return {(row.device_id, row.nonce) for row in rows}
 
     async def release(self, session: AsyncSession, claims: Sequence[tuple[str, str]]) -> None:
         await session.execute(

@@ -131,7 +131,7 @@ async def apply_snapshot(
     deals = [deal.to_domain() for deal in snapshot.closed_deals]
     previous = rows.previous_sync_of(stored_positions, state)
     result = reconcile(
-        [rows.expected_trade_of(row) for row in open_trades],
+        [open_trade.trade for open_trade in open_trades],
         positions,
         instruments=instruments,
         now=reconciled_at(snapshot.taken_at, received_at),

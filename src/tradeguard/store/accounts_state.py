@@ -9,14 +9,13 @@ goes back in one UPDATE.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
 from sqlalchemy import (
     ColumnElement,
-    Row,
     Select,
     any_,
     bindparam,
@@ -117,9 +116,31 @@ _UPDATE_STATE_COPYING_EQUITY = insert(_snapshots).from_select(
     list(_EQUITY_ROW), select(*(_written.c[column.key] for column in _EQUITY_ROW.values()))
 )
 _INSERT_POSITIONS = insert(_positions)
+# What a sync reads of each stored position, in the order `_stored_position_of` unpacks it.
+_STORED_POSITION_COLUMNS = tuple(
+    _positions.c[name]
+    for name in (
+        "id",
+        "matched_trade_id",
+        "divergence",
+        "ticket",
+        "symbol",
+        "side",
+        "volume",
+        "open_price",
+        "current_price",
+        "opened_at",
+        "profit",
+        "stop_loss",
+        "take_profit",
+        "swap",
+        "commission",
+    )
+)
 # Its SET clause is the keys of the rows given: a position that only moved with the market sets
 # those columns alone, what it was opened as and what the sync found of it staying as stored.
 _UPDATE_POSITION = update(_positions).where(_positions.c.id == bindparam("row_id"))
+# In the order `_open_trade_of` unpacks them.
 _OPEN_TRADE_COLUMNS = (
     _trades.c.id,
     _trades.c.trade_id,
@@ -230,7 +251,7 @@ def positions_with(answer: ColumnElement) -> Select:
     """A statement reading an account's stored positions with `answer` in every row (bound to the
     same `account_id`), saving the statement `answer` would need of its own. The outer join from
     one row answers it for an account that holds no position too."""
-    return select(answer.label("answer"), *_positions.c).select_from(
+    return select(answer.label("answer"), *_STORED_POSITION_COLUMNS).select_from(
         select(literal_column("1"))
         .subquery("one")
         .outerjoin(_positions, _positions.c.account_id == bindparam("account_id"))
@@ -239,16 +260,17 @@ def positions_with(answer: ColumnElement) -> Select:
 
 async def read_positions_with(
     session: AsyncSession, statement: Select, account_id: int
-) -> tuple[object, dict[str, Row]]:
+) -> tuple[object, dict[str, StoredPosition]]:
     """`statement` from `positions_with`: its answer, and the stored positions by ticket."""
     rows = (await session.execute(statement, {"account_id": account_id})).all()
-    return rows[0].answer, {row.ticket: row for row in rows if row.id is not None}
+    stored = (_stored_position_of(row[1:]) for row in rows if row[1] is not None)
+    return rows[0][0], {position.position.ticket: position for position in stored}
 
 
 async def store_positions(
     session: AsyncSession,
     account_id: int,
-    stored: dict[str, Row],
+    stored: Mapping[str, StoredPosition],
     held: Sequence[HeldPosition],
     gone_tickets: Iterable[str],
     taken_at: datetime,
@@ -256,7 +278,7 @@ async def store_positions(
 ) -> None:
     """The positions as the snapshot holds them: those gone deleted, the others updated (in
     `pending` if given) or added."""
-    gone = [stored[ticket].id for ticket in gone_tickets]
+    gone = [stored[ticket].row_id for ticket in gone_tickets]
     if gone:
         await session.execute(delete(_positions).where(_positions.c.id.in_(gone)))
     new_rows = []
@@ -269,11 +291,11 @@ async def store_positions(
         if (
             row is not None
             and (row.matched_trade_id, row.divergence) == (finding.matched_trade_id, divergence)
-            and moved_with_the_market_only(broker_position_of(row), position)
+            and moved_with_the_market_only(row.position, position)
         ):
             moved_rows.append(
                 {
-                    "row_id": row.id,
+                    "row_id": row.row_id,
                     **{name: getattr(position, name) for name in MARKET_FIELDS},
                     "last_updated_at": taken_at,
                 }
@@ -298,7 +320,7 @@ async def store_positions(
         if row is None:
             new_rows.append({"account_id": account_id, "ticket": position.ticket, **fields})
         else:
-            updated_rows.append({"row_id": row.id, **fields})
+            updated_rows.append({"row_id": row.row_id, **fields})
     if new_rows:
         await session.execute(_INSERT_POSITIONS, new_rows)
     if pending is None:
@@ -317,14 +339,33 @@ async def _write_positions(session: AsyncSession, updated: list[dict], moved: li
 
 
 @dataclass(frozen=True, slots=True)
+class StoredPosition:
+    """A position as the previous sync stored it: its row, and what that sync found of it."""
+
+    row_id: int
+    matched_trade_id: str | None
+    divergence: str | None
+    """the divergence reasons, comma-separated"""
+    position: domain.BrokerPosition
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTrade:
+    """An open expected trade and its row."""
+
+    row_id: int
+    trade: domain.ExpectedTrade
+
+
+@dataclass(frozen=True, slots=True)
 class StoredRows:
     """What a sync reads of its account before deciding anything."""
 
     answer: object
     """what the statement from `positions_of_accounts_with` asked along"""
-    positions: dict[str, Row]
+    positions: dict[str, StoredPosition]
     """the stored positions by ticket"""
-    open_trades: list[Row]
+    open_trades: list[OpenTrade]
 
 
 def positions_of_accounts_with(answer_of: Callable[[ColumnElement[int]], ColumnElement]) -> dict[str, Select]:
@@ -332,7 +373,9 @@ def positions_of_accounts_with(answer_of: Callable[[ColumnElement[int]], ColumnE
     `answer_of(account)` in every row, each account's row present even when it holds no position."""
     account = _states.c.account_id
     return {
-        dialect: select(account.label("of_account"), answer_of(account).label("answer"), *_positions.c)
+        dialect: select(
+            account.label("of_account"), answer_of(account).label("answer"), *_STORED_POSITION_COLUMNS
+        )
         .select_from(_states.outerjoin(_positions, _positions.c.account_id == account))
         .where(_one_of(account, "account_ids", dialect))
         .order_by(account, _positions.c.id)
@@ -350,39 +393,44 @@ async def read_accounts(
     position_rows = (await session.execute(positions[dialect], {"account_ids": ids})).all()
     trade_rows = (await session.execute(_OPEN_TRADES_OF_ACCOUNTS[dialect], {"account_ids": ids})).all()
     read = {}
+    # Rows are read by position: a `Row`'s attribute costs an AttributeError caught inside it.
     for row in position_rows:
-        stored = read.get(row.of_account)
+        account_id, answer = row[0], row[1]
+        stored = read.get(account_id)
         if stored is None:
-            stored = read[row.of_account] = StoredRows(row.answer, {}, [])
-        if row.id is not None:
-            stored.positions[row.ticket] = row
+            stored = read[account_id] = StoredRows(answer, {}, [])
+        if row[2] is not None:
+            position = _stored_position_of(row[2:])
+            stored.positions[position.position.ticket] = position
     for row in trade_rows:
-        read[row.account_id].open_trades.append(row)
+        read[row[0]].open_trades.append(_open_trade_of(row[1:]))
     return read
 
 
-async def open_trades(session: AsyncSession, account_id: int) -> list[Row]:
-    return list((await session.execute(_OPEN_TRADES, {"account_id": account_id})).all())
+async def open_trades(session: AsyncSession, account_id: int) -> list[OpenTrade]:
+    return [_open_trade_of(row) for row in await session.execute(_OPEN_TRADES, {"account_id": account_id})]
 
 
 async def close_trades(
-    session: AsyncSession, open_rows: Iterable[Row], trade_ids: frozenset[str], closed_at: datetime
+    session: AsyncSession, open_trades: Iterable[OpenTrade], trade_ids: frozenset[str], closed_at: datetime
 ) -> None:
-    """The open trades among `open_rows` named in `trade_ids` become closed."""
-    closed_rows = [row.id for row in open_rows if row.trade_id in trade_ids]
+    """The trades among `open_trades` named in `trade_ids` become closed."""
+    closed_rows = [open_trade.row_id for open_trade in open_trades if open_trade.trade.trade_id in trade_ids]
     if closed_rows:
         await session.execute(
             update(_trades).where(_trades.c.id.in_(closed_rows)).values(status="closed", closed_at=closed_at)
         )
 
 
-def previous_sync_of(stored_positions: dict[int, Row], state: AccountState) -> PreviousSync:
+def previous_sync_of(stored_positions: Mapping[str, StoredPosition], state: AccountState) -> PreviousSync:
     """What the account's stored rows say the previous sync left: what a new sync is compared with."""
     return PreviousSync(
         held=PreviousSnapshot(
-            positions=tuple(broker_position_of(row) for row in stored_positions.values()),
+            positions=tuple(stored.position for stored in stored_positions.values()),
             trade_id_by_ticket={
-                row.ticket: row.matched_trade_id for row in stored_positions.values() if row.matched_trade_id
+                ticket: stored.matched_trade_id
+                for ticket, stored in stored_positions.items()
+                if stored.matched_trade_id
             },
         ),
         open_divergences=open_divergences_of_json(state.open_divergences),
@@ -418,33 +466,77 @@ def open_divergences_json(divergences: Iterable[OpenDivergence]) -> str:
     ).decode()
 
 
-def expected_trade_of(row: Row) -> domain.ExpectedTrade:
-    return domain.ExpectedTrade(
-        trade_id=row.trade_id,
-        symbol=row.symbol,
-        side=domain.Side(row.side),
-        volume=row.volume,
-        entry_price=row.entry_price,
-        received_at=row.received_at,
-        opened_at=row.opened_at,
-        stop_loss=row.stop_loss,
-        take_profit=row.take_profit,
-        ticket=row.ticket,
+# A stored side was written from a `Side`; looking it up costs a fraction of calling the enum.
+_SIDES = {side.value: side for side in domain.Side}
+
+
+def _open_trade_of(values: Sequence) -> OpenTrade:
+    """`values` as `_OPEN_TRADE_COLUMNS` reads them."""
+    (
+        row_id,
+        trade_id,
+        symbol,
+        side,
+        volume,
+        entry_price,
+        received_at,
+        opened_at,
+        stop_loss,
+        take_profit,
+        ticket,
+    ) = values
+    return OpenTrade(
+        row_id,
+        domain.ExpectedTrade(
+            trade_id=trade_id,
+            symbol=symbol,
+            side=_SIDES[side],
+            volume=volume,
+            entry_price=entry_price,
+            received_at=received_at,
+            opened_at=opened_at,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            ticket=ticket,
+        ),
     )
 
 
-def broker_position_of(row: Row) -> domain.BrokerPosition:
-    return domain.BrokerPosition(
-        ticket=row.ticket,
-        symbol=row.symbol,
-        side=domain.Side(row.side),
-        volume=row.volume,
-        open_price=row.open_price,
-        current_price=row.current_price,
-        opened_at=row.opened_at,
-        profit=row.profit,
-        stop_loss=row.stop_loss,
-        take_profit=row.take_profit,
-        swap=row.swap,
-        commission=row.commission,
+def _stored_position_of(values: Sequence) -> StoredPosition:
+    """`values` as `_STORED_POSITION_COLUMNS` reads them."""
+    (
+        row_id,
+        matched_trade_id,
+        divergence,
+        ticket,
+        symbol,
+        side,
+        volume,
+        open_price,
+        current_price,
+        opened_at,
+        profit,
+        stop_loss,
+        take_profit,
+        swap,
+        commission,
+    ) = values
+    return StoredPosition(
+        row_id,
+        matched_trade_id,
+        divergence,
+        domain.BrokerPosition(
+            ticket=ticket,
+            symbol=symbol,
+            side=_SIDES[side],
+            volume=volume,
+            open_price=open_price,
+            current_price=current_price,
+            opened_at=opened_at,
+            profit=profit,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            swap=swap,
+            commission=commission,
+        ),
     )

@@ -8,13 +8,18 @@ from decimal import Decimal
 from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.types import TypeDecorator
 
+_ONE = Decimal(1)
+
 
 def canonical_decimal(value: Decimal) -> Decimal:
-    """Drop the column's padding zeros (1.2300000000 → 1.23) without turning 100 into 1E+2."""
-    normalized = value.normalize()
-    if normalized.as_tuple().exponent > 0:
-        return normalized.quantize(Decimal(1))
-    return normalized
+    """Drop the column's padding zeros (1.2300000000 → 1.23) without turning 100 into 1E+2.
+
+    Every decimal read runs this, so it asks one comparison rather than building `as_tuple()`:
+    a whole number is written with exponent 0, anything else normalized.
+    """
+    if value == value.to_integral_value():
+        return value.quantize(_ONE)
+    return value.normalize()
 
 
 class ExactDecimal(TypeDecorator[Decimal]):

@@ -1,12 +1,55 @@
-"""Replay refusal across a Redis outage: a used nonce is refused by every process, whatever was down when."""
+"""Replay refusal: a batch's nonces claimed in one statement, and across a Redis outage, a used
+nonce refused by every process, whatever was down when."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import event
 
 from tests.support.apps import two_api_processes
 from tests.support.bridging import register_follower
 from tradeguard.bridges.client import COMMANDS_PATH
+from tradeguard.ingest.nonces import DatabaseNonces
+
+
+async def test_a_batch_claims_each_new_nonce_once_and_none_used_before(api):
+    follower = await register_follower(api)
+    device, now = follower.device_id, datetime.now(UTC)
+    used, fresh, twice = (secrets.token_hex(8) for _ in range(3))
+    nonces = DatabaseNonces()
+    async with api.session() as session, session.begin():
+        assert await nonces.claim_all(session, [(device, used, now)]) == {(device, used)}
+    async with api.session() as session, session.begin():
+        claimed = await nonces.claim_all(
+            session, [(device, fresh, now), (device, used, now), (device, twice, now), (device, twice, now)]
+        )
+    assert claimed == {(device, fresh), (device, twice)}
+
+
+async def test_batches_of_any_size_claim_their_nonces_with_one_compiled_statement(api):
+    follower = await register_follower(api)
+    device, now = follower.device_id, datetime.now(UTC)
+    sent = []
+    engine = api.services.engine.sync_engine
+
+    def record(_connection, _cursor, statement, _parameters, context, _executemany) -> None:
+        if "device_nonces" in statement:
+            sent.append(context.compiled)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        # From two on: SQLite sends a batch of one as a single execute, compiled apart.
+        for size in (2, 3, 5):
+            claims = [(device, secrets.token_hex(8), now) for _ in range(size)]
+            async with api.session() as session, session.begin():
+                assert len(await DatabaseNonces().claim_all(session, claims)) == size
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(sent) == 3
+    assert all(compiled is sent[0] for compiled in sent)
 
 
 async def test_a_used_nonce_is_refused_by_every_process_before_during_and_after_a_redis_outage(

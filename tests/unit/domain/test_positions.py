@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tradeguard.domain.model import BrokerPosition, Side
 from tradeguard.domain.positions import MARKET_FIELDS, moved_with_the_market_only
@@ -71,3 +73,39 @@ def test_amounts_compare_as_the_numbers_the_columns_store():
 
 def test_the_market_fields_are_fields_of_a_position():
     assert set(MARKET_FIELDS) <= set(BrokerPosition.__dataclass_fields__)
+
+
+_amounts = st.sampled_from(
+    [Decimal("1.085"), Decimal("1.0850"), Decimal("1.086"), Decimal("0.1"), Decimal("-0.2")]
+)
+_levels = st.none() | _amounts
+_readings = st.builds(
+    BrokerPosition,
+    ticket=st.sampled_from(["7", "8"]),
+    symbol=st.sampled_from(["EURUSD", "GBPUSD"]),
+    side=st.sampled_from(Side),
+    volume=_amounts,
+    open_price=_amounts,
+    current_price=_amounts,
+    opened_at=st.sampled_from(
+        [datetime(2026, 12, 1, 9, 30, tzinfo=UTC), datetime(2026, 12, 1, 9, 31, tzinfo=UTC)]
+    ),
+    profit=_amounts,
+    stop_loss=_levels,
+    take_profit=_levels,
+    swap=_amounts,
+    commission=_amounts,
+)
+
+
+_FIELDS = sorted(BrokerPosition.__dataclass_fields__)
+
+
+@given(_readings, _readings, st.sets(st.sampled_from(_FIELDS)))
+def test_moved_with_the_market_only_means_equal_once_the_market_fields_are_the_stored_ones(
+    stored, other, read_anew
+):
+    now = replace(stored, **{name: getattr(other, name) for name in read_anew})
+    market_as_stored = replace(now, **{name: getattr(stored, name) for name in MARKET_FIELDS})
+
+    assert moved_with_the_market_only(stored, now) == (market_as_stored == stored)
