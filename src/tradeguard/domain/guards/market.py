@@ -119,11 +119,25 @@ class SymbolCondition:
     previous_level: GuardLevel
     reasons: tuple[MarketReason, ...]
     condition: MarketCondition | None
-    message: str
+    previous_mid: Decimal | None
 
     @property
     def level_changed(self) -> bool:
         return self.level is not self.previous_level
+
+    @property
+    def message(self) -> str:
+        """Written out only when asked: most quotes of most snapshots change no level and say nothing."""
+        head = f"{self.symbol} market {self.level.value}"
+        if self.level_changed:
+            head += f" (was {self.previous_level.value})"
+        details = [
+            f"gap {self.gap_pct:.2f}% from previous mid {self.previous_mid}"
+            if reason in _GAP_REASONS
+            else f"spread {self.spread_pct:.2f}%"
+            for reason in self.reasons
+        ] or [f"mid {self.mid}, spread {self.spread_pct:.2f}%"]
+        return f"{head}: " + "; ".join(details)
 
     @property
     def should_alert(self) -> bool:
@@ -195,11 +209,13 @@ def _check_possible(quote: Quote) -> None:
         raise ImpossibleQuote(quote.symbol, f"ask {quote.ask} below bid {quote.bid}")
 
 
+_GAP_REASONS = frozenset({MarketReason.GAP_WARNING, MarketReason.GAP_CRITICAL})
+
+
 class _Finding(NamedTuple):
     reason: MarketReason
     level: GuardLevel
     condition: MarketCondition
-    detail: str
 
 
 def _evaluate_quote(
@@ -213,24 +229,19 @@ def _evaluate_quote(
     if previous is not None:
         gap = _pct(abs(mid - previous.mid), previous.mid)
         direction = MarketCondition.GAP_UP if mid > previous.mid else MarketCondition.GAP_DOWN
-        reference = f"gap {gap:.2f}% from previous mid {previous.mid}"
         if gap >= settings.gap_critical_pct:
-            found.append(_Finding(MarketReason.GAP_CRITICAL, GuardLevel.CRITICAL, direction, reference))
+            found.append(_Finding(MarketReason.GAP_CRITICAL, GuardLevel.CRITICAL, direction))
         elif gap >= settings.gap_warning_pct:
-            found.append(_Finding(MarketReason.GAP_WARNING, GuardLevel.WARNING, direction, reference))
-    wide, shown = MarketCondition.LIQUIDITY_CRISIS, f"spread {spread:.2f}%"
+            found.append(_Finding(MarketReason.GAP_WARNING, GuardLevel.WARNING, direction))
+    wide = MarketCondition.LIQUIDITY_CRISIS
     if spread >= settings.spread_critical_pct:
-        found.append(_Finding(MarketReason.SPREAD_CRITICAL, GuardLevel.CRITICAL, wide, shown))
+        found.append(_Finding(MarketReason.SPREAD_CRITICAL, GuardLevel.CRITICAL, wide))
     elif spread > settings.spread_warning_pct:
-        found.append(_Finding(MarketReason.SPREAD_WARNING, GuardLevel.WARNING, wide, shown))
+        found.append(_Finding(MarketReason.SPREAD_WARNING, GuardLevel.WARNING, wide))
 
     level = worst(finding.level for finding in found)
     deciding = max(found, key=lambda finding: finding.level, default=None)
     previous_level = GuardLevel.NORMAL if previous is None else previous.level
-    head = f"{quote.symbol} market {level.value}"
-    if level is not previous_level:
-        head += f" (was {previous_level.value})"
-    details = [finding.detail for finding in found] or [f"mid {mid}, spread {spread:.2f}%"]
     return SymbolCondition(
         symbol=quote.symbol,
         bid=quote.bid,
@@ -242,7 +253,7 @@ def _evaluate_quote(
         previous_level=previous_level,
         reasons=tuple(finding.reason for finding in found),
         condition=deciding.condition if deciding else None,
-        message=f"{head}: " + "; ".join(details),
+        previous_mid=None if previous is None else previous.mid,
     )
 
 
