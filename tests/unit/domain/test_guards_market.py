@@ -259,3 +259,17 @@ def test_alerts_fire_exactly_on_level_changes_of_a_symbol(mids):
         alerts += len(decision.alerts)
 
     assert alerts == sum(1 for before, after in itertools.pairwise(levels) if before is not after)
+
+
+def test_a_message_names_the_level_what_it_was_and_every_finding_gap_first(us500_at_100):
+    both = only(evaluate_market([quote("US500", "111", "113")], us500_at_100, DEFAULTS))
+    calm = only(
+        evaluate_market([around("US500", "100.5")], {"US500": SymbolMarketState(mid=D("100"))}, DEFAULTS)
+    )
+    first = only(evaluate_market([around("US500", "100")], {}, DEFAULTS))
+
+    assert both.message == (
+        "US500 market critical (was normal): gap 12.00% from previous mid 100; spread 1.80%"
+    )
+    assert calm.message == "US500 market normal: mid 100.50, spread 0.02%"
+    assert first.message == "US500 market normal: mid 100.00, spread 0.02%"
