@@ -88,7 +88,7 @@ class Settings(BaseSettings):
         default=64, ge=1, le=1000, description="At most this many snapshots are applied in one transaction."
     )
     ingest_batches_in_flight: int = Field(
-        default=2,
+        default=1,
         ge=1,
         le=16,
         description="How many batches one process applies at once: the next starts as soon as the one "

@@ -32,8 +32,14 @@ pytestmark = embedded_and_production
 
 
 async def _batched_api(database_url: str, redis_url: str, tmp_path, max_size: int) -> tuple[Api, object]:
+    """Two batches in flight, so that the tests of overlapping batches can make them overlap."""
     settings = make_settings(
-        tmp_path, database_url, redis_url, ingest_batch_window_ms=1000, ingest_batch_max_size=max_size
+        tmp_path,
+        database_url,
+        redis_url,
+        ingest_batch_window_ms=1000,
+        ingest_batch_max_size=max_size,
+        ingest_batches_in_flight=2,
     )
     return await start_api(settings)
 
