@@ -19,6 +19,7 @@ BENCHMARKS = {
     "standard_profile": "the standard load profile under Locust",
     "profile_inprocess": "pyinstrument profiles of single requests, in process",
     "profile_breach": "what one breach costs in process: CPU, statements and commits, cProfile",
+    "overlap": "steady snapshots in process with 1, 2, 4 ... batches in flight: rate, CPU, commits",
     "fast_path": "what a cache hit costs inside the app, in process",
     "history_month": "a simulated month of equity history: table sizes, the ingest's insert, a month's chart",
 }

@@ -12,7 +12,7 @@ ASGI app is called (the request's arrival, once uvicorn has parsed its head):
 
 It wraps `AsyncSession.commit` to note the time in a per-request slot (a context variable holding
 a dict, so the note reaches the middleware whatever task the commit ran in). A batch of snapshots
-is committed by the task that drains the queue, not by the requests' own tasks, so the snapshots'
+is committed by a task of the queue's, not by the requests' own tasks, so the snapshots'
 slots are remembered as they are queued and the batch's commit is noted in each of them. Used
 only by the benchmarks; the product's code is untouched.
 """
@@ -65,11 +65,11 @@ async def _noted_submit(self, item):
         _marks_of_queued.pop(id(item), None)
 
 
-async def _timed_apply_batch(services, batch) -> None:
+async def _timed_apply_batch(services, batch, turn) -> None:
     members = [marks for queued in batch if (marks := _marks_of_queued.get(id(queued.item))) is not None]
     token = _marks.set(BatchMarks(members, len(batch)))
     try:
-        await _original_apply_batch(services, batch)
+        await _original_apply_batch(services, batch, turn)
     finally:
         _marks.reset(token)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -53,9 +53,10 @@ class Services:
 
     def __post_init__(self) -> None:
         self.snapshot_batches = Batches(
-            lambda batch: step.apply_batch(self, batch),
+            lambda batch, turn: step.apply_batch(self, batch, turn),
             window=self.settings.ingest_batch_window_ms / 1000,
             max_size=self.settings.ingest_batch_max_size,
+            in_flight=self.settings.ingest_batches_in_flight,
         )
 
     @classmethod
@@ -107,9 +108,11 @@ class Services:
         async with self.write_lock or contextlib.nullcontext(), self.sessions() as session:
             yield session
 
-    def unit_of_work(self) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
+    def unit_of_work(
+        self, *, ending_after: Callable[[], Awaitable[None]] | None = None
+    ) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
         """The one way a write ends (`unit_of_work.py`)."""
-        return unit_of_work(self)
+        return unit_of_work(self, ending_after=ending_after)
 
     async def load_instruments(self) -> None:
         async with self.sessions() as session:

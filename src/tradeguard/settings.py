@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     ingest_batch_max_size: int = Field(
         default=64, ge=1, le=1000, description="At most this many snapshots are applied in one transaction."
     )
+    ingest_batches_in_flight: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="How many batches one process applies at once: the next starts as soon as the one "
+        "before it holds its accounts' locks; 1 starts it only once the one before has ended.",
+    )
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
     history_raw_retention_hours: float = Field(
         default=24,

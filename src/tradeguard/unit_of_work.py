@@ -3,14 +3,16 @@
 Every writer (snapshot ingest, polls and acknowledgements, expected trades, accounts, guard
 configuration, re-arm, devices, the sweep) runs its transaction in `unit_of_work`; nothing else
 commits what a cached view or the live stream shows, and this is the only caller of
-`invalidate_accounts`.
+`invalidate_accounts`. A write that overlaps an earlier one (a batch of snapshots started while the
+batch before it is still being applied) names what to wait for between its commit and its ending,
+so that the endings, and what subscribers see, come in the order of the writes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,12 +61,16 @@ class WriteParts(Protocol):
 
 
 @contextlib.asynccontextmanager
-async def unit_of_work(parts: WriteParts) -> AsyncIterator[UnitOfWork]:
+async def unit_of_work(
+    parts: WriteParts, *, ending_after: Callable[[], Awaitable[None]] | None = None
+) -> AsyncIterator[UnitOfWork]:
     """A write's transaction, and the steps after its commit.
 
     The block's work is committed when it ends; if it raises, or the commit fails, it is rolled
-    back and nothing after the commit happens. The cache is invalidated before anything is
-    published, so a subscriber refreshing on an event never reads the view from before it.
+    back and nothing after the commit happens. Then `ending_after`, if given, is awaited: the
+    session is closed by then, so what it waits for never waits on this write's locks. The cache
+    is invalidated before anything is published, so a subscriber refreshing on an event never
+    reads the view from before it.
     """
     async with parts.write_session() as session:
         work = UnitOfWork(session)
@@ -72,6 +78,8 @@ async def unit_of_work(parts: WriteParts) -> AsyncIterator[UnitOfWork]:
         await session.commit()
         work.committed = True
         audit_rows = committed_audit_events(session)
+    if ending_after is not None:
+        await ending_after()
     owners = await _owners_of_changed(parts.reads, work, audit_rows)
     if owners:
         warm = await invalidate_accounts(parts.cache, owners)

@@ -6,12 +6,22 @@ unit of work whose ending (commit, invalidate, rebuild, publish, wake) runs once
 them is answered. If that unit of work fails before its commit, its snapshots are applied again
 one by one, each in its own, so that only the one at fault fails, with the answer it would have
 had alone.
+
+A batch lets the next one start once it holds its accounts' rows (`rows.lock_states`, in account
+order): the next batch's transaction runs while this one applies, commits and ends, and waits on
+the row of any account the two share until this one's commit, so one account's snapshots are
+applied in arrival order. Each batch's ending (and its snapshots applied alone, if it failed) waits
+for the ending of the batch before it, so the cache and the live stream see the batches in order;
+it waits with no lock held, after its commit or rollback. A later batch may take an account's rows
+while a failed batch rolls back; the failed batch's snapshot applied alone after it is then older
+than what the account holds, and is answered as not applied, as it would have been had it arrived
+late.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +39,7 @@ from tradeguard.ingest.authentication import (
     verify_known_device,
     verify_signature,
 )
-from tradeguard.ingest.batches import Batches, Queued
+from tradeguard.ingest.batches import Batches, Queued, Turn
 from tradeguard.ingest.devices import DeviceIdentity, DeviceSecrets
 from tradeguard.ingest.nonces import NonceStore
 from tradeguard.ingest.snapshots import (
@@ -80,7 +90,9 @@ class BridgeServices(Protocol):
     snapshot_batches: Batches[AdmittedSnapshot, IngestOutcome]
     sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
-    def unit_of_work(self) -> AbstractAsyncContextManager[Write]: ...
+    def unit_of_work(
+        self, *, ending_after: Callable[[], Awaitable[None]] | None = None
+    ) -> AbstractAsyncContextManager[Write]: ...
 
 
 async def _signed_device(
@@ -108,18 +120,19 @@ async def ingest_snapshot(
 
 
 async def apply_batch(
-    services: BridgeServices, batch: Sequence[Queued[AdmittedSnapshot, IngestOutcome]]
+    services: BridgeServices, batch: Sequence[Queued[AdmittedSnapshot, IngestOutcome]], turn: Turn
 ) -> None:
     """Apply a batch in one unit of work and answer each of its snapshots; see the module's docstring."""
     work: Write | None = None
     try:
-        async with services.unit_of_work() as work:
-            answers = await _apply_together(services, work, [queued.item for queued in batch])
+        async with services.unit_of_work(ending_after=turn.previous_ended) as work:
+            answers = await _apply_together(services, work, [queued.item for queued in batch], turn)
     except Exception as error:
         if work is not None and work.committed:
             for queued in batch:
                 queued.answer.set_exception(error)
             return
+        await turn.previous_ended()
         for queued in batch:
             try:
                 queued.answer.set_result(await _apply_alone(services, queued.item))
@@ -134,9 +147,10 @@ async def apply_batch(
 
 
 async def _apply_together(
-    services: BridgeServices, work: Write, batch: list[AdmittedSnapshot]
+    services: BridgeServices, work: Write, batch: list[AdmittedSnapshot], turn: Turn
 ) -> list[IngestOutcome | NotAuthenticated]:
-    """Nonces claimed and states locked once for the batch, then each snapshot applied in arrival order."""
+    """Nonces claimed and states locked once for the batch, then each snapshot applied in arrival order;
+    the next batch may start once the states are locked."""
     session = work.session
     claimed = await services.nonces.claim_all(
         session, [(item.device.device_id, item.signed.nonce, item.received_at) for item in batch]
@@ -151,6 +165,7 @@ async def _apply_together(
         else:
             answers[index] = NotAuthenticated(NONCE_USED)
     locked = await rows.lock_states(session, (batch[index].device.device_id for index in fresh))
+    turn.let_next_start()
     refused = [index for index in fresh if batch[index].device.device_id not in locked]
     if refused:
         # As alone, a request refused after its nonce was claimed does not use it up.

@@ -1,9 +1,12 @@
 """Snapshots applied together: arrival order per account, refusals and failures kept to their own
-snapshot, and every answer given only once its batch is committed and its views invalidated.
+snapshot, and every answer given only once its batch is committed and its views invalidated; with
+batches overlapping, one account's snapshots still in arrival order, endings in batch order, and a
+failed batch never taking an account back.
 
 The app under test forms a batch only when `max_size` snapshots are queued (its window is long), so
 which snapshots share a transaction is decided by what the test sends, never by timing; the
-engine's commits are counted to show that they did.
+engine's commits are counted to show that they did. Where two batches must overlap, the first is
+held, its states locked, until the second has started.
 """
 
 from __future__ import annotations
@@ -21,14 +24,22 @@ from tests.support.bridging import Follower, position, register_follower, snapsh
 from tests.support.builders import sign_up
 from tests.support.services import embedded_and_production
 from tradeguard.bridges.client import SNAPSHOTS_PATH, BridgeClient, BridgeError, encode_body
+from tradeguard.ingest import step
+from tradeguard.ingest.batches import Turn
 from tradeguard.store.models import AccountSnapshot, AccountState
 
 pytestmark = embedded_and_production
 
 
 async def _batched_api(database_url: str, redis_url: str, tmp_path, max_size: int) -> tuple[Api, object]:
+    """Two batches in flight, so that the tests of overlapping batches can make them overlap."""
     settings = make_settings(
-        tmp_path, database_url, redis_url, ingest_batch_window_ms=1000, ingest_batch_max_size=max_size
+        tmp_path,
+        database_url,
+        redis_url,
+        ingest_batch_window_ms=1000,
+        ingest_batch_max_size=max_size,
+        ingest_batches_in_flight=2,
     )
     return await start_api(settings)
 
@@ -295,3 +306,171 @@ async def _failure_alone(database_url, redis_url, data_dir, follower: Follower) 
         return failed.value
     finally:
         await stop_api(api, lifespan)
+
+
+class Overlap:
+    """Holds the first batch applied from now on, once it has locked its states, until the next batch
+    has started (a batch lets the next one start when its states are locked); `log` notes the first
+    batch held, each batch started and each commit, in the order they happened."""
+
+    def __init__(self, api: Api, monkeypatch) -> None:
+        self.log: list[str] = []
+        self.first_held = asyncio.Event()
+        self._second_started = asyncio.Event()
+        self._batches = 0
+        original_apply, original_read = step.apply_batch, step.read_accounts
+
+        async def apply_batch(services, batch, turn):
+            self._batches += 1
+            self.log.append(f"batch {self._batches} started")
+            if self._batches == 2:
+                self._second_started.set()
+            await original_apply(services, batch, turn)
+
+        async def read_accounts(session, account_ids):
+            if not self.first_held.is_set():
+                self.log.append("batch 1 holds its locks")
+                self.first_held.set()
+                await self._second_started.wait()
+            return await original_read(session, account_ids)
+
+        monkeypatch.setattr(step, "apply_batch", apply_batch)
+        monkeypatch.setattr(step, "read_accounts", read_accounts)
+        event.listen(api.services.engine.sync_engine, "commit", self._committed)
+        self._engine = api.services.engine.sync_engine
+
+    def _committed(self, _connection) -> None:
+        self.log.append("commit")
+
+    def stop(self) -> None:
+        event.remove(self._engine, "commit", self._committed)
+
+
+async def test_an_account_in_two_overlapping_batches_has_its_snapshots_applied_in_arrival_order(
+    batched, monkeypatch
+):
+    [follower] = await _followers(batched, 1)
+    sent = _snapshots(8)
+    overlap = Overlap(batched, monkeypatch)
+
+    first = [asyncio.ensure_future(follower.bridge.send_snapshot(body)) for body in sent[:4]]
+    await overlap.first_held.wait()
+    second = [asyncio.ensure_future(follower.bridge.send_snapshot(body)) for body in sent[4:]]
+    answers = await asyncio.gather(*first, *second)
+
+    overlap.stop()
+    assert overlap.log == [
+        "batch 1 started",
+        "batch 1 holds its locks",
+        "batch 2 started",
+        "commit",
+        "commit",
+    ]
+    history = await _equity_history(batched, follower.account_id)
+    _check_applied_in_order(sent, answers, history)
+    syncs_first = [answer["total_syncs"] for answer in answers[:4] if answer["applied"]]
+    syncs_second = [answer["total_syncs"] for answer in answers[4:] if answer["applied"]]
+    assert syncs_second and max(syncs_first) < min(syncs_second)
+    assert (await follower.status())["total_syncs"] == len(history)
+
+
+async def test_overlapping_batches_end_in_batch_order_and_answer_after_their_own_ending(
+    database_url, redis_url, tmp_path, monkeypatch
+):
+    api, lifespan = await _batched_api(database_url, redis_url, tmp_path, max_size=1)
+    try:
+        first, second = await _followers(api, 2)
+        subscription = api.services.bus.subscribe([first.account_id, second.account_id])
+        log: list[str] = []
+        published: list[int] = []
+        first_ending, second_waits_its_turn, second_publishing = (
+            asyncio.Event(),
+            asyncio.Event(),
+            asyncio.Event(),
+        )
+        publish, previous_ended = api.services.bus.publish, Turn.previous_ended
+        endings = 0
+
+        async def noted_previous_ended(turn: Turn) -> None:
+            nonlocal endings
+            endings += 1
+            if endings == 2:
+                second_waits_its_turn.set()
+            await previous_ended(turn)
+
+        async def first_publish_held_until_the_second_batch_has_committed(events):
+            events = list(events)
+            if not first_ending.is_set():
+                first_ending.set()
+                await _first_of(second_waits_its_turn, second_publishing)
+            else:
+                second_publishing.set()
+            await publish(events)
+            published.append(len(events))
+            log.append(f"published account {events[0].account_id}")
+
+        monkeypatch.setattr(Turn, "previous_ended", noted_previous_ended)
+        monkeypatch.setattr(
+            api.services.bus, "publish", first_publish_held_until_the_second_batch_has_committed
+        )
+
+        async def send(follower: Follower) -> dict:
+            answer = await follower.bridge.send_snapshot(snapshot(position(1)))
+            log.append(f"answered account {follower.account_id}")
+            return answer
+
+        sending_first = asyncio.ensure_future(send(first))
+        await first_ending.wait()
+        answers = await asyncio.gather(sending_first, send(second))
+
+        assert log.index(f"published account {first.account_id}") < log.index(
+            f"published account {second.account_id}"
+        )
+        for follower in (first, second):
+            assert log.index(f"published account {follower.account_id}") < log.index(
+                f"answered account {follower.account_id}"
+            )
+        seen = [(await subscription.queue.get()).account_id for _ in range(sum(published))]
+        assert seen == sorted(seen, key=[first.account_id, second.account_id].index)
+        assert set(seen) == {first.account_id, second.account_id}
+        subscription.close()
+        assert [answer["applied"] for answer in answers] == [True, True]
+    finally:
+        await stop_api(api, lifespan)
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(each.wait()) for each in events]
+    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for wait in pending:
+        wait.cancel()
+
+
+async def test_a_batch_failing_after_the_next_one_started_never_takes_an_account_back(poisoned, monkeypatch):
+    api, followers = poisoned
+    healthy = [follower for index, follower in enumerate(followers) if index != 2]
+    sent = {follower.account_id: _snapshots(3) for follower in followers}
+    # The first batch, one snapshot of each follower, fails at its end (the poisoned account's
+    # state); the second, later snapshots of the healthy ones, starts while the first holds their rows.
+    first_batch = [(follower, sent[follower.account_id][0]) for follower in followers]
+    second_batch = [(follower, sent[follower.account_id][1]) for follower in healthy]
+    second_batch.append((healthy[0], sent[healthy[0].account_id][2]))
+    overlap = Overlap(api, monkeypatch)
+
+    failing = [asyncio.ensure_future(follower.bridge.send_snapshot(body)) for follower, body in first_batch]
+    await overlap.first_held.wait()
+    later = [asyncio.ensure_future(follower.bridge.send_snapshot(body)) for follower, body in second_batch]
+    answers = await asyncio.gather(*failing, *later, return_exceptions=True)
+
+    overlap.stop()
+    assert overlap.log[:3] == ["batch 1 started", "batch 1 holds its locks", "batch 2 started"]
+    assert isinstance(answers[2], BridgeError) and answers[2].status_code == 500
+    sends = list(zip(first_batch + second_batch, answers, strict=True))
+    for follower in healthy:
+        mine = [(body, answer) for (who, body), answer in sends if who is follower]
+        history = await _equity_history(api, follower.account_id)
+        _check_applied_in_order([body for body, _ in mine], [answer for _, answer in mine], history)
+        _, newest_answer = max(mine, key=lambda pair: pair[0]["taken_at"])
+        assert newest_answer["applied"] is True
+        assert (await follower.status())["total_syncs"] == len(history)
+    assert (await followers[0].bridge.send_snapshot(snapshot(position(1))))["applied"] is True
