@@ -204,3 +204,15 @@ async def test_cancelling_the_queue_answers_or_cancels_every_waiter():
 
     assert outcomes[0] == "A"
     assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes[1:])
+
+
+async def test_a_waiter_that_went_away_leaves_the_answers_of_the_rest_of_its_batch():
+    hung_up, waiting = Queued[str, str]("hung up"), Queued[str, str]("waiting")
+    hung_up.answer.cancel()
+
+    hung_up.answer_with("HUNG UP")
+    waiting.answer_with("WAITING")
+    hung_up.fail_with(RuntimeError("too late"))
+
+    assert hung_up.answer.cancelled()
+    assert await waiting.answer == "WAITING"

@@ -33,6 +33,16 @@ class Queued(Generic[Item, Result]):
     item: Item
     answer: asyncio.Future[Result] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
+    def answer_with(self, result: Result) -> None:
+        """Answer the waiter, unless it is gone: its request was cancelled (the bridge hung up), and
+        the item was applied all the same."""
+        if not self.answer.done():
+            self.answer.set_result(result)
+
+    def fail_with(self, error: BaseException) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(error)
+
 
 class Turn:
     """A batch's place among the batches in flight: when the next may start, and what it waits for."""

@@ -130,20 +130,20 @@ async def apply_batch(
     except Exception as error:
         if work is not None and work.committed:
             for queued in batch:
-                queued.answer.set_exception(error)
+                queued.fail_with(error)
             return
         await turn.previous_ended()
         for queued in batch:
             try:
-                queued.answer.set_result(await _apply_alone(services, queued.item))
+                queued.answer_with(await _apply_alone(services, queued.item))
             except Exception as alone:
-                queued.answer.set_exception(alone)
+                queued.fail_with(alone)
         return
     for queued, answer in zip(batch, answers, strict=True):
         if isinstance(answer, Exception):
-            queued.answer.set_exception(answer)
+            queued.fail_with(answer)
         else:
-            queued.answer.set_result(answer)
+            queued.answer_with(answer)
 
 
 async def _apply_together(
