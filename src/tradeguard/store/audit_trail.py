@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import event, insert
+from sqlalchemy import bindparam, event, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -89,7 +91,7 @@ def _write(session: Session) -> None:
     connection = session.connection()
     alerts = [entry.alert for entry in pending if entry.alert is not None]
     if alerts:
-        ids = _insert_returning_ids(connection, _alerts, [_alert_row(alert) for alert in alerts])
+        ids = _insert_returning_ids(connection, _alerts, [_row(alert, _ALERT_COLUMNS) for alert in alerts])
         for alert, alert_id in zip(alerts, ids, strict=True):
             alert.id = alert_id
         deliveries = [
@@ -104,43 +106,59 @@ def _write(session: Session) -> None:
             for notifier in alert.notifiers
         ]
         if deliveries:
-            connection.execute(insert(_deliveries), deliveries)
-    ids = _insert_returning_ids(connection, _log, [_entry_row(entry) for entry in pending])
+            _insert_returning_ids(connection, _deliveries, deliveries)
+    ids = _insert_returning_ids(connection, _log, [_row(entry, _ENTRY_COLUMNS) for entry in pending])
     for entry, entry_id in zip(pending, ids, strict=True):
         entry.id = entry_id
     session.info.setdefault(_WRITTEN, []).extend(pending)
 
 
 def _insert_returning_ids(connection, table, rows: list[dict]) -> list[int]:
+    """Insert the rows in order and return their ids in the same order."""
+    if connection.dialect.name == "postgresql":
+        names = list(rows[0])
+        arrays = {name: [row[name] for row in rows] for name in names}
+        # Ids come from the table's sequence as the rows go in, in the order selected.
+        return sorted(connection.execute(_INSERT_FROM_ARRAYS[table.name], arrays).scalars())
     statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     return list(connection.execute(statement, rows).scalars())
 
 
-def _alert_row(alert: PendingAlert) -> dict:
-    return {
-        "account_id": alert.account_id,
-        "created_at": alert.created_at,
-        "kind": alert.kind,
-        "level": alert.level,
-        "symbol": alert.symbol,
-        "message": alert.message,
-        "details": alert.details,
-    }
+def _insert_from_arrays(table, names: tuple[str, ...]):
+    """On PostgreSQL the rows go in as one array per column, so that one statement, prepared once,
+    serves writes of any size (a VALUES list would be a statement of its own for each)."""
+    added = (
+        func.unnest(*(bindparam(name, type_=ARRAY(table.c[name].type)) for name in names))
+        .table_valued(*names, with_ordinality="position")
+        .render_derived("added")
+    )
+    chosen = select(*(added.c[name] for name in names)).order_by(added.c.position)
+    return postgresql_insert(table).from_select(list(names), chosen).returning(table.c.id)
 
 
-def _entry_row(entry: AuditEntry) -> dict:
-    return {
-        "account_id": entry.account_id,
-        "created_at": entry.created_at,
-        "event_type": entry.event_type,
-        "reason": entry.reason,
-        "symbol": entry.symbol,
-        "ticket": entry.ticket,
-        "trade_id": entry.trade_id,
-        "message": entry.message,
-        "details": entry.details,
-        "alert_id": entry.alert_id,
-    }
+_ALERT_COLUMNS = ("account_id", "created_at", "kind", "level", "symbol", "message", "details")
+_ENTRY_COLUMNS = (
+    "account_id",
+    "created_at",
+    "event_type",
+    "reason",
+    "symbol",
+    "ticket",
+    "trade_id",
+    "message",
+    "details",
+    "alert_id",
+)
+_DELIVERY_COLUMNS = ("alert_id", "notifier", "state", "attempts", "next_attempt_at")
+_INSERT_FROM_ARRAYS = {
+    _alerts.name: _insert_from_arrays(_alerts, _ALERT_COLUMNS),
+    _deliveries.name: _insert_from_arrays(_deliveries, _DELIVERY_COLUMNS),
+    _log.name: _insert_from_arrays(_log, _ENTRY_COLUMNS),
+}
+
+
+def _row(added: PendingAlert | AuditEntry, columns: tuple[str, ...]) -> dict:
+    return {name: getattr(added, name) for name in columns}
 
 
 def _forget(session: Session, *_transaction) -> None:
