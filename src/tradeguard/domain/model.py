@@ -54,6 +54,8 @@ class BrokerPosition:
     take_profit: Decimal | None = None
     swap: Decimal = Decimal(0)
     commission: Decimal = Decimal(0)
+    magic: int | None = None
+    comment: str | None = None
 
     @property
     def net_profit(self) -> Decimal:

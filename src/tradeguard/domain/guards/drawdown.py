@@ -27,6 +27,8 @@ from tradeguard.domain.guards.guard import (
     level_reached,
 )
 from tradeguard.domain.guards.levels import GuardLevel, InvalidGuardSettings, worst
+from tradeguard.domain.guards.rules import Metric, Reference, Rule, RuleSet, Step, Threshold, Tier
+from tradeguard.domain.periods import Period, PeriodKind
 from tradeguard.domain.pnl import drawdown_pct
 
 
@@ -430,3 +432,38 @@ def drawdown_fields(state: DrawdownState) -> dict[str, Any]:
         "day_anchor_value": state.day_anchor_value,
         "day_anchor_start": state.day_anchor_start,
     }
+
+
+def rules_from_settings(settings: DrawdownSettings) -> RuleSet:
+    """The rule set that judges an account exactly as these settings always have: the drawdown from
+    the high-water mark (warning, then critical), the minimum equity, and the daily loss."""
+    acting = Tier.CLOSE_ALL if settings.auto_close else Tier.HALT
+    rules = [
+        Rule(
+            id="drawdown",
+            metric=Metric.EQUITY,
+            reference=Reference.HIGH_WATER_MARK,
+            steps=(
+                Step(Tier.ALERT, Threshold(percent=settings.warning_pct), label="warning"),
+                Step(acting, Threshold(percent=settings.critical_pct), label="critical"),
+            ),
+        ),
+        Rule(
+            id="min_equity",
+            metric=Metric.EQUITY,
+            steps=(Step(acting, Threshold(floor=settings.min_equity), label="minimum"),),
+        ),
+    ]
+    if settings.daily_loss_limit_pct is not None:
+        balance = settings.daily_loss_anchor is DailyLossAnchor.BALANCE
+        rules.append(
+            Rule(
+                id="daily_loss",
+                label="daily loss",
+                metric=Metric.EQUITY,
+                reference=Reference.PERIOD_START_BALANCE if balance else Reference.PERIOD_START_EQUITY,
+                period=Period(PeriodKind.DAY, settings.daily_reset_tz, settings.daily_reset_time),
+                steps=(Step(acting, Threshold(percent=settings.daily_loss_limit_pct), label="limit"),),
+            )
+        )
+    return RuleSet(rules=tuple(rules), confirmations=settings.critical_confirmations)
