@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.accounts.guard_config import GUARD_CONFIG_FIELDS
+from tradeguard.accounts.risk_rules import rule_set_of
 from tradeguard.accounts.trading import store_trading_state, trading_state_of
 from tradeguard.actions.alerts import raise_alert
 from tradeguard.actions.audit import audit_event
@@ -34,9 +35,9 @@ from tradeguard.domain.guards import (
     Trigger,
     check_declared,
     guards_on,
-    rearm,
 )
-from tradeguard.domain.guards.drawdown import drawdown_fields, drawdown_state_from
+from tradeguard.domain.guards.drawdown import rule_set_fields, rule_set_state_from
+from tradeguard.domain.guards.rule_evaluation import rearm_rules
 from tradeguard.domain.model import BrokerPosition, Quote
 from tradeguard.store.models import Account, AccountState, CloseCommand
 
@@ -44,7 +45,7 @@ _STATE_FIELDS = frozenset(AccountState.__table__.c.keys()) - {"account_id"}
 # A guard changes the trading state only through the HALT action, which also alerts and audits it.
 _WRITABLE_FIELDS = _STATE_FIELDS - {"trading_allowed", "halted_at", "halt_reason"}
 # Stored as JSON text; guards read and remember them as values.
-_JSON_FIELDS = frozenset({"market_levels"})
+_JSON_FIELDS = frozenset({"market_levels", "rule_states"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,17 +73,21 @@ def guard_inputs(
     balance: Decimal | None,
     positions: Iterable[BrokerPosition] = (),
     quotes: Iterable[Quote] = (),
+    signal_of_ticket: Mapping[str, str] = MappingProxyType({}),
 ) -> GuardInputs:
+    config = {name: getattr(account, name) for name in GUARD_CONFIG_FIELDS}
+    config["rule_set"] = rule_set_of(account.guard_rules, config)
     return GuardInputs(
         account_id=account.id,
         at=at,
-        config=MappingProxyType({name: getattr(account, name) for name in GUARD_CONFIG_FIELDS}),
-        stored=MappingProxyType(_stored(state)),
+        config=MappingProxyType(config),
+        stored=MappingProxyType(stored_fields(state)),
         trading=trading_state_of(state),
         equity=equity,
         balance=balance,
         positions=tuple(positions),
         quotes=tuple(quotes),
+        signal_of_ticket=signal_of_ticket,
     )
 
 
@@ -111,15 +116,18 @@ async def run_guards(
         _write_records(session, account.id, verdict, now=now, notifiers=policy.notifiers)
         if verdict.halt is not None:
             _halt(session, account, state, guard, verdict.halt, now=now, policy=policy)
+        if verdict.resume is not None:
+            await _resume(session, account, state, guard, verdict.resume, now=now, policy=policy)
         verdicts[guard.name] = verdict
 
     new_commands: list[CloseCommand] = []
     for name, verdict in verdicts.items():
         closing_symbols = set(verdict.close_symbols)
+        closing_tickets = set(verdict.close_tickets)
         to_close = [
             position
             for position in inputs.positions
-            if verdict.close_all or position.symbol in closing_symbols
+            if position.ticket in closing_tickets or position.symbol in closing_symbols
         ]
         new_commands += await issue_close_commands(
             session,
@@ -142,6 +150,7 @@ async def act_on_guards(
     balance: Decimal,
     positions: list[BrokerPosition],
     quotes: list[Quote],
+    signal_of_ticket: Mapping[str, str],
     evaluated_at: datetime,
     now: datetime,
     policy: GuardPolicy,
@@ -151,7 +160,14 @@ async def act_on_guards(
     day; `now` stamps the records. Their close commands go out in the snapshot's answer, so they
     are born delivered, timing out after `command_timeout`."""
     inputs = guard_inputs(
-        account, state, at=evaluated_at, equity=equity, balance=balance, positions=positions, quotes=quotes
+        account,
+        state,
+        at=evaluated_at,
+        equity=equity,
+        balance=balance,
+        positions=positions,
+        quotes=quotes,
+        signal_of_ticket=signal_of_ticket,
     )
     outcome = await run_guards(
         session,
@@ -175,11 +191,13 @@ async def guard_on_clock(
     return await run_guards(session, account, state, Trigger.CLOCK, inputs, now=now, policy=policy)
 
 
-def _stored(state: AccountState) -> dict[str, Any]:
-    return {
-        name: orjson.loads(getattr(state, name)) if name in _JSON_FIELDS else getattr(state, name)
-        for name in _STATE_FIELDS
-    }
+def stored_fields(state: AccountState) -> dict[str, Any]:
+    """The account state by field name, as guards read it: JSON fields decoded."""
+    stored = {name: getattr(state, name) for name in _STATE_FIELDS}
+    for name in _JSON_FIELDS:
+        if stored[name] is not None:
+            stored[name] = orjson.loads(stored[name])
+    return stored
 
 
 def _remember(state: AccountState, fields: Mapping[str, Any]) -> None:
@@ -258,6 +276,48 @@ def _halt(
     )
 
 
+async def _resume(
+    session: AsyncSession,
+    account: Account,
+    state: AccountState,
+    guard: Guard,
+    reason: str,
+    *,
+    now: datetime,
+    policy: GuardPolicy,
+) -> None:
+    """The guard's rules lifted the halt they set: as an owner's re-arm, without a new peak."""
+    trading = trading_state_of(state)
+    if not trading.halted:
+        return
+    cancelled = await cancel_live(session, account.id, cause=guard.name, why=reason, now=now)
+    store_trading_state(state, trading.rearm())
+    message = f"account {account.id} re-armed: {reason}"
+    raise_alert(
+        session,
+        account.id,
+        kind="rearmed",
+        level="info",
+        message=message,
+        now=now,
+        notifiers=policy.notifiers,
+        details={"trading_allowed": True, "reset_peak": False},
+    )
+    audit_event(
+        session,
+        account.id,
+        "rearmed",
+        message,
+        at=now,
+        reason=guard.name,
+        details={
+            "trading_allowed": True,
+            "automatic": True,
+            "cancelled_commands": [command.id for command in cancelled],
+        },
+    )
+
+
 async def rearm_account(
     session: AsyncSession,
     account: Account,
@@ -277,10 +337,10 @@ async def rearm_account(
         session, account.id, cause=DrawdownGuard.name, why=f"account re-armed by user {by_user_id}", now=now
     )
     trading = trading_state_of(state)
-    current = drawdown_state_from(_stored(state), halted=trading.halted)
+    current = rule_set_state_from(stored_fields(state))
     if current is not None:
         reset_to = state.equity if reset_peak and state.equity is not None else None
-        _remember(state, drawdown_fields(rearm(current, reset_peak_to=reset_to)))
+        _remember(state, rule_set_fields(rearm_rules(current, reset_peak_to=reset_to)))
         if reset_to is not None:
             state.drawdown_pct = Decimal(0)
     store_trading_state(state, trading.rearm())

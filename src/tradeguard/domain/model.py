@@ -31,6 +31,7 @@ class ExpectedTrade:
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
     ticket: str | None = None
+    signal_id: str | None = None
 
     @property
     def age_anchor(self) -> datetime:

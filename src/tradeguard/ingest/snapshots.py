@@ -162,7 +162,10 @@ async def apply_snapshot(
         {closed.ticket: closed for closed in result.closed},
         received_at,
     )
-    guards = await _run_guards(session, locked, snapshot, positions, received_at, policy)
+    signal_of_ticket = {
+        pair.position.ticket: pair.trade.signal_id for pair in result.matches if pair.trade.signal_id
+    }
+    guards = await _run_guards(session, locked, snapshot, positions, signal_of_ticket, received_at, policy)
     if changes.feed_resumed:
         _log(session, account.id, FEED_RESUMED, received_at)
 
@@ -192,6 +195,7 @@ async def _run_guards(
     locked: LockedAccount,
     snapshot: SnapshotIn,
     positions: list[BrokerPosition],
+    signal_of_ticket: dict[str, str],
     received_at: datetime,
     policy: IngestPolicy,
 ) -> GuardOutcome:
@@ -204,6 +208,7 @@ async def _run_guards(
         balance=snapshot.balance,
         positions=positions,
         quotes=[quote.to_domain() for quote in snapshot.quotes],
+        signal_of_ticket=signal_of_ticket,
         evaluated_at=snapshot.taken_at,
         now=received_at,
         policy=policy.guards,

@@ -153,6 +153,7 @@ _OPEN_TRADE_COLUMNS = (
     _trades.c.stop_loss,
     _trades.c.take_profit,
     _trades.c.ticket,
+    _trades.c.signal_id,
 )
 _OPEN_TRADES = select(*_OPEN_TRADE_COLUMNS).where(
     _trades.c.account_id == bindparam("account_id"), _trades.c.status == "open"
@@ -484,6 +485,7 @@ def _open_trade_of(values: Sequence) -> OpenTrade:
         stop_loss,
         take_profit,
         ticket,
+        signal_id,
     ) = values
     return OpenTrade(
         row_id,
@@ -498,6 +500,7 @@ def _open_trade_of(values: Sequence) -> OpenTrade:
             stop_loss=stop_loss,
             take_profit=take_profit,
             ticket=ticket,
+            signal_id=signal_id,
         ),
     )
 

@@ -89,6 +89,9 @@ class Account(Base):
     grace_seconds: Mapped[int] = mapped_column(Integer)
     match_window_seconds: Mapped[int] = mapped_column(Integer)
     entry_slippage_pips: Mapped[Decimal] = mapped_column(ExactDecimal)
+    guard_rules: Mapped[str | None] = mapped_column(
+        Text, doc="JSON: the account's risk rule set; NULL: the one its drawdown settings describe"
+    )
 
 
 class AccountState(Base):
@@ -113,8 +116,10 @@ class AccountState(Base):
     drawdown_pct: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     drawdown_level: Mapped[str] = mapped_column(String(16))
     consecutive_critical: Mapped[int] = mapped_column(Integer)
-    day_anchor_value: Mapped[Decimal | None] = mapped_column(ExactDecimal)
-    day_anchor_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rule_states: Mapped[str | None] = mapped_column(
+        Text,
+        doc="JSON: what each risk rule remembers (its period's start values, step, trip); NULL: none yet",
+    )
     open_divergences: Mapped[str] = mapped_column(
         Text, doc="JSON: the divergences of the last sync, to log changes only"
     )

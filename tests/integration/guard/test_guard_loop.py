@@ -52,12 +52,13 @@ class ConcentrationGuard:
 
 
 class OverreachingGuard(ConcentrationGuard):
-    """Asks to close everything, which it never declared."""
+    """Asks to close every position, which it never declared."""
 
     name = "overreaching"
 
     def decide(self, inputs: GuardInputs) -> GuardVerdict:
-        return dataclasses.replace(super().decide(inputs), close_all=True)
+        tickets = tuple(position.ticket for position in inputs.positions)
+        return dataclasses.replace(super().decide(inputs), close_tickets=tickets)
 
 
 class SelfHaltingGuard:
@@ -111,7 +112,7 @@ async def test_a_registered_guard_is_run_on_every_snapshot_and_causes_what_it_de
 async def test_a_guard_asking_for_an_action_it_did_not_declare_is_refused_and_nothing_is_kept(api_with_guard):
     follower = await register_follower(api_with_guard)
 
-    with pytest.raises(UndeclaredEffect, match="action 'close_all'"):
+    with pytest.raises(UndeclaredEffect, match="action 'close_positions'"):
         await follower.bridge.send_snapshot(snapshot(*CROWDED, equity="10000"))
 
     assert await follower.bridge.poll_commands() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Integer, MetaData, String, bindparam, inspect, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from tests.support.builders import NOW
@@ -26,13 +27,14 @@ from tests.support.services import (
     postgres_url,
     require_service,
 )
-from tradeguard.accounts.service import create_account
+from tradeguard.accounts.guard_config import GuardConfig
+from tradeguard.accounts.service import create_account, initial_state
 from tradeguard.auth.tokens import Principal
 from tradeguard.auth.users import create_user
 from tradeguard.settings import Settings
 from tradeguard.store import migrate
 from tradeguard.store.db import create_engine
-from tradeguard.store.models import Alert, Base, ReconciliationEvent
+from tradeguard.store.models import Account, AccountState, Alert, Base, ReconciliationEvent
 from tradeguard.store.types import ExactDecimal, UTCDateTime
 
 MODEL_TABLES = set(Base.metadata.tables)
@@ -246,14 +248,19 @@ HISTORY = [
 
 
 async def account_at(engine: AsyncEngine) -> int:
+    """An account in a schema of an earlier revision: only the columns every revision has are written."""
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     async with sessions() as session:
         user = await create_user(session, email="old@example.com", password="x" * 12, role="user", now=NOW)
-        account = await create_account(
-            session, Principal(user.id, "user"), name="Old", broker=None, login=None, currency="USD", now=NOW
+        values = {"owner_id": user.id, "name": "Old", "currency": "USD", "created_at": NOW}
+        created = await session.execute(
+            insert(Account.__table__)
+            .values(**values, **GuardConfig().model_dump())
+            .returning(Account.__table__.c.id)
         )
+        account_id = created.scalar_one()
         await session.commit()
-    return account.id
+    return account_id
 
 
 async def history_rows(engine: AsyncEngine, columns: str = "account_id, taken_at, equity") -> list[tuple]:
@@ -321,3 +328,57 @@ async def test_two_snapshots_of_an_account_at_one_moment_stop_the_move_into_part
 
     assert await current_revision(fresh_engine) == BEFORE_PARTITIONS
     assert len(await history_rows(fresh_engine)) == 2
+
+
+BEFORE_RULES = "0006_history_partitions"
+
+
+async def test_the_daily_anchor_becomes_the_daily_loss_rules_period_start_and_back(fresh_engine):
+    await migrate.upgrade(fresh_engine, BEFORE_RULES)
+    account_id = await account_at(fresh_engine)
+    day_start = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    old_states = MetaData()
+    states = Table(
+        "account_states",
+        old_states,
+        Column("account_id", Integer),
+        Column("day_anchor_value", ExactDecimal()),
+        Column("day_anchor_start", UTCDateTime()),
+    )
+    fresh = initial_state(account_id)
+    row = {
+        column.name: getattr(fresh, column.name)
+        for column in AccountState.__table__.c
+        if column.name != "rule_states"
+    }
+    async with fresh_engine.begin() as connection:
+        await connection.execute(
+            text(
+                f"INSERT INTO account_states ({', '.join(row)}, day_anchor_value, day_anchor_start) "
+                f"VALUES ({', '.join(':' + name for name in row)}, :value, :start)"
+            ).bindparams(bindparam("value", type_=ExactDecimal()), bindparam("start", type_=UTCDateTime())),
+            {**row, "value": Decimal("10250.50"), "start": day_start},
+        )
+
+    await migrate.upgrade(fresh_engine)
+
+    async with fresh_engine.connect() as connection:
+        kept = await connection.scalar(text("SELECT rule_states FROM account_states"))
+    assert json.loads(kept) == {
+        "initial_balance": None,
+        "rules": {
+            "daily_loss": {
+                "period_start": "2026-11-30T23:00:00+00:00",
+                "start_balance": "10250.5",
+                "start_equity": "10250.5",
+            }
+        },
+    }
+
+    await migrate.downgrade(fresh_engine, BEFORE_RULES)
+
+    async with fresh_engine.connect() as connection:
+        anchor = (
+            await connection.execute(select(states.c.day_anchor_value, states.c.day_anchor_start))
+        ).one()
+    assert tuple(anchor) == (Decimal("10250.50"), day_start)

@@ -29,18 +29,21 @@ from tradeguard.domain.guards import (
     guards_on,
     registry,
 )
-from tradeguard.domain.model import Quote
+from tradeguard.domain.guards.drawdown import settings_rule_set
+from tradeguard.domain.model import BrokerPosition, Quote, Side
 from tradeguard.domain.trading import TradingState
 
 NOW = datetime(2024, 3, 5, 12, 0, tzinfo=UTC)
-CONFIG = MappingProxyType(GuardConfig().model_dump())
+HELD = BrokerPosition("7", "EURUSD", Side.BUY, Decimal(1), Decimal("1.1"), Decimal("1.1"), NOW, Decimal(0))
+CONFIG = MappingProxyType(
+    {**GuardConfig().model_dump(), "rule_set": settings_rule_set(GuardConfig().model_dump())}
+)
 NEVER_JUDGED = MappingProxyType(
     {
         "peak_equity": None,
         "drawdown_level": "normal",
         "consecutive_critical": 0,
-        "day_anchor_value": None,
-        "day_anchor_start": None,
+        "rule_states": None,
         "market_levels": {},
         "feed_stale": False,
         "last_sync_at": None,
@@ -109,10 +112,10 @@ def test_a_verdict_asking_for_anything_undeclared_is_refused_naming_all_of_it():
     )
 
 
-def test_closing_everything_is_an_action_of_its_own():
-    guard = Declared(GuardVerdict(close_all=True), MayCause(actions=frozenset({Action.CLOSE_SYMBOL})))
+def test_closing_named_positions_is_an_action_of_its_own():
+    guard = Declared(GuardVerdict(close_tickets=("7",)), MayCause(actions=frozenset({Action.CLOSE_SYMBOL})))
 
-    with pytest.raises(UndeclaredEffect, match="action 'close_all'"):
+    with pytest.raises(UndeclaredEffect, match="action 'close_positions'"):
         check_declared(guard, guard.decide(inputs()))
 
 
@@ -122,7 +125,9 @@ def test_two_guards_of_one_name_cannot_be_registered_together():
 
 
 def test_a_guard_run_on_the_clock_cannot_declare_closing_positions():
-    closing = Declared(GuardVerdict(), MayCause(actions=frozenset({Action.CLOSE_ALL})), trigger=Trigger.CLOCK)
+    closing = Declared(
+        GuardVerdict(), MayCause(actions=frozenset({Action.CLOSE_POSITIONS})), trigger=Trigger.CLOCK
+    )
 
     with pytest.raises(InvalidGuardRegistry, match="clock"):
         registry((closing,))
@@ -152,7 +157,7 @@ def test_every_registered_guard_verdict_stays_within_its_declaration():
 def test_the_drawdown_guard_entering_critical_alerts_halts_and_closes_everything():
     at_peak = {**NEVER_JUDGED, "peak_equity": Decimal(10000)}
 
-    verdict = DrawdownGuard().decide(inputs(stored=at_peak, equity=Decimal(7900)))
+    verdict = DrawdownGuard().decide(inputs(stored=at_peak, equity=Decimal(7900), positions=(HELD,)))
 
     [alert] = verdict.alerts
     [entry] = verdict.audit_entries
@@ -164,7 +169,7 @@ def test_the_drawdown_guard_entering_critical_alerts_halts_and_closes_everything
     }
     assert (entry.event_type, entry.reason, entry.details["level"]) == ("guard_level", "drawdown", "critical")
     assert verdict.halt == alert.message
-    assert verdict.actions == {Action.HALT, Action.CLOSE_ALL}
+    assert verdict.actions == {Action.HALT, Action.CLOSE_POSITIONS}
     assert verdict.remember["drawdown_level"] == "critical"
     assert verdict.remember["drawdown_pct"] == Decimal("21.0000")
 
@@ -173,10 +178,12 @@ def test_the_drawdown_guard_does_not_halt_an_account_already_halted():
     halted = TradingState.active().halt("earlier", since=NOW - timedelta(hours=1))
     critical = {**NEVER_JUDGED, "peak_equity": Decimal(10000), "drawdown_level": "critical"}
 
-    verdict = DrawdownGuard().decide(inputs(stored=critical, equity=Decimal(7800), trading=halted))
+    verdict = DrawdownGuard().decide(
+        inputs(stored=critical, equity=Decimal(7800), trading=halted, positions=(HELD,))
+    )
 
     assert verdict.halt is None
-    assert verdict.close_all
+    assert verdict.close_tickets == ("7",)
     assert verdict.records == ()
 
 

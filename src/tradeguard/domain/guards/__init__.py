@@ -3,14 +3,9 @@ returns a verdict, and leaves acting to the shell's one loop. `registry.GUARDS` 
 
 from tradeguard.domain.guards.drawdown import (
     DailyLossAnchor,
-    DrawdownDecision,
     DrawdownGuard,
-    DrawdownReason,
     DrawdownSettings,
-    DrawdownState,
-    evaluate_drawdown,
-    rearm,
-    trading_day_start,
+    rules_from_settings,
 )
 from tradeguard.domain.guards.guard import (
     Action,
@@ -40,6 +35,7 @@ from tradeguard.domain.guards.registry import GUARDS, InvalidGuardRegistry, guar
 from tradeguard.domain.guards.stale import STALE_FEED, StaleDecision, StaleFeedGuard, evaluate_stale
 
 __all__ = [
+    "rules_from_settings",
     "GUARDS",
     "STALE_FEED",
     "Action",
@@ -59,10 +55,7 @@ __all__ = [
     "guards_on",
     "registry",
     "DailyLossAnchor",
-    "DrawdownDecision",
-    "DrawdownReason",
     "DrawdownSettings",
-    "DrawdownState",
     "GuardDecision",
     "GuardLevel",
     "ImpossibleQuote",
@@ -74,10 +67,7 @@ __all__ = [
     "StaleDecision",
     "SymbolCondition",
     "SymbolMarketState",
-    "evaluate_drawdown",
     "evaluate_market",
     "evaluate_stale",
-    "rearm",
-    "trading_day_start",
     "worst",
 ]

@@ -35,10 +35,13 @@ class Action(str, enum.Enum):
     HALT = "halt"
     """Latch the account's trading state to halted; the shell raises a `halt` alert and a `halted`
     audit entry with it, once, when the account was not halted already."""
-    CLOSE_ALL = "close_all"
-    """A close command for every position of the snapshot, cause the guard's name."""
+    CLOSE_POSITIONS = "close_positions"
+    """A close command for each named position of the snapshot, cause the guard's name."""
     CLOSE_SYMBOL = "close_symbol"
     """A close command for each position of the snapshot in the named symbols."""
+    RESUME = "resume"
+    """Lift the account's halt: the shell re-arms it, cancels the guard's close commands not yet
+    carried out, and raises a `rearmed` alert and audit entry with the reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,8 @@ class GuardInputs:
     balance: Decimal | None
     positions: tuple[BrokerPosition, ...] = ()
     quotes: tuple[Quote, ...] = ()
+    signal_of_ticket: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """the signal of each position matched to an expected trade, by ticket"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +93,16 @@ class GuardVerdict:
     """What one guard asks of the shell after one event.
 
     `records` are alerts and audit entries in the order they are to be written. `remember` holds
-    the account-state fields to write, by name. `halt` is the reason to halt, when the guard halts.
+    the account-state fields to write, by name. `halt` is the reason to halt, when the guard halts;
+    `resume` the reason to lift a halt, when the guard lifts it.
     """
 
     records: tuple[GuardAlert | GuardAuditEntry, ...] = ()
     remember: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     halt: str | None = None
-    close_all: bool = False
+    close_tickets: tuple[str, ...] = ()
     close_symbols: tuple[str, ...] = ()
+    resume: str | None = None
 
     @property
     def asks_anything(self) -> bool:
@@ -111,8 +118,12 @@ class GuardVerdict:
 
     @property
     def actions(self) -> frozenset[Action]:
-        asked = {Action.HALT: self.halt is not None, Action.CLOSE_ALL: self.close_all}
-        asked[Action.CLOSE_SYMBOL] = bool(self.close_symbols)
+        asked = {
+            Action.HALT: self.halt is not None,
+            Action.CLOSE_POSITIONS: bool(self.close_tickets),
+            Action.CLOSE_SYMBOL: bool(self.close_symbols),
+            Action.RESUME: self.resume is not None,
+        }
         return frozenset(action for action, wanted in asked.items() if wanted)
 
 

@@ -21,7 +21,7 @@ def registry(guards: Iterable[Guard]) -> tuple[Guard, ...]:
     names = [guard.name for guard in checked]
     if len(set(names)) != len(names):
         raise InvalidGuardRegistry(f"guard names must be unique, got {names}")
-    closes = {Action.CLOSE_ALL, Action.CLOSE_SYMBOL}
+    closes = {Action.CLOSE_POSITIONS, Action.CLOSE_SYMBOL}
     for guard in checked:
         if guard.trigger is Trigger.CLOCK and guard.may_cause.actions & closes:
             raise InvalidGuardRegistry(f"guard {guard.name!r} runs on the clock and cannot close positions")
