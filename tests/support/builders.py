@@ -52,6 +52,9 @@ class Caller:
     async def put(self, path: str, json=None) -> httpx.Response:
         return await self.api.http.put(path, json=json, headers=self.headers)
 
+    async def delete(self, path: str) -> httpx.Response:
+        return await self.api.http.delete(path, headers=self.headers)
+
     async def new_account(self, name: str = "Follower", **fields) -> int:
         response = await self.post("/api/v1/accounts", json={"name": name, **fields})
         assert response.status_code == 201, response.text

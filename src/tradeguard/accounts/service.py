@@ -9,8 +9,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.accounts.guard_config import GUARD_CONFIG_FIELDS, GuardConfig
+from tradeguard.accounts.risk_rules import RuleSetIn, canonical_json, rule_set_of
 from tradeguard.accounts.trading import store_trading_state
+from tradeguard.actions.audit import audit_event
 from tradeguard.auth.tokens import Principal
+from tradeguard.domain.guards.rules import RuleSet
 from tradeguard.domain.trading import TradingState
 from tradeguard.errors import Conflict, NotFound
 from tradeguard.store.models import Account, AccountState
@@ -121,3 +124,51 @@ def apply_guard_config(account: Account, changes: dict) -> GuardConfig:
     for name, value in config.model_dump().items():
         setattr(account, name, value)
     return config
+
+
+def guard_rules_source(account: Account) -> str:
+    return "settings" if account.guard_rules is None else "rules"
+
+
+def guard_rules_of(account: Account) -> RuleSet:
+    return rule_set_of(account.guard_rules, guard_config_of(account).model_dump())
+
+
+def change_guard_rules(
+    session: AsyncSession, account: Account, body: RuleSetIn | None, *, by_user_id: int, now: datetime
+) -> RuleSet:
+    """Store the account's rule set (None: back to its drawdown settings'), audited with what it changes.
+
+    Nothing is judged now: the next snapshot is. A rule new to the account starts its period at
+    that snapshot, taking its balance and equity as the period's start; a halt in place stays
+    until re-armed, or until the rule that set it resumes.
+    """
+    before = guard_rules_source(account)
+    account.guard_rules = None if body is None else canonical_json(body)
+    rules = guard_rules_of(account)
+    ids = [rule.id for rule in rules.rules]
+    changed = (
+        f"risk rules set by user {by_user_id}: {', '.join(ids) or 'none'}"
+        if body is not None
+        else f"risk rules removed by user {by_user_id}: its drawdown settings judge it again"
+    )
+    message = (
+        f"account {account.id}: {changed}; from the next snapshot on, a new rule measuring its period "
+        "from that snapshot; a halt in place stays until re-armed or until the rule that set it resumes"
+    )
+    audit_event(
+        session,
+        account.id,
+        "guard_rules_changed",
+        message,
+        at=now,
+        reason="drawdown",
+        details={
+            "user_id": by_user_id,
+            "from": before,
+            "to": guard_rules_source(account),
+            "rules": ids,
+            "shadow": [rule.id for rule in rules.rules if rule.shadow],
+        },
+    )
+    return rules

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tradeguard.accounts.guard_config import GuardConfig
+from tradeguard.accounts.risk_rules import RuleSetIn
 from tradeguard.bodies import RequestBody
 from tradeguard.queries.read_models import Number, SyncStatus
 from tradeguard.values import ExternalId, Text, text
@@ -61,6 +62,39 @@ class GuardConfigOut(GuardConfig):
     model_config = ConfigDict(extra="ignore")
 
     account_id: int
+
+
+class StepStandingOut(BaseModel):
+    tier: str
+    label: str
+    limit: Number | None = Field(description="the acting limit on the loss, in money; null for a floor")
+    headroom: Number = Field(description="what may still be lost before the step, in money; negative past it")
+    headroom_pct: Number = Field(description="the headroom in percent of the rule's basis")
+    breached: bool
+
+
+class RuleStandingOut(BaseModel):
+    rule: str
+    shadow: bool
+    value: Number = Field(
+        description="the metric's value: equity, balance, or balance plus the scope's floating P&L"
+    )
+    reference: Number
+    loss: Number = Field(description="reference minus value; negative is a gain")
+    loss_pct: Number
+    step: int | None = Field(description="the index of the step the rule stands at, null below all")
+    steps: list[StepStandingOut]
+
+
+class GuardRulesOut(BaseModel):
+    account_id: int
+    source: Literal["settings", "rules"] = Field(
+        description="settings: the rule set the account's drawdown settings describe; rules: one set for it"
+    )
+    rule_set: RuleSetIn
+    standings: list[RuleStandingOut] = Field(
+        description="each rule judged on the last snapshot; empty before one"
+    )
 
 
 GuardConfigUpdate = create_model(

@@ -5,10 +5,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from tradeguard.accounts.risk_rules import RuleSetIn, rule_set_data
 from tradeguard.accounts.service import (
+    change_guard_rules,
     create_account,
     get_visible_account,
     guard_config_of,
+    guard_rules_of,
+    guard_rules_source,
     list_accounts,
     update_guard_config,
 )
@@ -22,10 +26,12 @@ from tradeguard.api.schemas import (
     AccountOut,
     GuardConfigOut,
     GuardConfigUpdate,
+    GuardRulesOut,
     RearmRequest,
 )
+from tradeguard.queries.guard_rules import rule_standings
 from tradeguard.queries.read_models import GuardStatus
-from tradeguard.store.models import Account
+from tradeguard.store.models import Account, AccountState
 
 router = APIRouter(prefix="/accounts", tags=["accounts"], route_class=AuthenticatedRoute)
 
@@ -82,6 +88,46 @@ async def change_guard_config(
         config = await update_guard_config(work.session, account, body.model_dump(exclude_unset=True))
         work.account_changed(account.id, account.owner_id)
     return model_response(GuardConfigOut(account_id=account.id, **config.model_dump()))
+
+
+async def _guard_rules_out(session: SessionDep, account: Account) -> GuardRulesOut:
+    state = await session.get(AccountState, account.id)
+    return GuardRulesOut(
+        account_id=account.id,
+        source=guard_rules_source(account),
+        rule_set=RuleSetIn.model_validate(rule_set_data(guard_rules_of(account))),
+        standings=await rule_standings(session, account, state),
+    )
+
+
+@router.get("/{account_id}/guard-rules", response_model=GuardRulesOut)
+async def read_guard_rules(account_id: AccountIdPath, principal: PrincipalDep, session: SessionDep):
+    """The rules the account is judged by, and where it stands against each on its last snapshot."""
+    account = await get_visible_account(session, principal, account_id)
+    return model_response(await _guard_rules_out(session, account))
+
+
+@router.put("/{account_id}/guard-rules", response_model=GuardRulesOut)
+async def set_guard_rules(
+    account_id: AccountIdPath, body: RuleSetIn, principal: PrincipalDep, services: ServicesDep
+):
+    """Judge the account by this rule set from its next snapshot on; audited."""
+    return await _change_guard_rules(account_id, body, principal, services)
+
+
+@router.delete("/{account_id}/guard-rules", response_model=GuardRulesOut)
+async def remove_guard_rules(account_id: AccountIdPath, principal: PrincipalDep, services: ServicesDep):
+    """Judge the account by its drawdown settings again from its next snapshot on; audited."""
+    return await _change_guard_rules(account_id, None, principal, services)
+
+
+async def _change_guard_rules(account_id: int, body: RuleSetIn | None, principal, services) -> JSONBytes:
+    async with services.unit_of_work() as work:
+        account = await get_visible_account(work.session, principal, account_id)
+        change_guard_rules(work.session, account, body, by_user_id=principal.user_id, now=datetime.now(UTC))
+        answer = await _guard_rules_out(work.session, account)
+        work.account_changed(account.id, account.owner_id)
+    return model_response(answer)
 
 
 @router.post(
