@@ -404,9 +404,11 @@ def _standing(
         acting = threshold.amount if buffer is None else threshold.amount * buffer
         if loss >= acting:
             breached = f"{name} {loss} >= {step.name} {acting}"
-    if breached is None and threshold.percent is not None:
+    if breached is None and threshold.percent is not None and base > 0:
         acting = threshold.percent if buffer is None else threshold.percent * buffer
-        if loss_pct >= acting:
+        # Compared in money: the rounded percent would reach the limit up to half its last place
+        # early (a cent short of 5 % of 100,000 rounds to 5.0000 %).
+        if loss >= acting * base / _HUNDRED:
             breached = f"{name} {loss_pct:.2f}% >= {step.name} {acting}%"
     if breached is None and threshold.floor is not None and value < threshold.floor:
         breached = f"{rule.metric.value} {value} below {step.name} {threshold.floor}"
