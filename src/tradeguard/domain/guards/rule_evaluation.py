@@ -317,8 +317,11 @@ def _judge(
         for step in rule.steps
     )
     reached = max((index for index, standing in enumerate(standings) if standing.breached), default=None)
+    first = rule.steps[0].threshold
+    first_basis = _basis_value(first, reference, initial, basis)
+    # The loss is reported from the reference the first step stands against, as its percent is.
+    reference = _locked(rule, _limits(first, first_basis), reference, initial)
     loss = reference - value
-    first_basis = _basis_value(rule.steps[0].threshold, reference, initial, basis)
     partial = _Partial(
         value=value,
         reference=reference,
@@ -382,21 +385,33 @@ def _basis_value(
     return initial if threshold.percent_of is Basis.INITIAL_BALANCE else reference
 
 
+def _limits(threshold: Threshold, base: Decimal) -> list[Decimal]:
+    """The threshold's limits on the loss, in money, before the buffer."""
+    limits: list[Decimal] = []
+    if threshold.amount is not None:
+        limits.append(threshold.amount)
+    if threshold.percent is not None and base > 0:
+        limits.append(threshold.percent * base / _HUNDRED)
+    return limits
+
+
+def _locked(rule: Rule, limits: list[Decimal], reference: Decimal, initial: Decimal) -> Decimal:
+    """The reference a step stands against: a locked rule's floor (reference − limit) never rises
+    above the initial balance."""
+    if rule.lock_at_initial and limits:
+        return min(reference, initial + min(limits))
+    return reference
+
+
 def _standing(
     rule: Rule, step: Step, *, value: Decimal, reference: Decimal, initial: Decimal, basis: Decimal | None
 ) -> StepStanding:
     threshold = step.threshold
     base = _basis_value(threshold, reference, initial, basis)
     buffer = rule.buffer
-    limits: list[Decimal] = []
+    limits = _limits(threshold, base)
     breached: str | None = None
-    if threshold.amount is not None:
-        limits.append(threshold.amount)
-    if threshold.percent is not None and base > 0:
-        limits.append(threshold.percent * base / _HUNDRED)
-    if rule.lock_at_initial and limits:
-        # The floor (reference − limit) never rises above the initial balance.
-        reference = min(reference, initial + min(limits))
+    reference = _locked(rule, limits, reference, initial)
     loss = reference - value
     loss_pct = drawdown_pct(base, base - loss) if base > 0 else Decimal(0)
     name = rule.name
