@@ -53,7 +53,8 @@ class RuleState:
     consecutive: int = 0
     """snapshots in a row breaching an acting step: counted per rule for rules in shadow"""
     tripped_at: datetime | None = None
-    """when the rule last halted the account, until it resumes or is re-armed"""
+    """when the rule last acted (halted the account), until it resumes or is re-armed: a breach
+    again in a later period starts its wait for the next period over"""
     calm_since: datetime | None = None
     """cool-down: since when the loss has been back under the resume level"""
 
@@ -493,7 +494,7 @@ def _settle(
     calm_since = rule_state.calm_since
     resumed = False
     if acting and not rule.shadow:
-        tripped_at = tripped_at or now
+        tripped_at = now
         calm_since = None
     elif tripped_at is not None:
         resumed, calm_since = _resumes(rule, partial, tripped_at, calm_since, now)
