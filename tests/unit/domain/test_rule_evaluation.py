@@ -416,6 +416,52 @@ def test_a_ladder_that_does_not_climb_is_refused_naming_the_step(steps, field, p
     assert str(refused.value) == f"rule 'drawdown': {field}: {problem}"
 
 
+@pytest.mark.parametrize(
+    ("fields", "field", "problem"),
+    [
+        ({"buffer": 0.9}, "buffer", "must be a Decimal, not a float"),
+        (
+            {"resume": Resume(ResumeMode.COOL_DOWN, below=0.5)},
+            "resume.below",
+            "must be a Decimal, not a float",
+        ),
+        (
+            {"resume": Resume(ResumeMode.OWNER, after=timedelta(hours=1))},
+            "resume.after",
+            "only a cool_down takes one, not owner",
+        ),
+        (
+            {
+                "steps": (
+                    Step(Tier.ALERT, Threshold(percent=D(5))),
+                    Step(Tier.HALT, Threshold(floor=D(90_000))),
+                ),
+                "resume": Resume(ResumeMode.COOL_DOWN, below=D("0.5")),
+            },
+            "steps[1].threshold",
+            "a cool-down needs the first acting step to limit the loss (an amount or a percent)",
+        ),
+    ],
+)
+def test_a_rule_that_could_not_work_is_refused_naming_the_field(fields, field, problem):
+    with pytest.raises(InvalidRule) as refused:
+        Rule(
+            **{
+                "id": "loss",
+                "metric": Metric.EQUITY,
+                "steps": (Step(Tier.HALT, Threshold(percent=D(5))),),
+                **fields,
+            }
+        )
+    assert (refused.value.field, refused.value.problem) == (field, problem)
+
+
+def test_a_rule_set_refuses_an_initial_balance_that_is_not_a_decimal():
+    with pytest.raises(InvalidRule) as refused:
+        RuleSet(rules=(halting(LIMIT),), initial_balance=100_000.0)
+    assert refused.value.field == "initial_balance"
+
+
 # One account's positions: a strategy's (magic 7), one matched to signal "breakout" although opened
 # with magic 0, one opened by hand, and another strategy's (magic 9). Each loses 150.
 HELD = (

@@ -163,6 +163,4 @@ def preset(name: str, *, initial_balance: Decimal, server_time_zone: str | None 
     build = PRESETS.get(name)
     if build is None:
         raise InvalidRule(None, "preset", f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    if not isinstance(initial_balance, Decimal):
-        raise InvalidRule(None, "initial_balance", f"must be a Decimal, got {initial_balance!r}")
     return build(initial_balance, server_time_zone)
