@@ -109,12 +109,12 @@ day_periods = st.builds(Period, kind=st.just(PeriodKind.DAY), time_zone=zones, r
 
 
 @st.composite
-def snapshots(draw, *, max_gap_minutes: int = 20 * 60, min_size: int = 1, max_size: int = 30):
+def snapshots(draw):
     """Snapshots moving forward in time, some holding positions of a strategy (magic 1) and by hand."""
     at = START + timedelta(minutes=draw(st.integers(0, 365 * 24 * 60)))
     sequence = []
-    for _ in range(draw(st.integers(min_size, max_size))):
-        at += timedelta(minutes=draw(st.integers(1, max_gap_minutes)))
+    for _ in range(draw(st.integers(1, 30))):
+        at += timedelta(minutes=draw(st.integers(1, 20 * 60)))
         held = draw(
             st.lists(
                 st.builds(
@@ -143,14 +143,15 @@ def rules(draw, rule_id: str, *, shadow: bool = False) -> Rule:
     acting = Tier.CLOSE_SCOPE if scoped else draw(st.sampled_from([Tier.HALT, Tier.CLOSE_ALL]))
     basis = draw(st.sampled_from(list(Basis)))
     first = draw(percents)
-    second = first + draw(percents)
-    steps = (Step(acting, Threshold(percent=first, percent_of=basis)),)
     if draw(st.booleans()):
-        steps = (Step(Tier.ALERT, Threshold(percent=first, percent_of=basis)),) + (
-            Step(
-                acting, Threshold(percent=second, percent_of=basis, floor=draw(st.none() | st.just(D(70000))))
-            ),
+        second = first + draw(percents)
+        floor = draw(st.none() | st.just(D(70_000)))
+        steps = (
+            Step(Tier.ALERT, Threshold(percent=first, percent_of=basis)),
+            Step(acting, Threshold(percent=second, percent_of=basis, floor=floor)),
         )
+    else:
+        steps = (Step(acting, Threshold(percent=first, percent_of=basis)),)
     resumes = [Resume(), Resume(ResumeMode.COOL_DOWN, below=D("0.5"), after=timedelta(hours=1))]
     if period is not None:
         resumes.append(Resume(ResumeMode.NEXT_PERIOD))
@@ -244,33 +245,38 @@ def test_a_rules_day_begins_exactly_once_per_local_day(period, reference, first,
     days = [trading_day(period, snap.at) for snap in hourly]
     for index in range(1, len(hourly)):
         assert (starts[index] != starts[index - 1]) == (days[index] != days[index - 1])
-    assert (
-        len(set(starts))
-        == len(set(days))
-        == len([i for i in range(1, len(days)) if days[i] != days[i - 1]]) + 1
-    )
+    changes = sum(1 for index in range(1, len(starts)) if starts[index] != starts[index - 1])
+    assert len(set(starts)) == changes + 1 == len(set(days))
 
 
 LIMIT = D(1000)
+moves = st.lists(
+    st.tuples(st.decimals(min_value=-2 * LIMIT, max_value=LIMIT, places=0), st.integers(1, 16 * 60)),
+    min_size=1,
+    max_size=40,
+)
+
+
+def walk(steps: list[tuple[Decimal, int]]) -> list[Snapshot]:
+    """Snapshots of an account without positions: each step its gain on the initial balance and the
+    minutes since the snapshot before."""
+    at = START
+    sequence = []
+    for gain, minutes in steps:
+        at += timedelta(minutes=minutes)
+        sequence.append(Snapshot(at, INITIAL + gain))
+    return sequence
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     st.sampled_from([D(0), D("0.5"), D("0.9")]),
-    st.sampled_from([timedelta(0), timedelta(minutes=30), timedelta(hours=2)]),
-    st.lists(
-        st.tuples(st.decimals(min_value=-2 * LIMIT, max_value=LIMIT, places=0), st.integers(1, 90)),
-        min_size=1,
-        max_size=40,
-    ),
+    st.sampled_from([timedelta(0), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=9)]),
+    moves,
 )
 def test_a_cool_down_resumes_only_once_the_loss_stayed_under_its_level_for_its_time(below, after, moves):
     rule = halting(LIMIT, resume=Resume(ResumeMode.COOL_DOWN, below=below, after=after))
-    at = START
-    sequence = []
-    for gain, minutes in moves:
-        at += timedelta(minutes=minutes)
-        sequence.append(Snapshot(at, INITIAL + gain))
+    sequence = walk(moves)
     halted = False
     calm_since: datetime | None = None
     for snap, decision in zip(
@@ -288,21 +294,10 @@ def test_a_cool_down_resumes_only_once_the_loss_stayed_under_its_level_for_its_t
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    day_periods,
-    st.lists(
-        st.tuples(st.decimals(min_value=-2 * LIMIT, max_value=LIMIT, places=0), st.integers(1, 16 * 60)),
-        min_size=1,
-        max_size=40,
-    ),
-)
+@given(day_periods, moves)
 def test_a_next_period_resume_comes_with_the_first_snapshot_of_a_period_after_the_last_breach(period, moves):
     rule = halting(LIMIT, period=period, resume=Resume(ResumeMode.NEXT_PERIOD))
-    at = START
-    sequence = []
-    for gain, minutes in moves:
-        at += timedelta(minutes=minutes)
-        sequence.append(Snapshot(at, INITIAL + gain))
+    sequence = walk(moves)
     halted = False
     last_breach: datetime | None = None
     for snap, decision in zip(
