@@ -53,7 +53,8 @@ class RuleState:
     consecutive: int = 0
     """snapshots in a row breaching an acting step: counted per rule for rules in shadow"""
     tripped_at: datetime | None = None
-    """when the rule last halted the account, until it resumes or is re-armed"""
+    """when the rule last acted (halted the account), until it resumes or is re-armed: a breach
+    again in a later period starts its wait for the next period over"""
     calm_since: datetime | None = None
     """cool-down: since when the loss has been back under the resume level"""
 
@@ -317,8 +318,11 @@ def _judge(
         for step in rule.steps
     )
     reached = max((index for index, standing in enumerate(standings) if standing.breached), default=None)
+    first = rule.steps[0].threshold
+    first_basis = _basis_value(first, reference, initial, basis)
+    # The loss is reported from the reference the first step stands against, as its percent is.
+    reference = _locked(rule, _limits(first, first_basis), reference, initial)
     loss = reference - value
-    first_basis = _basis_value(rule.steps[0].threshold, reference, initial, basis)
     partial = _Partial(
         value=value,
         reference=reference,
@@ -382,21 +386,33 @@ def _basis_value(
     return initial if threshold.percent_of is Basis.INITIAL_BALANCE else reference
 
 
+def _limits(threshold: Threshold, base: Decimal) -> list[Decimal]:
+    """The threshold's limits on the loss, in money, before the buffer."""
+    limits: list[Decimal] = []
+    if threshold.amount is not None:
+        limits.append(threshold.amount)
+    if threshold.percent is not None and base > 0:
+        limits.append(threshold.percent * base / _HUNDRED)
+    return limits
+
+
+def _locked(rule: Rule, limits: list[Decimal], reference: Decimal, initial: Decimal) -> Decimal:
+    """The reference a step stands against: a locked rule's floor (reference − limit) never rises
+    above the initial balance."""
+    if rule.lock_at_initial and limits:
+        return min(reference, initial + min(limits))
+    return reference
+
+
 def _standing(
     rule: Rule, step: Step, *, value: Decimal, reference: Decimal, initial: Decimal, basis: Decimal | None
 ) -> StepStanding:
     threshold = step.threshold
     base = _basis_value(threshold, reference, initial, basis)
     buffer = rule.buffer
-    limits: list[Decimal] = []
+    limits = _limits(threshold, base)
     breached: str | None = None
-    if threshold.amount is not None:
-        limits.append(threshold.amount)
-    if threshold.percent is not None and base > 0:
-        limits.append(threshold.percent * base / _HUNDRED)
-    if rule.lock_at_initial and limits:
-        # The floor (reference − limit) never rises above the initial balance.
-        reference = min(reference, initial + min(limits))
+    reference = _locked(rule, limits, reference, initial)
     loss = reference - value
     loss_pct = drawdown_pct(base, base - loss) if base > 0 else Decimal(0)
     name = rule.name
@@ -404,9 +420,11 @@ def _standing(
         acting = threshold.amount if buffer is None else threshold.amount * buffer
         if loss >= acting:
             breached = f"{name} {loss} >= {step.name} {acting}"
-    if breached is None and threshold.percent is not None:
+    if breached is None and threshold.percent is not None and base > 0:
         acting = threshold.percent if buffer is None else threshold.percent * buffer
-        if loss_pct >= acting:
+        # Compared in money: the rounded percent would reach the limit up to half its last place
+        # early (a cent short of 5 % of 100,000 rounds to 5.0000 %).
+        if loss >= acting * base / _HUNDRED:
             breached = f"{name} {loss_pct:.2f}% >= {step.name} {acting}%"
     if breached is None and threshold.floor is not None and value < threshold.floor:
         breached = f"{rule.metric.value} {value} below {step.name} {threshold.floor}"
@@ -476,7 +494,7 @@ def _settle(
     calm_since = rule_state.calm_since
     resumed = False
     if acting and not rule.shadow:
-        tripped_at = tripped_at or now
+        tripped_at = now
         calm_since = None
     elif tripped_at is not None:
         resumed, calm_since = _resumes(rule, partial, tripped_at, calm_since, now)

@@ -213,6 +213,8 @@ class Rule:
             raise InvalidRule(rid, "period", f"reference {self.reference.value} needs a period")
         if self.lock_at_initial and self.reference is not Reference.TRAILING_HIGH_BALANCE:
             raise InvalidRule(rid, "lock_at_initial", "only a trailing_high_balance reference locks")
+        if isinstance(self.buffer, float):
+            raise InvalidRule(rid, "buffer", "must be a Decimal, not a float")
         if self.buffer is not None and not 0 < self.buffer <= 1:
             raise InvalidRule(rid, "buffer", f"must be a fraction within (0, 1], got {self.buffer}")
         self._check_scope()
@@ -274,14 +276,33 @@ class Rule:
         if resume.mode is ResumeMode.NEXT_PERIOD and self.period is None:
             raise InvalidRule(self.id, "resume.mode", "next_period needs the rule to have a period")
         if resume.mode is ResumeMode.COOL_DOWN:
+            if isinstance(resume.below, float):
+                raise InvalidRule(self.id, "resume.below", "must be a Decimal, not a float")
             if resume.below is None or not 0 <= resume.below < 1:
                 raise InvalidRule(self.id, "resume.below", "a cool-down needs a fraction within [0, 1)")
             if resume.after < timedelta(0):
                 raise InvalidRule(self.id, "resume.after", "must not be negative")
+            self._check_cool_down_limit()
         elif resume.below is not None:
             raise InvalidRule(self.id, "resume.below", f"only a cool_down takes one, not {resume.mode.value}")
+        elif resume.after:
+            raise InvalidRule(self.id, "resume.after", f"only a cool_down takes one, not {resume.mode.value}")
         if resume.mode is not ResumeMode.OWNER and not self.acting_steps:
             raise InvalidRule(self.id, "resume.mode", "a rule that only alerts never halts, so never resumes")
+
+    def _check_cool_down_limit(self) -> None:
+        """A cool-down measures the loss against the first acting step's limit: a floor alone gives
+        it none, and the rule would never resume."""
+        for index, step in enumerate(self.steps):
+            if step.tier is Tier.ALERT:
+                continue
+            if step.threshold.amount is None and step.threshold.percent is None:
+                raise InvalidRule(
+                    self.id,
+                    f"steps[{index}].threshold",
+                    "a cool-down needs the first acting step to limit the loss (an amount or a percent)",
+                )
+            return
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +319,8 @@ class RuleSet:
             if rule.id in seen:
                 raise InvalidRule(rule.id, "id", "two rules have this id")
             seen.add(rule.id)
+        if self.initial_balance is not None and not isinstance(self.initial_balance, Decimal):
+            raise InvalidRule(None, "initial_balance", f"must be a Decimal, got {self.initial_balance!r}")
         if self.initial_balance is not None and self.initial_balance <= 0:
             raise InvalidRule(None, "initial_balance", f"must be positive, got {self.initial_balance}")
         confirmations = self.confirmations
