@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import time, timedelta
 from functools import lru_cache
 from typing import Annotated, Any
@@ -20,6 +21,7 @@ from pydantic import Field, PlainSerializer, ValidationError, field_validator, m
 
 from tradeguard.bodies import Location, RequestBody, invalid_fields
 from tradeguard.domain.guards.drawdown import settings_rule_set
+from tradeguard.domain.guards.presets import PRESETS, preset
 from tradeguard.domain.guards.rules import (
     Basis,
     InvalidRule,
@@ -103,10 +105,17 @@ class RuleIn(RequestBody):
 
 
 class RuleSetIn(RequestBody):
-    rules: list[RuleIn] = Field(max_length=20)
+    preset: str | None = Field(
+        default=None,
+        description=f"a firm's rules, before `rules`: {', '.join(PRESETS)}; needs initial_balance",
+    )
+    rules: list[RuleIn] = Field(default_factory=list, max_length=20)
     initial_balance: Annotated[Numeric, Field(gt=0), _AS_NUMBER] | None = None
     confirmations: Annotated[int, Field(ge=1, le=100)] = 1
     server_time_zone: str | None = None
+    buffer: Annotated[Numeric, Field(gt=0, le=1), _AS_NUMBER] | None = Field(
+        default=None, description="the buffer of every rule that has none of its own"
+    )
 
     @field_validator("server_time_zone")
     @classmethod
@@ -125,12 +134,14 @@ class RuleSetIn(RequestBody):
 
     def to_domain(self) -> RuleSet:
         """The rule set, or a 422 at the field of the first rule that cannot work."""
-        rules = []
+        rules = list(self._preset_rules())
         for index, rule in enumerate(self.rules):
             try:
                 rules.append(_rule(rule, self.server_time_zone))
             except InvalidRule as problem:
                 raise _refusal(("rules", index), problem, rule) from None
+        if self.buffer is not None:
+            rules = [rule if rule.buffer is not None else replace(rule, buffer=self.buffer) for rule in rules]
         try:
             return RuleSet(
                 rules=tuple(rules), initial_balance=self.initial_balance, confirmations=self.confirmations
@@ -138,6 +149,22 @@ class RuleSetIn(RequestBody):
         except InvalidRule as problem:
             at: Location = ("rules", _index_of(self.rules, problem.rule)) if problem.rule else ()
             raise _refusal(at, problem, self) from None
+
+    def _preset_rules(self) -> tuple[Rule, ...]:
+        if self.preset is None:
+            return ()
+        if self.initial_balance is None:
+            problem = InvalidRule(
+                None, "initial_balance", "a preset measures from the account's initial balance"
+            )
+            raise _refusal((), problem, None)
+        try:
+            chosen = preset(
+                self.preset, initial_balance=self.initial_balance, server_time_zone=self.server_time_zone
+            )
+        except InvalidRule as problem:
+            raise _refusal((), problem, self.preset) from None
+        return chosen.rules
 
 
 def _rule(rule: RuleIn, server_time_zone: str | None) -> Rule:
@@ -186,7 +213,8 @@ def _period(period: PeriodIn, server_time_zone: str | None, rule_id: str) -> Per
 
 
 def _index_of(rules: list[RuleIn], rule_id: str) -> int:
-    return max(index for index, rule in enumerate(rules) if rule.id == rule_id)
+    """The position of the set's own rule of that id (a preset's rule it repeats comes before)."""
+    return max((index for index, rule in enumerate(rules) if rule.id == rule_id), default=0)
 
 
 _INDEXED = re.compile(r"^(\w+)\[(\d+)\]$")
@@ -223,12 +251,11 @@ def rule_set_data(rule_set: RuleSet) -> dict[str, Any]:
     return {
         "initial_balance": rule_set.initial_balance,
         "confirmations": rule_set.confirmations,
-        "server_time_zone": None,
-        "rules": [_rule_data(rule) for rule in rule_set.rules],
+        "rules": [rule_data(rule) for rule in rule_set.rules],
     }
 
 
-def _rule_data(rule: Rule) -> dict[str, Any]:
+def rule_data(rule: Rule) -> dict[str, Any]:
     period = rule.period
     return {
         "id": rule.id,

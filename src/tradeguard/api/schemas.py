@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tradeguard.accounts.guard_config import GuardConfig
-from tradeguard.accounts.risk_rules import RuleSetIn
+from tradeguard.accounts.risk_rules import RuleIn, RuleSetIn
 from tradeguard.bodies import RequestBody
 from tradeguard.queries.read_models import Number, SyncStatus
 from tradeguard.values import ExternalId, Text, text
@@ -91,7 +91,8 @@ class GuardRulesOut(BaseModel):
     source: Literal["settings", "rules"] = Field(
         description="settings: the rule set the account's drawdown settings describe; rules: one set for it"
     )
-    rule_set: RuleSetIn
+    rule_set: RuleSetIn = Field(description="the set as given: a preset, its own rules, the set's settings")
+    rules: list[RuleIn] = Field(description="every rule the account is judged by, a preset's spelled out")
     standings: list[RuleStandingOut] = Field(
         description="each rule judged on the last snapshot; empty before one"
     )

@@ -178,7 +178,8 @@ async def test_a_period_in_server_time_needs_the_sets_server_time_zone(api):
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["loc"] == ["body", "rules", 0, "period", "time_zone"]
     assert accepted.status_code == 200
-    assert accepted.json()["rule_set"]["rules"][0]["period"]["time_zone"] == "Europe/Athens"
+    assert accepted.json()["rule_set"]["rules"][0]["period"]["time_zone"] == "server"
+    assert accepted.json()["rules"][0]["period"]["time_zone"] == "Europe/Athens"
 
 
 async def test_another_users_account_rules_cannot_be_read_or_changed(api):
@@ -191,3 +192,36 @@ async def test_another_users_account_rules_cannot_be_read_or_changed(api):
 
     assert (read.status_code, changed.status_code, removed.status_code) == (404, 404, 404)
     assert (await follower.owner.get(rules_of(follower.account_id))).json()["source"] == "settings"
+
+
+async def test_a_preset_with_a_buffer_closes_before_the_firms_limit(api):
+    follower = await register_follower(api)
+    body = {"preset": "ftmo-2-step", "initial_balance": "100000", "buffer": "0.9"}
+
+    changed = await follower.owner.put(rules_of(follower.account_id), json=body)
+    await at(follower, "100000", position(1), balance="100000")
+    inside = await at(follower, "95600", position(1), balance="100000")
+    past_the_buffer = await at(follower, "95400", position(1), balance="100000")
+
+    assert changed.status_code == 200, changed.text
+    judged = changed.json()["rules"]
+    assert [(rule["id"], rule["buffer"]) for rule in judged] == [("daily_loss", 0.9), ("max_loss", 0.9)]
+    assert changed.json()["rule_set"]["preset"] == "ftmo-2-step"
+    assert inside["commands"] == []
+    assert [command["ticket"] for command in past_the_buffer["commands"]] == ["1"]
+    daily = (await follower.owner.get(rules_of(follower.account_id))).json()["standings"][0]
+    assert (daily["rule"], daily["loss"], daily["steps"][0]["limit"]) == ("daily_loss", 4600, 4500)
+
+
+async def test_presets_are_refused_naming_what_they_lack(api):
+    follower = await register_follower(api)
+    cases = [
+        ({"preset": "ftmo-3-step", "initial_balance": "100000"}, ["body", "preset"]),
+        ({"preset": "ftmo-2-step"}, ["body", "initial_balance"]),
+        ({"preset": "fundednext-stellar-2-step", "initial_balance": "100000"}, ["body", "server_time_zone"]),
+    ]
+
+    for body, location in cases:
+        refused = await follower.owner.put(rules_of(follower.account_id), json=body)
+        assert refused.status_code == 422, body
+        assert refused.json()["errors"][0]["loc"] == location

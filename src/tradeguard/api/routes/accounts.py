@@ -3,9 +3,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Query
 
-from tradeguard.accounts.risk_rules import RuleSetIn, rule_set_data
+from tradeguard.accounts.risk_rules import RuleIn, RuleSetIn, rule_data, rule_set_data
 from tradeguard.accounts.service import (
     change_guard_rules,
     create_account,
@@ -92,10 +93,13 @@ async def change_guard_config(
 
 async def _guard_rules_out(session: SessionDep, account: Account) -> GuardRulesOut:
     state = await session.get(AccountState, account.id)
+    judged = guard_rules_of(account)
+    given = rule_set_data(judged) if account.guard_rules is None else orjson.loads(account.guard_rules)
     return GuardRulesOut(
         account_id=account.id,
         source=guard_rules_source(account),
-        rule_set=RuleSetIn.model_validate(rule_set_data(guard_rules_of(account))),
+        rule_set=RuleSetIn.model_validate(given),
+        rules=[RuleIn.model_validate(rule_data(rule)) for rule in judged.rules],
         standings=await rule_standings(session, account, state),
     )
 
