@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -169,6 +170,7 @@ def change_guard_rules(
             "to": guard_rules_source(account),
             "rules": ids,
             "shadow": [rule.id for rule in rules.rules if rule.shadow],
+            "rule_set": None if body is None else orjson.loads(account.guard_rules),
         },
     )
     return rules
