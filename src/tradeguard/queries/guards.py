@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradeguard.accounts.guard_config import GuardConfig
+from tradeguard.accounts.service import guard_rules_of
 from tradeguard.accounts.trading import trading_state_of
 from tradeguard.queries.read_models import DrawdownGuardOut, MarketGuardAlert
 from tradeguard.store.models import Account, AccountState
@@ -20,10 +21,24 @@ def worst_level(levels) -> str:
     return max(levels, key=_LEVEL_SEVERITY.__getitem__, default="normal")
 
 
+def _closing_rules(account: Account, state: AccountState) -> tuple[bool, bool]:
+    """Whether any live rule may close positions, and whether one stands at a step that closes now."""
+    rule_set = guard_rules_of(account)
+    steps = orjson.loads(state.rule_states).get("rules", {}) if state.rule_states else {}
+    live = [rule for rule in rule_set.rules if not rule.shadow]
+    may_close = any(step.tier.closes for rule in live for step in rule.steps)
+    at = [(rule, steps.get(rule.id, {}).get("step")) for rule in live]
+    if all(step is None for _, step in at):
+        # A state judged before rules remembered their steps: critical then meant closing, if set to.
+        return may_close, may_close
+    return may_close, any(step is not None and rule.steps[step].tier.closes for rule, step in at)
+
+
 def drawdown_out(account: Account, state: AccountState) -> DrawdownGuardOut:
     level = state.drawdown_level
     trading = trading_state_of(state)
     threshold = account.drawdown_critical_pct if level == "critical" else account.drawdown_warning_pct
+    may_close, closing = _closing_rules(account, state)
     return DrawdownGuardOut(
         account_id=account.id,
         current_equity=state.equity,
@@ -35,8 +50,8 @@ def drawdown_out(account: Account, state: AccountState) -> DrawdownGuardOut:
         warning_threshold_pct=account.drawdown_warning_pct,
         critical_threshold_pct=account.drawdown_critical_pct,
         min_equity=account.min_equity,
-        auto_close=account.auto_close_drawdown,
-        should_close_all=level == "critical" and account.auto_close_drawdown,
+        auto_close=may_close,
+        should_close_all=level == "critical" and closing,
         trading_allowed=trading.trading_allowed,
         halted_at=trading.since,
         halt_reason=trading.reason,

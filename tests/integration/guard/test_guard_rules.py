@@ -84,6 +84,8 @@ async def test_a_rule_set_replaces_the_settings_and_acts_from_the_next_snapshot(
     assert warned["commands"] == [] and halted["commands"] == []
     status = (await follower.owner.get("/api/v1/guards/status", account_id=follower.account_id)).json()
     assert status["trading_allowed"] is False
+    assert status["system_status"] == "critical"
+    assert (status["drawdown_guard"]["should_close_all"], status["drawdown_guard"]["auto_close"]) == (False, False)
     [entry] = await log_of(follower, "guard_rules_changed")
     assert entry["details"]["rules"] == ["floating"]
     assert "from the next snapshot on" in entry["message"]
