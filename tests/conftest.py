@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import settings
 
 from tests.support.apps import Api, make_settings, start_api, stop_api
 from tests.support.builders import sign_up
@@ -29,6 +30,10 @@ from tests.support.services import (
     postgres_url,
     require_service,
 )
+
+# Property tests check what holds, not how fast: a loaded machine must not fail them on time.
+settings.register_profile("tradeguard", deadline=None)
+settings.load_profile("tradeguard")
 
 
 @pytest.fixture(scope="session")

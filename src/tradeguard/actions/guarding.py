@@ -73,7 +73,7 @@ def guard_inputs(
     balance: Decimal | None,
     positions: Iterable[BrokerPosition] = (),
     quotes: Iterable[Quote] = (),
-    signal_of_ticket: Mapping[str, str] = MappingProxyType({}),
+    matched_signals: Mapping[str, str | None] = MappingProxyType({}),
 ) -> GuardInputs:
     config = {name: getattr(account, name) for name in GUARD_CONFIG_FIELDS}
     config["rule_set"] = rule_set_of(account.guard_rules, config)
@@ -87,7 +87,7 @@ def guard_inputs(
         balance=balance,
         positions=tuple(positions),
         quotes=tuple(quotes),
-        signal_of_ticket=signal_of_ticket,
+        matched_signals=matched_signals,
     )
 
 
@@ -150,7 +150,7 @@ async def act_on_guards(
     balance: Decimal,
     positions: list[BrokerPosition],
     quotes: list[Quote],
-    signal_of_ticket: Mapping[str, str],
+    matched_signals: Mapping[str, str | None],
     evaluated_at: datetime,
     now: datetime,
     policy: GuardPolicy,
@@ -167,7 +167,7 @@ async def act_on_guards(
         balance=balance,
         positions=positions,
         quotes=quotes,
-        signal_of_ticket=signal_of_ticket,
+        matched_signals=matched_signals,
     )
     outcome = await run_guards(
         session,

@@ -162,10 +162,8 @@ async def apply_snapshot(
         {closed.ticket: closed for closed in result.closed},
         received_at,
     )
-    signal_of_ticket = {
-        pair.position.ticket: pair.trade.signal_id for pair in result.matches if pair.trade.signal_id
-    }
-    guards = await _run_guards(session, locked, snapshot, positions, signal_of_ticket, received_at, policy)
+    matched_signals = {pair.position.ticket: pair.trade.signal_id for pair in result.matches}
+    guards = await _run_guards(session, locked, snapshot, positions, matched_signals, received_at, policy)
     if changes.feed_resumed:
         _log(session, account.id, FEED_RESUMED, received_at)
 
@@ -195,7 +193,7 @@ async def _run_guards(
     locked: LockedAccount,
     snapshot: SnapshotIn,
     positions: list[BrokerPosition],
-    signal_of_ticket: dict[str, str],
+    matched_signals: dict[str, str | None],
     received_at: datetime,
     policy: IngestPolicy,
 ) -> GuardOutcome:
@@ -208,7 +206,7 @@ async def _run_guards(
         balance=snapshot.balance,
         positions=positions,
         quotes=[quote.to_domain() for quote in snapshot.quotes],
-        signal_of_ticket=signal_of_ticket,
+        matched_signals=matched_signals,
         evaluated_at=snapshot.taken_at,
         now=received_at,
         policy=policy.guards,

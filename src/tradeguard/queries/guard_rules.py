@@ -24,10 +24,10 @@ async def rule_standings(session: AsyncSession, account: Account, state: Account
     signals = {
         trade.trade.trade_id: trade.trade.signal_id for trade in await rows.open_trades(session, account.id)
     }
-    signal_of_ticket = {
-        ticket: signals[held.matched_trade_id]
+    matched_signals = {
+        ticket: signals.get(held.matched_trade_id)
         for ticket, held in stored.items()
-        if held.matched_trade_id is not None and signals.get(held.matched_trade_id)
+        if held.matched_trade_id is not None
     }
     decision = evaluate_rules(
         guard_rules_of(account),
@@ -37,7 +37,7 @@ async def rule_standings(session: AsyncSession, account: Account, state: Account
         now=state.last_snapshot_taken_at,
         halted=trading_state_of(state).halted,
         positions=[held.position for held in stored.values()],
-        signal_of_ticket=signal_of_ticket,
+        matched_signals=matched_signals,
     )
     return [
         {

@@ -85,7 +85,10 @@ async def test_a_rule_set_replaces_the_settings_and_acts_from_the_next_snapshot(
     status = (await follower.owner.get("/api/v1/guards/status", account_id=follower.account_id)).json()
     assert status["trading_allowed"] is False
     assert status["system_status"] == "critical"
-    assert (status["drawdown_guard"]["should_close_all"], status["drawdown_guard"]["auto_close"]) == (False, False)
+    assert (status["drawdown_guard"]["should_close_all"], status["drawdown_guard"]["auto_close"]) == (
+        False,
+        False,
+    )
     [entry] = await log_of(follower, "guard_rules_changed")
     assert entry["details"]["rules"] == ["floating"]
     assert "from the next snapshot on" in entry["message"]
@@ -227,3 +230,35 @@ async def test_presets_are_refused_naming_what_they_lack(api):
         refused = await follower.owner.put(rules_of(follower.account_id), json=body)
         assert refused.status_code == 422, body
         assert refused.json()["errors"][0]["loc"] == location
+
+
+async def test_a_signals_rule_closes_only_the_positions_of_its_signal(api):
+    follower = await register_follower(api)
+    for trade_id, ticket, signal in (("t-a", "1", "sig-a"), ("t-b", "2", "sig-b")):
+        trade = {
+            "trade_id": trade_id,
+            "symbol": "EURUSD",
+            "side": "buy",
+            "volume": "0.10",
+            "entry_price": "1.08500",
+            "ticket": ticket,
+            "signal_id": signal,
+        }
+        assert (
+            await follower.owner.post(f"/api/v1/accounts/{follower.account_id}/trades", json=trade)
+        ).status_code == 201
+    rule = {
+        "id": "sig-a-stop",
+        "metric": "equity",
+        "reference": "high_water_mark",
+        "scope": {"kind": "strategy", "signals": ["sig-a"]},
+        "steps": [{"tier": "close_scope", "threshold": {"amount": "300"}}],
+    }
+    await follower.owner.put(rules_of(follower.account_id), json={"rules": [rule]})
+    held = (position("1"), position("2"), position("3"))
+    await at(follower, "10000", *held)
+
+    answer = await at(follower, "9600", *held)
+
+    assert [command["ticket"] for command in answer["commands"]] == ["1"]
+    assert {command["cause"] for command in answer["commands"]} == {"drawdown"}

@@ -76,7 +76,7 @@ class Snapshot:
         return self.balance + sum((p.net_profit for p in self.positions), D(0))
 
 
-def run(rule_set: RuleSet, snapshots: Sequence[Snapshot], signal_of_ticket=None) -> list[RulesDecision]:
+def run(rule_set: RuleSet, snapshots: Sequence[Snapshot], matched_signals=None) -> list[RulesDecision]:
     """Judge the snapshots in turn, the account's halt carried from one to the next."""
     state: RuleSetState | None = None
     halted = False
@@ -90,15 +90,15 @@ def run(rule_set: RuleSet, snapshots: Sequence[Snapshot], signal_of_ticket=None)
             now=snap.at,
             halted=halted,
             positions=snap.positions,
-            signal_of_ticket=signal_of_ticket or {},
+            matched_signals=matched_signals or {},
         )
         state, halted = decision.next_state, decision.halted
         decisions.append(decision)
     return decisions
 
 
-def once(rule: Rule, snap: Snapshot, signal_of_ticket=None):
-    decision = run(RuleSet(rules=(rule,), initial_balance=INITIAL), [snap], signal_of_ticket)[0]
+def once(rule: Rule, snap: Snapshot, matched_signals=None):
+    decision = run(RuleSet(rules=(rule,), initial_balance=INITIAL), [snap], matched_signals)[0]
     return decision, decision.results[0]
 
 

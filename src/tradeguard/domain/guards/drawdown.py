@@ -184,7 +184,7 @@ class DrawdownGuard:
             now=inputs.at,
             halted=inputs.trading.halted,
             positions=inputs.positions,
-            signal_of_ticket=inputs.signal_of_ticket,
+            matched_signals=inputs.matched_signals,
         )
         message = decision_message(decision)
         records: tuple[GuardAlert | GuardAuditEntry, ...] = ()

@@ -84,8 +84,8 @@ class GuardInputs:
     balance: Decimal | None
     positions: tuple[BrokerPosition, ...] = ()
     quotes: tuple[Quote, ...] = ()
-    signal_of_ticket: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    """the signal of each position matched to an expected trade, by ticket"""
+    matched_signals: Mapping[str, str | None] = field(default_factory=lambda: MappingProxyType({}))
+    """every position matched to an expected trade, by ticket: the trade's signal, None without one"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,17 +171,17 @@ def evaluate_rules(
     now: datetime,
     halted: bool,
     positions: Iterable[BrokerPosition] = (),
-    signal_of_ticket: Mapping[str, str] = MappingProxyType({}),
+    matched_signals: Mapping[str, str | None] = MappingProxyType({}),
 ) -> RulesDecision:
     """Judge one snapshot. `state` is None for an account never judged; `halted` is the account's
-    trading state before this snapshot, whoever halted it; `signal_of_ticket` maps the tickets of
-    positions matched to expected trades to their signal."""
+    trading state before this snapshot, whoever halted it; `matched_signals` holds every position
+    matched to an expected trade, by ticket: its trade's signal, None when it has none."""
     initial = rule_set.initial_balance or (state is not None and state.initial_balance) or balance
     previous = state if state is not None else RuleSetState(peak_equity=equity, initial_balance=initial)
     peak = max(previous.peak_equity, equity)
     held = tuple(positions)
     judged = [
-        _judge(rule, previous.of(rule.id), equity, balance, now, initial, peak, held, signal_of_ticket)
+        _judge(rule, previous.of(rule.id), equity, balance, now, initial, peak, held, matched_signals)
         for rule in rule_set.rules
     ]
 
@@ -207,7 +207,7 @@ def evaluate_rules(
             confirmed = not pending
         step = _confirmed_step(rule, reached, confirmed)
         acting = step is not None and rule.steps[step].tier is not Tier.ALERT
-        to_close = _closing(rule, step, held, signal_of_ticket) if acting else ()
+        to_close = _closing(rule, step, held, matched_signals) if acting else ()
         result, rule_state = _settle(
             rule, partial, before, reached=reached, step=step, acting=acting, to_close=to_close, now=now
         )
@@ -299,7 +299,7 @@ def _judge(
     initial: Decimal,
     peak: Decimal,
     positions: tuple[BrokerPosition, ...],
-    signal_of_ticket: Mapping[str, str],
+    matched_signals: Mapping[str, str | None],
 ) -> tuple[int | None, _Partial]:
     rule_state = _roll_period(rule, before, equity=equity, balance=balance, now=now, initial=initial)
     if rule.metric is Metric.EQUITY:
@@ -309,7 +309,7 @@ def _judge(
     elif rule.scope.kind is ScopeKind.ALL:
         value = equity
     else:
-        scoped = (p for p in positions if _in_scope(rule.scope, p, signal_of_ticket))
+        scoped = (p for p in positions if _in_scope(rule.scope, p, matched_signals))
         value = balance + sum((p.net_profit for p in scoped), Decimal(0))
     reference = _reference(rule, rule_state, initial=initial, peak=peak, balance=balance)
     basis = reference if rule.metric is Metric.FLOATING else None
@@ -456,22 +456,22 @@ def _confirmed_step(rule: Rule, reached: int | None, confirmed: bool) -> int | N
 
 
 def _closing(
-    rule: Rule, step: int, positions: tuple[BrokerPosition, ...], signal_of_ticket: Mapping[str, str]
+    rule: Rule, step: int, positions: tuple[BrokerPosition, ...], matched_signals: Mapping[str, str | None]
 ) -> tuple[str, ...]:
     tier = rule.steps[step].tier
     if tier is Tier.CLOSE_ALL:
         return tuple(position.ticket for position in positions)
     if tier is Tier.CLOSE_SCOPE:
-        return tuple(p.ticket for p in positions if _in_scope(rule.scope, p, signal_of_ticket))
+        return tuple(p.ticket for p in positions if _in_scope(rule.scope, p, matched_signals))
     return ()
 
 
-def _in_scope(scope: Scope, position: BrokerPosition, signal_of_ticket: Mapping[str, str]) -> bool:
-    signal = signal_of_ticket.get(position.ticket)
+def _in_scope(scope: Scope, position: BrokerPosition, matched_signals: Mapping[str, str | None]) -> bool:
+    signal = matched_signals.get(position.ticket)
     if scope.kind is ScopeKind.ALL:
         return True
     if scope.kind is ScopeKind.MANUAL:
-        return signal is None and not position.magic
+        return position.ticket not in matched_signals and not position.magic
     return (position.magic is not None and position.magic in scope.magics) or (
         signal is not None and signal in scope.signals
     )
