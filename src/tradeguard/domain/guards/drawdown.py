@@ -186,7 +186,8 @@ class DrawdownGuard:
             positions=inputs.positions,
             matched_signals=inputs.matched_signals,
         )
-        message = decision_message(decision)
+        # Worded only when something says it: most snapshots change nothing.
+        message = decision_message(decision) if decision.level_changed or decision.newly_halted else None
         records: tuple[GuardAlert | GuardAuditEntry, ...] = ()
         if decision.level_changed:
             details = {

@@ -209,10 +209,18 @@ def evaluate_rules(
         acting = step is not None and rule.steps[step].tier is not Tier.ALERT
         to_close = _closing(rule, step, held, matched_signals) if acting else ()
         result, rule_state = _settle(
-            rule, partial, before, reached=reached, step=step, acting=acting, to_close=to_close, now=now
+            rule,
+            partial,
+            before,
+            reached=reached,
+            step=step,
+            acting=acting,
+            to_close=to_close,
+            consecutive=count,
+            now=now,
         )
         results.append(result)
-        next_rules[rule.id] = replace(rule_state, consecutive=count)
+        next_rules[rule.id] = rule_state
 
     live = [result for result in results if not result.rule.shadow]
     acting_now = any(result.halts for result in live)
@@ -344,7 +352,7 @@ def _roll_period(
     start = period_start(rule.period, now)
     if before.period_start is not None and start <= before.period_start:
         high = equity if before.high_water is None else max(before.high_water, equity)
-        return replace(before, high_water=high)
+        return before if high == before.high_water else replace(before, high_water=high)
     first_sight = before.period_start is None
     trailing = max(initial, balance) if first_sight else max(before.trailing_high or initial, balance)
     return replace(
@@ -486,6 +494,7 @@ def _settle(
     step: int | None,
     acting: bool,
     to_close: tuple[str, ...],
+    consecutive: int,
     now: datetime,
 ) -> tuple[RuleResult, RuleState]:
     """The rule's result and the state it leaves: when it tripped, and whether it resumed."""
@@ -515,7 +524,18 @@ def _settle(
         halts=acting,
         resumed=resumed,
     )
-    return result, replace(rule_state, step=step, tripped_at=tripped_at, calm_since=calm_since)
+    # Built whole rather than with dataclasses.replace, which costs several times as much per snapshot.
+    return result, RuleState(
+        period_start=rule_state.period_start,
+        start_balance=rule_state.start_balance,
+        start_equity=rule_state.start_equity,
+        high_water=rule_state.high_water,
+        trailing_high=rule_state.trailing_high,
+        step=step,
+        consecutive=consecutive,
+        tripped_at=tripped_at,
+        calm_since=calm_since,
+    )
 
 
 def _resumes(
