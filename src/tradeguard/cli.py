@@ -32,10 +32,11 @@ from tradeguard.auth.tokens import ROLES
 from tradeguard.bridges.cli import bridge_app
 from tradeguard.cache import ResponseCache
 from tradeguard.demo import run_demo
+from tradeguard.domain.guards.drawdown import DrawdownGuard
 from tradeguard.domain.guards.rules import RuleSet
 from tradeguard.domain.instruments import InstrumentTable
 from tradeguard.domain.replay import Replay, ReplayedPoint, UnreplayableRule, deciding_point, replay
-from tradeguard.errors import NotFound, TradeguardError
+from tradeguard.errors import InvalidInput, NotFound, TradeguardError
 from tradeguard.ingest.validation import Symbol
 from tradeguard.metrics import MULTIPROCESS_METRICS_DIR
 from tradeguard.queries.replay import (
@@ -420,6 +421,10 @@ def _rules_file(path: Path | None) -> RuleSetIn | None:
         raise typer.Exit(2) from None
 
 
+_GUARDS_ENTRIES = frozenset({"halted", "guard_level"})
+"""entries any guard writes, its name their reason"""
+
+
 @dataclass(frozen=True)
 class _ReplayInputs:
     account_id: int
@@ -478,6 +483,10 @@ def replay_command(
         entry = None
         if event is not None:
             entry = await account_audit_entry(session, account, event)
+            if entry.event_type in _GUARDS_ENTRIES and entry.reason != DrawdownGuard.name:
+                raise InvalidInput(
+                    f"audit entry {event} is the {entry.reason} guard's: the replay judges the risk rules only"
+                )
             in_force = await rules_in_force(session, found, entry)
             rule_set, source = in_force.rule_set, in_force.source
         elif rule_set_in is not None:

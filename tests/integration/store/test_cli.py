@@ -42,7 +42,14 @@ from tradeguard.cli import app, benchmarks_checkout
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
 from tradeguard.store.db import create_engine, describe_database, session_factory
-from tradeguard.store.models import AccountSnapshot, Base, ReconciliationEvent, User
+from tradeguard.store.models import (
+    AccountSnapshot,
+    Base,
+    EquityMinute,
+    HistoryRetention,
+    ReconciliationEvent,
+    User,
+)
 
 PASSWORD = "longpassword"
 
@@ -611,10 +618,14 @@ def replayable(database, monkeypatch) -> dict[str, int]:
         audit_event(
             session, account.id, "halted", halt, at=minute(5) + timedelta(seconds=1), reason="drawdown"
         )
+        audit_event(session, account.id, "guard_level", "EURUSD critical", at=minute(6), reason="market")
         await session.commit()
         rows = await session.scalars(select(ReconciliationEvent).order_by(ReconciliationEvent.id))
-        halts = [row.id for row in rows if row.event_type == "halted"]
-        return {"first_halt": halts[0], "second_halt": halts[1]}
+        ids = {}
+        for row in rows:
+            ids.setdefault(row.event_type, []).append(row.id)
+        first_halt, second_halt = ids["halted"]
+        return {"first_halt": first_halt, "second_halt": second_halt, "market": ids["guard_level"][0]}
 
     return run_on(database, seed)
 
@@ -740,9 +751,14 @@ def test_replay_of_an_event_uses_the_rules_then_in_force_and_shows_the_deciding_
     )
 
 
-def test_replay_of_an_audit_entry_of_another_account_or_none_is_refused(replayable):
+def test_replay_of_an_audit_entry_it_cannot_explain_is_refused(replayable):
     refused(invoke("replay", "--account", "1", "--event", "999"), 1, "account 1 has no audit entry 999")
     refused(invoke("replay", "--account", "2"), 1, "account 2 not found")
+    refused(
+        invoke("replay", "--account", "1", "--event", str(replayable["market"])),
+        1,
+        f"audit entry {replayable['market']} is the market guard's: the replay judges the risk rules only",
+    )
 
 
 def test_replay_refuses_a_bad_rules_file_naming_the_field(replayable, tmp_path):
@@ -798,3 +814,62 @@ def test_replay_bounds_the_history_and_refuses_a_time_without_a_zone(replayable)
     ]
 
     refused(invoke("replay", "--account", "1", "--from", "2026-11-30T10:03:00"), 2, "names no zone")
+
+
+def test_replay_reads_the_minutes_rolled_up_before_the_raw_points_kept(database):
+    """Before the raw points kept, each minute's last snapshot: the low within a minute is lost."""
+    assert create_user_cli("owner@b.co", role="owner").exit_code == 0
+
+    async def seed(session):
+        account = await create_account(
+            session, Principal(1, "owner"), name="follower", broker="b", login="1", currency="USD", now=T0
+        )
+        for index, (low, last) in enumerate([("10000", "10000"), ("7000", "8500")]):
+            equity = dict(zip(("first", "min", "max", "last"), ("10000", low, "10000", last), strict=True))
+            session.add(
+                EquityMinute(
+                    account_id=account.id,
+                    minute=minute(index),
+                    snapshots=2,
+                    first_taken_at=minute(index),
+                    last_taken_at=minute(index) + timedelta(seconds=30),
+                    peak_equity=Decimal(10000),
+                    drawdown_pct=Decimal(0),
+                    drawdown_max_pct=Decimal(0),
+                    **{f"equity_{which}": Decimal(value) for which, value in equity.items()},
+                    **{f"balance_{which}": Decimal(10000) for which in equity},
+                )
+            )
+        session.add(HistoryRetention(series="raw", kept_from=minute(2)))
+        # A raw point from before the boundary waits for the next roll-up: its minute counts it.
+        for at, equity in [(minute(1) + timedelta(seconds=45), "1"), (minute(2), "7900")]:
+            session.add(
+                AccountSnapshot(
+                    account_id=account.id,
+                    taken_at=at,
+                    received_at=at,
+                    balance=Decimal(10000),
+                    equity=Decimal(equity),
+                    margin=None,
+                    peak_equity=Decimal(10000),
+                    drawdown_pct=Decimal(0),
+                )
+            )
+        await session.commit()
+
+    run_on(database, seed)
+
+    result = invoke("replay", "--account", "1", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "replayed 3 snapshots from 2026-11-30 10:00:30 to 2026-11-30 10:02:00 UTC, 2 of them minute aggregates"
+        in said(result)
+    )
+    # 8,500 is 15 % below the peak (a warning); the minute's 7,000 would have been critical.
+    assert [
+        (decision["at"], decision["level"], decision["equity"]) for decision in json.loads(result.stdout)
+    ] == [
+        ((minute(1) + timedelta(seconds=30)).isoformat(), "warning", 8500.0),
+        (minute(2).isoformat(), "critical", 7900.0),
+    ]
