@@ -388,15 +388,17 @@ def instruments_list() -> None:
     Console().print(table)
 
 
-def _aware_moment(value: str | None) -> datetime | None:
+def _aware_moment(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}") from exc
+        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=option) from exc
     if moment.tzinfo is None:
-        raise typer.BadParameter(f"{value!r} names no zone: add one, e.g. {value}+00:00 or {value}Z")
+        raise typer.BadParameter(
+            f"{value!r} names no zone: add one, e.g. {value}+00:00 or {value}Z", param_hint=option
+        )
     return moment.astimezone(UTC)
 
 
@@ -468,7 +470,7 @@ def replay_command(
 ) -> None:
     """Run a rule set over the account's stored equity history, as its guard would have, and say what
     it would have done and when: level and step changes, halts, closes and resumes."""
-    start, end = _aware_moment(since), _aware_moment(until)
+    start, end = _aware_moment(since, "--from"), _aware_moment(until, "--to")
     if event is not None and (rules is not None or end is not None):
         raise typer.BadParameter(
             "--event replays up to the entry with the rules in force then: give no --rules or --to with it",

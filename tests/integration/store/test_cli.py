@@ -813,7 +813,11 @@ def test_replay_bounds_the_history_and_refuses_a_time_without_a_zone(replayable)
         (minute(6).isoformat(), "normal"),
     ]
 
-    refused(invoke("replay", "--account", "1", "--from", "2026-11-30T10:03:00"), 2, "names no zone")
+    refused(
+        invoke("replay", "--account", "1", "--from", "2026-11-30T10:03:00"),
+        2,
+        "Invalid value for --from: '2026-11-30T10:03:00' names no zone",
+    )
 
 
 def test_replay_reads_the_minutes_rolled_up_before_the_raw_points_kept(database):
