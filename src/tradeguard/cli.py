@@ -1,4 +1,4 @@
-"""The `tradeguard` command: serve, migrate, users, demo, bridge."""
+"""The `tradeguard` command: serve, migrate, users, demo, bridge, replay."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -24,21 +25,40 @@ from rich.table import Table
 from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from tradeguard.accounts.risk_rules import RuleSetIn
+from tradeguard.accounts.service import guard_rules_of
 from tradeguard.auth import users
 from tradeguard.auth.tokens import ROLES
 from tradeguard.bridges.cli import bridge_app
 from tradeguard.cache import ResponseCache
 from tradeguard.demo import run_demo
+from tradeguard.domain.guards.drawdown import DrawdownGuard
+from tradeguard.domain.guards.rules import RuleSet
 from tradeguard.domain.instruments import InstrumentTable
-from tradeguard.errors import TradeguardError
+from tradeguard.domain.replay import Replay, ReplayedPoint, UnreplayableRule, deciding_point, replay
+from tradeguard.errors import InvalidInput, NotFound, TradeguardError
 from tradeguard.ingest.validation import Symbol
 from tradeguard.metrics import MULTIPROCESS_METRICS_DIR
+from tradeguard.queries.replay import (
+    ReplayHistory,
+    account_audit_entry,
+    replay_history,
+    rules_in_force,
+)
+from tradeguard.replay_chart import replay_svg
+from tradeguard.replay_report import (
+    CAVEATS,
+    decision_data,
+    replay_json,
+    rule_result_data,
+    what_it_did,
+)
 from tradeguard.services import Services
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
 from tradeguard.store.db import create_engine, describe_database, session_factory, sqlite_path
 from tradeguard.store.instruments import load_instrument_table, set_instrument
-from tradeguard.store.models import User
+from tradeguard.store.models import Account, ReconciliationEvent, User
 from tradeguard.worker import Worker
 
 T = TypeVar("T")
@@ -366,6 +386,235 @@ def instruments_list() -> None:
     for instrument in sorted(overrides.overrides.values(), key=lambda item: item.symbol):
         table.add_row(instrument.symbol, str(instrument.pip_size), str(instrument.contract_size))
     Console().print(table)
+
+
+def _aware_moment(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=option) from exc
+    if moment.tzinfo is None:
+        raise typer.BadParameter(
+            f"{value!r} names no zone: add one, e.g. {value}+00:00 or {value}Z", param_hint=option
+        )
+    return moment.astimezone(UTC)
+
+
+def _rules_file(path: Path | None) -> RuleSetIn | None:
+    """The rule set a file holds, in the body of PUT /accounts/{id}/guard-rules; each problem said
+    at its field, as the API's 422 says it, and exit 2."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint="--rules") from exc
+    try:
+        return RuleSetIn.model_validate_json(text)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "the rule set"
+            console.print(
+                f"[red]{escape(str(path))}: {escape(where)}: {escape(error['msg'].removeprefix('Value error, '))}[/red]",
+                soft_wrap=True,
+            )
+        raise typer.Exit(2) from None
+
+
+_GUARDS_ENTRIES = frozenset({"halted", "guard_level"})
+"""entries any guard writes, its name their reason"""
+
+
+@dataclass(frozen=True)
+class _ReplayInputs:
+    account_id: int
+    rule_set: RuleSet
+    rules_source: str
+    history: ReplayHistory
+    entry: ReconciliationEvent | None
+
+
+@app.command("replay")
+def replay_command(
+    account: Annotated[int, typer.Option("--account", help="The account's id.")],
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--rules",
+            help="A JSON rule set, as PUT /api/v1/accounts/{id}/guard-rules takes it (presets included); "
+            "the account's current rules when left out.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--from", help="Replay snapshots taken at or after this ISO 8601 time, with its zone."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--to", help="Replay snapshots taken at or before this ISO 8601 time, with its zone."),
+    ] = None,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Write an SVG chart of the replay to this file.")
+    ] = None,
+    event: Annotated[
+        int | None,
+        typer.Option(
+            "--event",
+            help="An audit entry's id: replay up to it with the rules in force then, and show the snapshot "
+            "that decided it.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decisions as JSON.")] = False,
+) -> None:
+    """Run a rule set over the account's stored equity history, as its guard would have, and say what
+    it would have done and when: level and step changes, halts, closes and resumes."""
+    start, end = _aware_moment(since, "--from"), _aware_moment(until, "--to")
+    if event is not None and (rules is not None or end is not None):
+        raise typer.BadParameter(
+            "--event replays up to the entry with the rules in force then: give no --rules or --to with it",
+            param_hint="--event",
+        )
+    rule_set_in = _rules_file(rules)
+
+    async def read(session: AsyncSession) -> _ReplayInputs:
+        found = await session.get(Account, account)
+        if found is None:
+            raise NotFound(f"account {account} not found")
+        entry = None
+        if event is not None:
+            entry = await account_audit_entry(session, account, event)
+            if entry.event_type in _GUARDS_ENTRIES and entry.reason != DrawdownGuard.name:
+                raise InvalidInput(
+                    f"audit entry {event} is the {entry.reason} guard's: the replay judges the risk rules only"
+                )
+            in_force = await rules_in_force(session, found, entry)
+            rule_set, source = in_force.rule_set, in_force.source
+        elif rule_set_in is not None:
+            rule_set, source = rule_set_in.to_domain(), f"the rules of {rules}"
+        else:
+            rule_set, source = guard_rules_of(found), "the account's current rules"
+        moment = end if entry is None else entry.created_at
+        history = await replay_history(session, account, since=start, until=moment)
+        return _ReplayInputs(account, rule_set, source, history, entry)
+
+    inputs = _in_session(read, must_exist=True)
+    if not inputs.history.points:
+        _fail(f"account {account} has no snapshots to replay in that window")
+    try:
+        replayed = replay(inputs.rule_set, inputs.history.points)
+    except UnreplayableRule as exc:
+        _fail(str(exc))
+    _say_replay(inputs, replayed)
+    if chart is not None:
+        title = f"account {account}: replay of {len(replayed.points)} snapshots"
+        chart.write_text(replay_svg(replayed, title=title), encoding="utf-8")
+        console.print(f"chart written to {escape(str(chart))}", soft_wrap=True)
+    if inputs.entry is not None:
+        _show_event(inputs.entry, replayed, as_json=as_json)
+    elif as_json:
+        typer.echo(replay_json([decision_data(point) for point in replayed.changes]))
+    else:
+        _show_changes(replayed)
+
+
+def _say_replay(inputs: _ReplayInputs, replayed: Replay) -> None:
+    history = inputs.history
+    first, last = history.points[0].taken_at, history.points[-1].taken_at
+    console.print(f"rules: {escape(inputs.rules_source)}", soft_wrap=True)
+    minutes = (
+        f", {history.from_minutes} of them minute aggregates (each minute's last snapshot: a low within "
+        "a minute is not replayed)"
+        if history.from_minutes
+        else ""
+    )
+    console.print(
+        f"replayed {len(history.points)} snapshots from {first:%Y-%m-%d %H:%M:%S} to "
+        f"{last:%Y-%m-%d %H:%M:%S} UTC{minutes}, from no state at the first",
+        soft_wrap=True,
+    )
+    for caveat in CAVEATS:
+        console.print(f"note: {caveat}", soft_wrap=True)
+
+
+def _show_changes(replayed: Replay) -> None:
+    table = Table("time (UTC)", "equity", "balance", "level", "trading", "what it would have done")
+    for point in replayed.changes:
+        table.add_row(*_point_cells(point), "\n".join(map(escape, what_it_did(point))))
+    Console().print(table)
+    if not replayed.changes:
+        Console().print("the rules stayed quiet: no level or step change over the whole history")
+
+
+def _point_cells(point: ReplayedPoint) -> list[str]:
+    decision = point.decision
+    level = decision.level.value
+    if decision.level_changed:
+        level = f"{decision.previous_level.value} -> {level}"
+    return [
+        f"{point.point.taken_at:%Y-%m-%d %H:%M:%S}",
+        f"{point.point.equity:,.2f}",
+        f"{point.point.balance:,.2f}",
+        level,
+        "halted" if decision.halted else "active",
+    ]
+
+
+def _limit_cell(data: dict) -> str:
+    """The acting limit on the loss, or the floor under the metric for a step that has only one."""
+    if data["limit"] is not None:
+        return f"{data['limit']:,.2f} ({escape(data['limit_of'])})"
+    return f"floor {data['floor']:,.2f} ({escape(data['limit_of'])})"
+
+
+def _show_event(entry: ReconciliationEvent, replayed: Replay, *, as_json: bool) -> None:
+    decided = deciding_point(replayed, entry.event_type)
+    if as_json:
+        typer.echo(
+            replay_json(
+                {
+                    "event": {
+                        "id": entry.id,
+                        "type": entry.event_type,
+                        "at": entry.created_at.isoformat(),
+                        "message": entry.message,
+                    },
+                    "decided_by": None if decided is None else decision_data(decided),
+                    "decisions": [decision_data(point) for point in replayed.changes],
+                }
+            )
+        )
+        return
+    out = Console()
+    out.print(
+        f"audit entry {entry.id} ({escape(entry.event_type)}) at {entry.created_at:%Y-%m-%d %H:%M:%S} UTC: "
+        f"{escape(entry.message)}",
+        soft_wrap=True,
+    )
+    if decided is None:
+        out.print(
+            f"the replay up to it did nothing an entry of {escape(entry.event_type)} records", soft_wrap=True
+        )
+        return
+    out.print(
+        f"decided by the snapshot of {decided.point.taken_at:%Y-%m-%d %H:%M:%S} UTC: equity "
+        f"{decided.point.equity:,.2f}, balance {decided.point.balance:,.2f}; "
+        + escape("; ".join(what_it_did(decided)) or "no change"),
+        soft_wrap=True,
+    )
+    table = Table("rule", "step", "loss", "reference", "limit", "headroom")
+    for result in decided.decision.results:
+        data = rule_result_data(result)
+        table.add_row(
+            result.rule.id + (" (shadow)" if result.rule.shadow else ""),
+            data["step"] or "-",
+            f"{result.loss:,.2f} ({result.loss_pct:.2f}%)",
+            f"{result.reference:,.2f}",
+            _limit_cell(data),
+            f"{data['headroom']:,.2f}",
+        )
+    out.print(table)
 
 
 PACKAGE_DIRECTORY = Path(__file__).resolve().parent

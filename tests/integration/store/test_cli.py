@@ -1,15 +1,20 @@
-"""The `tradeguard` command: the schema, users and instruments from the shell, what it says when
-the user got something wrong, and `tradeguard bench` running the checkout's benchmark."""
+"""The `tradeguard` command: the schema, users and instruments from the shell, a replay of an
+account's rules over its history, what it says when the user got something wrong, and
+`tradeguard bench` running the checkout's benchmark."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -28,12 +33,23 @@ from tests.support.services import (
     require_service,
 )
 from tradeguard import cli
+from tradeguard.accounts.risk_rules import RuleSetIn
+from tradeguard.accounts.service import change_guard_rules, create_account
+from tradeguard.actions.audit import audit_event
+from tradeguard.auth.tokens import Principal
 from tradeguard.auth.users import authenticate
 from tradeguard.cli import app, benchmarks_checkout
 from tradeguard.settings import Settings, get_settings
 from tradeguard.store import migrate
 from tradeguard.store.db import create_engine, describe_database, session_factory
-from tradeguard.store.models import Base, User
+from tradeguard.store.models import (
+    AccountSnapshot,
+    Base,
+    EquityMinute,
+    HistoryRetention,
+    ReconciliationEvent,
+    User,
+)
 
 PASSWORD = "longpassword"
 
@@ -380,6 +396,7 @@ def test_the_default_database_is_in_var_under_the_current_folder_said_with_its_f
         ("users", "deactivate", "a@b.co"),
         ("users", "set-role", "a@b.co", "--role", "owner"),
         ("instruments", "list"),
+        ("replay", "--account", "1"),
     ],
 )
 def test_commands_on_what_is_stored_refuse_a_missing_embedded_database_rather_than_create_one(
@@ -524,3 +541,339 @@ def test_bench_says_in_one_line_that_an_installed_package_has_no_benchmarks(tmp_
         "tradeguard bench runs from a source checkout: the benchmarks (bench/) are not installed "
         "with the package; see docs/benchmarks.md"
     )
+
+
+T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+EQUITIES = ("10000", "10500", "9800", "9000", "8900", "8300", "9000", "9500")
+MAX_LOSS_RULES = {
+    "initial_balance": 10000,
+    "rules": [
+        {
+            "id": "max_loss",
+            "metric": "equity",
+            "reference": "initial_balance",
+            "steps": [
+                {"tier": "alert", "threshold": {"amount": 500}},
+                {"tier": "close_all", "threshold": {"amount": 1500}},
+            ],
+        },
+        {
+            "id": "watch",
+            "metric": "equity",
+            "reference": "initial_balance",
+            "shadow": True,
+            "steps": [{"tier": "halt", "threshold": {"amount": 100}}],
+        },
+    ],
+}
+SET_RULES = {
+    "initial_balance": 10000,
+    "rules": [
+        {
+            "id": "loss",
+            "metric": "equity",
+            "reference": "initial_balance",
+            "steps": [{"tier": "halt", "threshold": {"amount": 1050}}],
+        }
+    ],
+}
+
+
+def minute(index: int) -> datetime:
+    return T0 + timedelta(minutes=index)
+
+
+@pytest.fixture
+def replayable(database, monkeypatch) -> dict[str, int]:
+    """Account 1 with a snapshot a minute (equity 10,000 up to 10,500, down to 8,300, back to 9,500,
+    balance 10,000) and its audit trail: rules set (a 1,050 loss from the initial balance halts), a
+    halt at 8,900, back to the drawdown settings, a halt at 8,300. The audit entries' ids by name."""
+    monkeypatch.setenv("COLUMNS", "250")
+    assert create_user_cli("owner@b.co", role="owner").exit_code == 0
+
+    async def seed(session):
+        account = await create_account(
+            session, Principal(1, "owner"), name="follower", broker="b", login="1", currency="USD", now=T0
+        )
+        for index, equity in enumerate(EQUITIES):
+            session.add(
+                AccountSnapshot(
+                    account_id=account.id,
+                    taken_at=minute(index),
+                    received_at=minute(index) + timedelta(seconds=1),
+                    balance=Decimal(10000),
+                    equity=Decimal(equity),
+                    margin=None,
+                    peak_equity=Decimal(10500),
+                    drawdown_pct=Decimal(0),
+                )
+            )
+        body = RuleSetIn.model_validate(SET_RULES)
+        change_guard_rules(session, account, body, by_user_id=1, now=T0 - timedelta(hours=1))
+        halt = "account 1 halted"
+        audit_event(
+            session, account.id, "halted", halt, at=minute(4) + timedelta(seconds=1), reason="drawdown"
+        )
+        change_guard_rules(session, account, None, by_user_id=1, now=minute(4) + timedelta(seconds=30))
+        audit_event(
+            session, account.id, "halted", halt, at=minute(5) + timedelta(seconds=1), reason="drawdown"
+        )
+        audit_event(session, account.id, "guard_level", "EURUSD critical", at=minute(6), reason="market")
+        await session.commit()
+        rows = await session.scalars(select(ReconciliationEvent).order_by(ReconciliationEvent.id))
+        ids = {}
+        for row in rows:
+            ids.setdefault(row.event_type, []).append(row.id)
+        first_halt, second_halt = ids["halted"]
+        return {"first_halt": first_halt, "second_halt": second_halt, "market": ids["guard_level"][0]}
+
+    return run_on(database, seed)
+
+
+def rules_file(tmp_path, rules: dict) -> str:
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(rules))
+    return str(path)
+
+
+def test_replay_says_when_a_rules_file_would_have_alerted_halted_and_closed(replayable, tmp_path):
+    result = invoke("replay", "--account", "1", "--rules", rules_file(tmp_path, MAX_LOSS_RULES))
+
+    assert result.exit_code == 0, result.output
+    lines = said(result)
+    assert "replayed 8 snapshots from 2026-11-30 10:00:00 to 2026-11-30 10:07:00 UTC" in lines
+    assert "the replay makes no owner re-arm" in lines
+    assert "the history holds no positions" in lines
+    assert (
+        "2026-11-30 10:02:00 9,800.00 10,000.00 normal active watch (shadow: would halt new trades), "
+        "step none -> halt; loss 200.00 (2.00%) from 10,000.00, limit 100.00 (halt), headroom -100.00"
+    ) in lines
+    assert "2026-11-30 10:03:00 9,000.00 10,000.00 normal -> warning active max_loss: alert" in lines
+    assert (
+        "2026-11-30 10:05:00 8,300.00 10,000.00 warning -> critical halted HALT: trading halted "
+        "CLOSE all positions (rule max_loss) max_loss: halt and close all positions, step alert -> close_all; "
+        "loss 1,700.00 (17.00%) from 10,000.00, limit 1,500.00 (close_all), headroom -200.00"
+    ) in lines
+    # Back under its steps, the account stays halted: nobody re-armed it.
+    assert "2026-11-30 10:06:00 9,000.00 10,000.00 critical -> warning halted" in lines
+
+
+def test_replay_as_json_lists_the_decisions_with_every_rules_standing(replayable, tmp_path):
+    result = invoke("replay", "--account", "1", "--rules", rules_file(tmp_path, MAX_LOSS_RULES), "--json")
+
+    assert result.exit_code == 0, result.output
+    decisions = json.loads(result.stdout)
+    assert [decision["at"] for decision in decisions] == [minute(i).isoformat() for i in (2, 3, 5, 6)]
+    halting = decisions[2]
+    assert halting["level"] == "critical"
+    assert (halting["halted"], halting["newly_halted"], halting["resumed"]) == (True, True, False)
+    assert halting["closes"] == [{"rule": "max_loss", "positions": "all"}]
+    max_loss, watch = halting["rules"]
+    assert max_loss == {
+        "rule": "max_loss",
+        "shadow": False,
+        "changed": True,
+        "step": "close_all",
+        "previous_step": "alert",
+        "tier": "close_all",
+        "halts": True,
+        "resumed": False,
+        "value": 8300.0,
+        "reference": 10000.0,
+        "loss": 1700.0,
+        "loss_pct": 17.0,
+        "limit_of": "close_all",
+        "limit": 1500.0,
+        "floor": None,
+        "headroom": -200.0,
+        "headroom_pct": -2.0,
+        "acting_floor": 8500.0,
+    }
+    assert (watch["shadow"], watch["changed"], watch["step"]) == (True, False, "halt")
+    assert [decision["halted"] for decision in decisions] == [False, False, True, True]
+
+
+def test_replay_draws_equity_balance_floors_and_the_halt_in_an_svg_chart(replayable, tmp_path):
+    chart = tmp_path / "replay.svg"
+
+    result = invoke(
+        "replay", "--account", "1", "--rules", rules_file(tmp_path, MAX_LOSS_RULES), "--chart", str(chart)
+    )
+
+    assert result.exit_code == 0, result.output
+    assert f"chart written to {chart}" in said(result)
+    svg = ElementTree.parse(chart).getroot()
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    lines = {
+        line.get("data-series"): line.get("points").split() for line in svg.iterfind(".//svg:polyline", ns)
+    }
+    assert set(lines) == {"equity", "balance", "max_loss acting floor", "watch acting floor (shadow)"}
+    assert all(len(points) == len(EQUITIES) for points in lines.values())
+    # The floor is flat (10,000 - 1,500), below every equity point but the halting one.
+    [floor_y] = {float(point.split(",")[1]) for point in lines["max_loss acting floor"]}
+    equity_y = [float(point.split(",")[1]) for point in lines["equity"]]
+    assert [y > floor_y for y in equity_y] == [False] * 5 + [True, False, False]
+    assert len(svg.findall(".//svg:path[@class='marker-halt']", ns)) == 2  # the halt, and the legend's
+    texts = [text.text for text in svg.iterfind(".//svg:text", ns)]
+    assert "time (UTC)" in texts
+    assert "halted" in texts
+
+
+def test_replay_of_an_event_uses_the_rules_then_in_force_and_shows_the_deciding_snapshot(replayable):
+    first = invoke("replay", "--account", "1", "--event", str(replayable["first_halt"]))
+
+    assert first.exit_code == 0, first.output
+    lines = said(first)
+    assert "rules: the rules set by audit entry 1 at 2026-11-30 09:00:00" in lines
+    assert "replayed 5 snapshots from 2026-11-30 10:00:00 to 2026-11-30 10:04:00 UTC" in lines
+    assert "decided by the snapshot of 2026-11-30 10:04:00 UTC: equity 8,900.00, balance 10,000.00" in lines
+    assert (
+        "rule step loss reference limit headroom loss halt 1,100.00 (11.00%) 10,000.00 1,050.00 (halt) -50.00"
+        in lines
+    )
+
+    second = invoke("replay", "--account", "1", "--event", str(replayable["second_halt"]), "--json")
+
+    assert second.exit_code == 0, second.output
+    assert "rules: the account's drawdown settings as they are now (audit entry 3 went back to them)" in said(
+        second
+    )
+    shown = json.loads(second.stdout)
+    assert shown["event"]["type"] == "halted"
+    decided = shown["decided_by"]
+    assert (decided["at"], decided["newly_halted"]) == (minute(5).isoformat(), True)
+    drawdown = decided["rules"][0]
+    assert (drawdown["rule"], drawdown["step"], drawdown["reference"], drawdown["limit"]) == (
+        "drawdown",
+        "critical",
+        10500.0,
+        2100.0,
+    )
+
+
+def test_replay_of_an_audit_entry_it_cannot_explain_is_refused(replayable):
+    refused(invoke("replay", "--account", "1", "--event", "999"), 1, "account 1 has no audit entry 999")
+    refused(invoke("replay", "--account", "2"), 1, "account 2 not found")
+    refused(
+        invoke("replay", "--account", "1", "--event", str(replayable["market"])),
+        1,
+        f"audit entry {replayable['market']} is the market guard's: the replay judges the risk rules only",
+    )
+
+
+def test_replay_refuses_a_bad_rules_file_naming_the_field(replayable, tmp_path):
+    bad = {
+        "rules": [{"id": "x", "metric": "equity", "steps": [{"tier": "halt", "threshold": {"percent": 150}}]}]
+    }
+
+    result = invoke("replay", "--account", "1", "--rules", rules_file(tmp_path, bad))
+
+    refused(result, 2, "rules.0.steps.0.threshold.percent: Input should be less than or equal to 100")
+    assert result.stdout == ""
+
+
+def test_replay_refuses_a_rule_on_a_strategys_floating_loss_naming_it(replayable, tmp_path):
+    scoped = {
+        "rules": [
+            {
+                "id": "strategy-a",
+                "metric": "floating",
+                "scope": {"kind": "strategy", "magics": [7]},
+                "steps": [{"tier": "close_scope", "threshold": {"amount": 100}}],
+            }
+        ]
+    }
+
+    result = invoke("replay", "--account", "1", "--rules", rules_file(tmp_path, scoped))
+
+    refused(result, 1, "rule 'strategy-a': measures the floating P&L of its strategy scope")
+
+
+def test_replay_bounds_the_history_and_refuses_a_time_without_a_zone(replayable):
+    bounded = invoke(
+        "replay",
+        "--account",
+        "1",
+        "--from",
+        "2026-11-30T10:03:00Z",
+        "--to",
+        "2026-11-30T11:05:00+01:00",
+        "--json",
+    )
+
+    assert bounded.exit_code == 0, bounded.output
+    assert "replayed 3 snapshots from 2026-11-30 10:03:00 to 2026-11-30 10:05:00 UTC" in said(bounded)
+    # From no state at 10:03 the peak is 9,000, and 8,300 only 7.8 % below it; the whole history's
+    # peak, 10,500, puts it 21 % below, past the drawdown settings' critical 20 %.
+    assert json.loads(bounded.stdout) == []
+    whole = json.loads(invoke("replay", "--account", "1", "--json").stdout)
+    assert [(decision["at"], decision["level"]) for decision in whole] == [
+        (minute(4).isoformat(), "warning"),
+        (minute(5).isoformat(), "critical"),
+        (minute(6).isoformat(), "normal"),
+    ]
+
+    refused(
+        invoke("replay", "--account", "1", "--from", "2026-11-30T10:03:00"),
+        2,
+        "Invalid value for --from: '2026-11-30T10:03:00' names no zone",
+    )
+
+
+def test_replay_reads_the_minutes_rolled_up_before_the_raw_points_kept(database):
+    """Before the raw points kept, each minute's last snapshot: the low within a minute is lost."""
+    assert create_user_cli("owner@b.co", role="owner").exit_code == 0
+
+    async def seed(session):
+        account = await create_account(
+            session, Principal(1, "owner"), name="follower", broker="b", login="1", currency="USD", now=T0
+        )
+        for index, (low, last) in enumerate([("10000", "10000"), ("7000", "8500")]):
+            equity = dict(zip(("first", "min", "max", "last"), ("10000", low, "10000", last), strict=True))
+            session.add(
+                EquityMinute(
+                    account_id=account.id,
+                    minute=minute(index),
+                    snapshots=2,
+                    first_taken_at=minute(index),
+                    last_taken_at=minute(index) + timedelta(seconds=30),
+                    peak_equity=Decimal(10000),
+                    drawdown_pct=Decimal(0),
+                    drawdown_max_pct=Decimal(0),
+                    **{f"equity_{which}": Decimal(value) for which, value in equity.items()},
+                    **{f"balance_{which}": Decimal(10000) for which in equity},
+                )
+            )
+        session.add(HistoryRetention(series="raw", kept_from=minute(2)))
+        # A raw point from before the boundary waits for the next roll-up: its minute counts it.
+        for at, equity in [(minute(1) + timedelta(seconds=45), "1"), (minute(2), "7900")]:
+            session.add(
+                AccountSnapshot(
+                    account_id=account.id,
+                    taken_at=at,
+                    received_at=at,
+                    balance=Decimal(10000),
+                    equity=Decimal(equity),
+                    margin=None,
+                    peak_equity=Decimal(10000),
+                    drawdown_pct=Decimal(0),
+                )
+            )
+        await session.commit()
+
+    run_on(database, seed)
+
+    result = invoke("replay", "--account", "1", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "replayed 3 snapshots from 2026-11-30 10:00:30 to 2026-11-30 10:02:00 UTC, 2 of them minute aggregates"
+        in said(result)
+    )
+    # 8,500 is 15 % below the peak (a warning); the minute's 7,000 would have been critical.
+    assert [
+        (decision["at"], decision["level"], decision["equity"]) for decision in json.loads(result.stdout)
+    ] == [
+        ((minute(1) + timedelta(seconds=30)).isoformat(), "warning", 8500.0),
+        (minute(2).isoformat(), "critical", 7900.0),
+    ]
