@@ -775,6 +775,7 @@ async def test_the_risk_rules_panel_shows_each_rules_headroom_and_follows_the_sn
         # The shadow rule's alert is recorded, not acted on: the account trades on.
         decision = page.locator('#events [data-event-type="shadow_decision"]')
         await expect(decision).to_have_count(1)
+        await expect(decision).to_contain_text("shadow decision")
         await expect(decision).to_contain_text("in shadow would alert")
         await expect(page.locator("#halted")).to_be_hidden()
 
@@ -796,6 +797,45 @@ async def test_the_risk_rules_panel_shows_each_rules_headroom_and_follows_the_sn
         await expect(source).to_contain_text("drawdown settings")
         await expect(rules).to_have_count(len(removed.json()["rules"]))
         await expect(page.locator('#events [data-event-type="guard_rules_changed"]')).to_have_count(2)
+        assert problems == [], problems
+        assert foreign == [], f"requests to other origins: {foreign}"
+    finally:
+        await context.close()
+
+
+async def test_an_automatic_resume_reads_as_one_in_the_events(served, browser):
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    follower = await register_follower(served.api)
+    cooling = {
+        "id": "floating",
+        "metric": "floating",
+        "steps": [{"tier": "halt", "threshold": {"amount": "400"}}],
+        "resume": {"mode": "cool_down", "below": "0.5", "after_seconds": 0},
+    }
+    changed = await follower.owner.put(
+        f"/api/v1/accounts/{follower.account_id}/guard-rules", json={"rules": [cooling]}
+    )
+    assert changed.status_code == 200, changed.text
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    try:
+        page, problems, foreign = await _signed_in_page(context, served, follower)
+        await expect(page.locator("#rules-source")).to_contain_text("rules set for it")
+        await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+
+        assert (await follower.bridge.send_snapshot(snapshot(position("1"), equity="9500")))["applied"]
+        await expect(page.locator("#halted")).to_be_visible()
+        await expect(page.locator('#rules [data-rule-id="floating"] tr[data-step="0"]')).to_have_attribute(
+            "data-breached", "true"
+        )
+        assert (await follower.bridge.send_snapshot(snapshot(position("1"), equity="9850")))["applied"]
+
+        await expect(page.locator("#halted")).to_be_hidden()
+        resumed = page.locator('#events [data-event-type="rearmed"]')
+        await expect(resumed).to_have_count(1)
+        await expect(resumed.locator(".badge", has_text="automatic")).to_be_visible()
+        await expect(resumed).to_contain_text("rules floating resumed")
         assert problems == [], problems
         assert foreign == [], f"requests to other origins: {foreign}"
     finally:

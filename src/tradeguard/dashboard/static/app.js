@@ -241,6 +241,8 @@ const EVENT_TONE = {
   unmatched_deal: 'warning',
   close_command: 'info',
   halted: 'critical',
+  shadow_decision: 'shadow',
+  guard_rules_changed: 'info',
 };
 
 const LEVEL_TONE = { normal: 'ok', info: 'info', warning: 'warning', critical: 'critical' };
@@ -1292,6 +1294,7 @@ function eventItem(event) {
   return h('li', { class: 'feed-item', dataset: { eventId: event.id, eventType: event.event_type } },
     h('div', { class: 'feed-head' },
       badge(event.event_type, eventTone(event)),
+      event.details?.automatic ? badge('automatic', 'outline', { title: 'resumed by the rule itself, not by a person' }) : null,
       event.reason ? badge(event.reason, 'outline') : null,
       where ? h('span', { class: 'where' }, where) : null,
       h('time', { datetime: event.created_at, title: new Date(event.created_at).toLocaleString() }, clock(event.created_at))),
