@@ -690,3 +690,153 @@ async def test_a_close_shows_the_pnl_its_deal_realized_and_a_close_without_one_s
         assert foreign == [], f"requests to other origins: {foreign}"
     finally:
         await context.close()
+
+
+def _dollars(value: float) -> str:
+    """Money as the page writes it in en-US: $1,234.50, -$12.00."""
+    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+
+
+def _percent(value: float) -> str:
+    return f"{value:,.2f} %"
+
+
+async def _expect_the_apis_standings(page, follower: Follower) -> dict:
+    """Every step's headroom on the page reads as the API's, in money and percent; the standings."""
+    from playwright.async_api import expect
+
+    answer = (await follower.owner.get(f"/api/v1/accounts/{follower.account_id}/guard-rules")).json()
+    for standing in answer["standings"]:
+        card = page.locator(f'#rules [data-rule-id="{standing["rule"]}"]')
+        for index, step in enumerate(standing["steps"]):
+            row = card.locator(f'tr[data-step="{index}"]')
+            await expect(row.locator(".headroom-money")).to_have_text(_dollars(step["headroom"]))
+            await expect(row.locator(".headroom-pct")).to_have_text(_percent(step["headroom_pct"]))
+            await expect(row).to_have_attribute("data-breached", str(step["breached"]).lower())
+    return {standing["rule"]: standing for standing in answer["standings"]}
+
+
+async def test_the_risk_rules_panel_shows_each_rules_headroom_and_follows_the_snapshots(served, browser):
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    follower = await register_follower(served.api)
+    watch = {
+        "id": "floating_watch",
+        "label": "floating <b>watch</b>",
+        "metric": "floating",
+        "shadow": True,
+        "steps": [
+            {"tier": "alert", "threshold": {"amount": "500"}},
+            {"tier": "halt", "threshold": {"amount": "1500"}},
+        ],
+    }
+    body = {"preset": "ftmo-2-step", "initial_balance": "100000", "rules": [watch]}
+
+    async def at_equity(equity: int) -> None:
+        held = position("1", profit=f"{equity - 100000}.00")
+        sent = await follower.bridge.send_snapshot(snapshot(held, balance="100000", equity=str(equity)))
+        assert sent["applied"], sent
+
+    changed = await follower.owner.put(f"/api/v1/accounts/{follower.account_id}/guard-rules", json=body)
+    assert changed.status_code == 200, changed.text
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
+    try:
+        page, problems, foreign = await _signed_in_page(context, served, follower)
+        panel = page.locator(".panel-rules")
+        rules = panel.locator("#rules .rule")
+
+        # Before the first snapshot: the rules and their thresholds, no headroom.
+        await expect(rules).to_have_count(3)
+        source = panel.locator("#rules-source")
+        await expect(source).to_contain_text("ftmo-2-step preset and 1 rule of its own")
+        await expect(source).to_contain_text("$100,000.00")
+        await expect(panel.locator("#rules-no-snapshot")).to_be_visible()
+        daily = panel.locator('[data-rule-id="daily_loss"]')
+        await expect(daily).to_contain_text("daily loss")
+        await expect(daily).to_contain_text("per day from 00:00 Europe/Prague")
+        await expect(daily).to_contain_text("5.00 % of the initial balance")
+        await expect(daily.locator('tr[data-step="0"]')).to_contain_text("no snapshot yet")
+        shadowed = panel.locator('[data-rule-id="floating_watch"]')
+        # The label is text, never markup.
+        await expect(shadowed.locator(".rule-head strong")).to_have_text("floating <b>watch</b>")
+        await expect(shadowed.locator(".badge.shadow")).to_have_text("shadow")
+        await expect(panel.locator(".badge.shadow")).to_have_count(1)
+        await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+
+        await at_equity(99000)
+        await expect(panel.locator("#rules-no-snapshot")).to_be_hidden()
+        standings = await _expect_the_apis_standings(page, follower)
+        assert standings["daily_loss"]["steps"][0]["headroom"] == 4000, standings
+        assert standings["floating_watch"]["steps"][0]["breached"] is True, standings
+        await expect(daily.locator(".rule-loss")).to_contain_text("Loss $1,000.00 (1.00 %)")
+        await expect(daily.locator(".meter-value")).to_have_text(_percent(20))
+        await expect(shadowed.locator(".rule-head")).to_contain_text("at alert")
+        # The shadow rule's alert is recorded, not acted on: the account trades on.
+        decision = page.locator('#events [data-event-type="shadow_decision"]')
+        await expect(decision).to_have_count(1)
+        await expect(decision).to_contain_text("shadow decision")
+        await expect(decision).to_contain_text("in shadow would alert")
+        await expect(page.locator("#halted")).to_be_hidden()
+
+        await at_equity(97500)
+        await expect(daily.locator('tr[data-step="0"] .headroom-money')).to_have_text(_dollars(2500))
+        standings = await _expect_the_apis_standings(page, follower)
+        assert standings["floating_watch"]["steps"][1]["breached"] is True, standings
+        await expect(daily.locator(".meter-value")).to_have_text(_percent(50))
+        await expect(page.locator("#halted")).to_be_hidden()
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.mouse.move(0, 0)
+        await panel.screenshot(path=ARTIFACTS / "dashboard-rules.png")
+
+        # A change of rules is an audit entry like others: the panel follows it.
+        removed = await follower.owner.delete(f"/api/v1/accounts/{follower.account_id}/guard-rules")
+        assert removed.status_code == 200, removed.text
+        await expect(source).to_have_attribute("data-source", "settings")
+        await expect(source).to_contain_text("drawdown settings")
+        await expect(rules).to_have_count(len(removed.json()["rules"]))
+        await expect(page.locator('#events [data-event-type="guard_rules_changed"]')).to_have_count(2)
+        assert problems == [], problems
+        assert foreign == [], f"requests to other origins: {foreign}"
+    finally:
+        await context.close()
+
+
+async def test_an_automatic_resume_reads_as_one_in_the_events(served, browser):
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    follower = await register_follower(served.api)
+    cooling = {
+        "id": "floating",
+        "metric": "floating",
+        "steps": [{"tier": "halt", "threshold": {"amount": "400"}}],
+        "resume": {"mode": "cool_down", "below": "0.5", "after_seconds": 0},
+    }
+    changed = await follower.owner.put(
+        f"/api/v1/accounts/{follower.account_id}/guard-rules", json={"rules": [cooling]}
+    )
+    assert changed.status_code == 200, changed.text
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    try:
+        page, problems, foreign = await _signed_in_page(context, served, follower)
+        await expect(page.locator("#rules-source")).to_contain_text("rules set for it")
+        await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+
+        assert (await follower.bridge.send_snapshot(snapshot(position("1"), equity="9500")))["applied"]
+        await expect(page.locator("#halted")).to_be_visible()
+        await expect(page.locator('#rules [data-rule-id="floating"] tr[data-step="0"]')).to_have_attribute(
+            "data-breached", "true"
+        )
+        assert (await follower.bridge.send_snapshot(snapshot(position("1"), equity="9850")))["applied"]
+
+        await expect(page.locator("#halted")).to_be_hidden()
+        resumed = page.locator('#events [data-event-type="rearmed"]')
+        await expect(resumed).to_have_count(1)
+        await expect(resumed.locator(".badge", has_text="automatic")).to_be_visible()
+        await expect(resumed).to_contain_text("rules floating resumed")
+        assert problems == [], problems
+        assert foreign == [], f"requests to other origins: {foreign}"
+    finally:
+        await context.close()

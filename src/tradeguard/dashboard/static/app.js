@@ -241,6 +241,8 @@ const EVENT_TONE = {
   unmatched_deal: 'warning',
   close_command: 'info',
   halted: 'critical',
+  shadow_decision: 'shadow',
+  guard_rules_changed: 'info',
 };
 
 const LEVEL_TONE = { normal: 'ok', info: 'info', warning: 'warning', critical: 'critical' };
@@ -438,7 +440,7 @@ function selectAccount(id) {
     chart.hover = null;
     chart.zoom = null;
     renderChartControls();
-    state.detail = { accountId: id, positions: null, guards: null, equity: null, config: null, events: [], alerts: [], commands: new Map() };
+    state.detail = { accountId: id, positions: null, guards: null, rules: null, equity: null, config: null, events: [], alerts: [], commands: new Map() };
     $('account').hidden = false;
     renderHeadline();
     renderDetail();
@@ -454,6 +456,7 @@ async function refreshDetail(id, { feeds = false, config = false } = {}) {
   const requests = [
     api(`/positions/open?account_id=${id}`),
     api(`/guards/status?account_id=${id}`),
+    api(`/accounts/${id}/guard-rules`),
     config ? api(`/accounts/${id}/guard-config`) : null,
     feeds ? api(`/reconciliation/logs?account_id=${id}&limit=${FEED_LIMIT}`) : null,
     feeds ? api(`/alerts?account_id=${id}&limit=${ALERT_LIMIT}`) : null,
@@ -461,7 +464,7 @@ async function refreshDetail(id, { feeds = false, config = false } = {}) {
     feeds ? api(`/reconciliation/logs?account_id=${id}&event_type=position_closed&limit=100`) : null,
     refreshSummary(id),
   ];
-  const [positions, guards, guardConfig, logs, alerts, commandLogs, closedLogs] = await Promise.all(requests);
+  const [positions, guards, rules, guardConfig, logs, alerts, commandLogs, closedLogs] = await Promise.all(requests);
   const detail = state.detail;
   if (!detail || detail.accountId !== id || state.selected !== id) return;
   if (feeds) {
@@ -476,6 +479,7 @@ async function refreshDetail(id, { feeds = false, config = false } = {}) {
     detail.ticket = ticket;
     detail.positions = positions;
     detail.guards = guards;
+    detail.rules = rules;
     if (guardConfig) detail.config = guardConfig;
   }
   renderDetail();
@@ -485,6 +489,7 @@ function renderDetail() {
   renderHeadline();
   renderChart();
   renderGuards();
+  renderRules();
   renderPositions();
   renderEvents();
   renderAlerts();
@@ -736,6 +741,127 @@ function meter(name, value, warning, critical) {
     h('span', { class: 'meter-name' }, name),
     h('span', { class: 'meter-track', role: 'meter', 'aria-label': `${name} percent`, 'aria-valuemin': 0, 'aria-valuemax': max, 'aria-valuenow': value ?? 0 }, fill, warn, crit),
     h('span', { class: 'meter-value' }, value === null ? '–' : pct(value)));
+}
+
+// ---------------------------------------------------------------- risk rules
+
+const REFERENCE_TEXT = {
+  initial_balance: 'the initial balance',
+  period_start_balance: "the balance at the period's start",
+  period_start_equity: "the equity at the period's start",
+  period_start_higher: "the higher of balance and equity at the period's start",
+  high_water_mark: 'the highest equity',
+  trailing_high_balance: 'the highest balance at an earlier period end',
+};
+
+const TIER_TONE = { alert: 'warning', halt: 'critical', close_all: 'critical', close_scope: 'critical' };
+
+function renderRules() {
+  const answer = state.detail?.rules;
+  const box = $('rules');
+  const source = $('rules-source');
+  if (!answer) {
+    box.replaceChildren();
+    source.replaceChildren();
+    $('rules-no-snapshot').hidden = true;
+    return;
+  }
+  const currency = state.accounts.get(state.selected)?.account.currency;
+  const standings = new Map(answer.standings.map((standing) => [standing.rule, standing]));
+  source.dataset.source = answer.source;
+  source.replaceChildren(...rulesSource(answer, currency));
+  $('rules-no-snapshot').hidden = answer.standings.length > 0;
+  box.replaceChildren(...answer.rules.map((rule) => ruleCard(rule, standings.get(rule.id), currency)));
+}
+
+function rulesSource({ source, rule_set: ruleSet }, currency) {
+  if (source === 'settings') return ["Judged by the account's ", h('strong', {}, 'drawdown settings'), '.'];
+  const own = ruleSet.rules.length;
+  const what = ruleSet.preset
+    ? [h('strong', {}, ruleSet.preset), own ? ` preset and ${own} rule${own > 1 ? 's' : ''} of its own` : ' preset']
+    : [h('strong', {}, 'rules'), ' set for it'];
+  const balance = ruleSet.initial_balance ? ` · initial balance ${money(ruleSet.initial_balance, currency)}` : '';
+  return ['Judged by ', ...what, balance, '.'];
+}
+
+// What a rule measures, in words: its metric against its reference, and the period it resets with.
+function ruleMeasure(rule) {
+  const measured = rule.metric === 'floating'
+    ? 'floating loss (balance minus equity)'
+    : `${rule.metric} against ${REFERENCE_TEXT[rule.reference] || label(rule.reference)}`;
+  const period = rule.period && `per ${rule.period.kind} from ${rule.period.reset} ${rule.period.time_zone}`;
+  const scope = rule.scope && rule.scope.kind !== 'all' && `${label(rule.scope.kind)} positions only`;
+  const buffer = rule.buffer !== null && rule.buffer !== undefined && `acts at ${pct(rule.buffer * 100, 0)} of each limit`;
+  return [measured, period, scope, buffer].filter(Boolean).join(' · ');
+}
+
+function thresholdText({ amount, percent, percent_of: of, floor }, metric, currency) {
+  const parts = [];
+  if (num(amount) !== null) parts.push(`${money(amount, currency)} loss`);
+  if (num(percent) !== null) parts.push(`${pct(percent)} of ${of === 'initial_balance' ? 'the initial balance' : 'the reference'}`);
+  if (num(floor) !== null) parts.push(`${metric} below ${money(floor, currency)}`);
+  return parts.join(' or ');
+}
+
+function ruleCard(rule, standing, currency) {
+  const name = rule.label || rule.id;
+  const current = standing?.step ?? null;
+  return h('div', { class: 'rule', dataset: { ruleId: rule.id, shadow: String(rule.shadow) } },
+    h('div', { class: 'rule-head' },
+      h('strong', {}, name),
+      name !== rule.id ? h('code', { class: 'rule-id' }, rule.id) : null,
+      rule.shadow ? badge('shadow', 'shadow', { title: 'records what it would do and does nothing' }) : null,
+      current !== null ? badge(`at ${standing.steps[current].label}`, TIER_TONE[rule.steps[current].tier]) : null),
+    h('p', { class: 'muted small rule-measure' }, ruleMeasure(rule)),
+    standing ? ruleLoss(standing, rule.metric, currency) : null,
+    standing ? ruleUsage(rule, standing) : null,
+    h('div', { class: 'table-wrap' },
+      h('table', { class: 'rule-steps' },
+        h('thead', {}, h('tr', {},
+          h('th', { scope: 'col' }, 'Step'),
+          h('th', { scope: 'col', class: 'num' }, 'Limit'),
+          h('th', { scope: 'col', class: 'num' }, 'Headroom'),
+          h('th', { scope: 'col' }, 'State'))),
+        h('tbody', {}, rule.steps.map((step, index) => stepRow(rule, step, index, standing?.steps[index], current, currency))))));
+}
+
+// A floating rule's value is the balance with its scope's floating P&L.
+const METRIC_VALUE = { equity: 'equity', balance: 'balance', floating: 'balance with floating' };
+
+function ruleLoss(standing, metric, currency) {
+  const loss = num(standing.loss);
+  return h('p', { class: 'small rule-loss' },
+    h('span', { class: `pnl ${loss > 0 ? 'down' : 'up'}` }, `Loss ${money(loss, currency)} (${pct(standing.loss_pct)})`),
+    h('span', { class: 'muted' }, ` · ${METRIC_VALUE[metric] || metric} ${money(standing.value, currency)} · reference ${money(standing.reference, currency)}`));
+}
+
+// How much of the first acting step's limit the loss uses (a rule that only alerts: its last step's).
+// A floor sets no limit on the loss: there the loss plus its headroom is how far the floor lies.
+function ruleUsage(rule, standing) {
+  const acting = rule.steps.findIndex((step) => step.tier !== 'alert');
+  const index = acting < 0 ? rule.steps.length - 1 : acting;
+  const loss = num(standing.loss);
+  const reach = (step) => num(step.limit) ?? loss + num(step.headroom);
+  const limit = reach(standing.steps[index]);
+  const share = (amount) => (limit > 0 ? Math.max(0, (amount / limit) * 100) : 100);
+  const alert = acting > 0 ? share(reach(standing.steps[0])) : 100;
+  return h('div', { class: 'rule-usage', dataset: { step: index } }, meter('Used', share(loss), alert, 100));
+}
+
+function stepRow(rule, step, index, standing, current, currency) {
+  const tone = TIER_TONE[step.tier] || 'muted';
+  const headroom = num(standing?.headroom);
+  return h('tr', { dataset: { step: index, tier: step.tier, breached: standing ? String(standing.breached) : null }, class: index === current ? 'current' : null },
+    h('td', { class: 'c-step' },
+      badge(step.tier, tone),
+      step.label ? h('span', { class: 'step-label' }, ` ${step.label}`) : null,
+      h('span', { class: 'step-threshold muted' }, thresholdText(step.threshold, rule.metric, currency))),
+    h('td', { class: 'num c-limit' }, standing ? money(standing.limit, currency) : '–'),
+    h('td', { class: `num c-headroom ${headroom < 0 ? 'level-critical' : ''}` },
+      h('span', { class: 'headroom-money' }, standing ? money(standing.headroom, currency) : '–'),
+      h('span', { class: 'pnl-pct headroom-pct' }, standing ? pct(standing.headroom_pct) : '')),
+    h('td', { class: 'c-breached' },
+      standing ? badge(standing.breached ? 'breached' : 'clear', standing.breached ? tone : 'ok') : h('span', { class: 'muted' }, 'no snapshot yet')));
 }
 
 // ---------------------------------------------------------------- equity and drawdown chart
@@ -1168,6 +1294,7 @@ function eventItem(event) {
   return h('li', { class: 'feed-item', dataset: { eventId: event.id, eventType: event.event_type } },
     h('div', { class: 'feed-head' },
       badge(event.event_type, eventTone(event)),
+      event.details?.automatic ? badge('automatic', 'outline', { title: 'resumed by the rule itself, not by a person' }) : null,
       event.reason ? badge(event.reason, 'outline') : null,
       where ? h('span', { class: 'where' }, where) : null,
       h('time', { datetime: event.created_at, title: new Date(event.created_at).toLocaleString() }, clock(event.created_at))),
