@@ -45,8 +45,8 @@ from tradeguard.queries.replay import (
     replay_history,
     rules_in_force,
 )
-from tradeguard.replay_chart import replay_svg
-from tradeguard.replay_report import (
+from tradeguard.replay.chart import replay_svg
+from tradeguard.replay.report import (
     CAVEATS,
     decision_data,
     replay_json,

@@ -44,10 +44,10 @@ def audit_event(
 
 def details_json(details: dict[str, Any] | None) -> str:
     """Details as stored and served: decimals become JSON numbers, like every other number the API sends."""
-    return orjson.dumps(details or {}, default=_as_json_number).decode()
+    return orjson.dumps(details or {}, default=as_json_number).decode()
 
 
-def _as_json_number(value: object) -> float:
+def as_json_number(value: object) -> float:
     if isinstance(value, Decimal):
         return float(value)
     raise TypeError(f"{type(value).__name__} has no JSON form")

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from tradeguard.actions.audit import as_json_number
 from tradeguard.domain.guards.drawdown import decision_message
 from tradeguard.domain.guards.rule_evaluation import RuleResult
 from tradeguard.domain.guards.rules import Tier
@@ -119,10 +120,4 @@ def _money(value: Decimal) -> str:
 
 def replay_json(data: Any) -> str:
     """Decisions as JSON text, numbers as JSON numbers like the API's."""
-    return orjson.dumps(data, default=_as_number, option=orjson.OPT_INDENT_2).decode()
-
-
-def _as_number(value: object) -> float:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"{type(value).__name__} has no JSON form")
+    return orjson.dumps(data, default=as_json_number, option=orjson.OPT_INDENT_2).decode()
