@@ -36,6 +36,7 @@ from tradeguard.domain.periods import period_start
 from tradeguard.domain.pnl import drawdown_pct
 
 _HUNDRED = Decimal(100)
+_PCT_PLACES = Decimal("0.0001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,18 +80,43 @@ _FRESH = RuleState()
 
 @dataclass(frozen=True, slots=True)
 class StepStanding:
-    """Where a rule stands against one of its steps."""
+    """Where a rule stands against one of its steps. The headroom is worked out when read: the
+    guard needs only whether a step is breached."""
 
     step: Step
-    limit: Decimal | None
-    """the acting limit on the loss, in money (after the buffer); None for a floor-only step"""
-    headroom: Decimal
-    """how much more may be lost before the step is reached, in money (negative once past it)"""
-    headroom_pct: Decimal
-    """the headroom in percent of the rule's basis"""
     breached: bool
     detail: str | None
     """what reached the step, for messages; None when it is not reached"""
+    loss: Decimal
+    """the loss against this step's reference (a locked rule's may be lower than the rule's)"""
+    value: Decimal
+    base: Decimal
+    """what the step's percent is of"""
+    buffer: Decimal | None
+
+    @property
+    def limit(self) -> Decimal | None:
+        """the acting limit on the loss, in money (after the buffer); None for a floor-only step"""
+        limits = _limits(self.step.threshold, self.base)
+        if not limits:
+            return None
+        return min(limits) if self.buffer is None else min(limits) * self.buffer
+
+    @property
+    def headroom(self) -> Decimal:
+        """how much more may be lost before the step is reached, in money (negative once past it)"""
+        limit, floor = self.limit, self.step.threshold.floor
+        rooms = [] if limit is None else [limit - self.loss]
+        if floor is not None:
+            rooms.append(self.value - floor)
+        return min(rooms)
+
+    @property
+    def headroom_pct(self) -> Decimal:
+        """the headroom in percent of the rule's basis"""
+        if self.base <= 0:
+            return Decimal(0)
+        return (self.headroom / self.base * _HUNDRED).quantize(_PCT_PLACES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,36 +444,30 @@ def _standing(
     threshold = step.threshold
     base = _basis_value(threshold, reference, initial, basis)
     buffer = rule.buffer
-    limits = _limits(threshold, base)
-    breached: str | None = None
-    reference = _locked(rule, limits, reference, initial)
+    if rule.lock_at_initial:
+        reference = _locked(rule, _limits(threshold, base), reference, initial)
     loss = reference - value
-    loss_pct = drawdown_pct(base, base - loss) if base > 0 else Decimal(0)
-    name = rule.name
+    breached: str | None = None
     if threshold.amount is not None:
         acting = threshold.amount if buffer is None else threshold.amount * buffer
         if loss >= acting:
-            breached = f"{name} {loss} >= {step.name} {acting}"
+            breached = f"{rule.name} {loss} >= {step.name} {acting}"
     if breached is None and threshold.percent is not None and base > 0:
         acting = threshold.percent if buffer is None else threshold.percent * buffer
         # Compared in money: the rounded percent would reach the limit up to half its last place
         # early (a cent short of 5 % of 100,000 rounds to 5.0000 %).
         if loss >= acting * base / _HUNDRED:
-            breached = f"{name} {loss_pct:.2f}% >= {step.name} {acting}%"
+            breached = f"{rule.name} {drawdown_pct(base, base - loss):.2f}% >= {step.name} {acting}%"
     if breached is None and threshold.floor is not None and value < threshold.floor:
         breached = f"{rule.metric.value} {value} below {step.name} {threshold.floor}"
-    acting_limits = [limit if buffer is None else limit * buffer for limit in limits]
-    headrooms = [limit - loss for limit in acting_limits]
-    if threshold.floor is not None:
-        headrooms.append(value - threshold.floor)
-    headroom = min(headrooms)
     return StepStanding(
         step=step,
-        limit=min(acting_limits) if acting_limits else None,
-        headroom=headroom,
-        headroom_pct=(headroom / base * _HUNDRED).quantize(Decimal("0.0001")) if base > 0 else Decimal(0),
         breached=breached is not None,
         detail=breached,
+        loss=loss,
+        value=value,
+        base=base,
+        buffer=buffer,
     )
 
 
