@@ -17,8 +17,8 @@ from tradeguard.bridges.broker import CloseOrder, OutcomeStatus
 from tradeguard.bridges.mt5 import standin as mt5
 from tradeguard.bridges.mt5.settings import Mt5Settings
 from tradeguard.bridges.mt5.terminal_broker import TerminalBroker
-from tradeguard.bridges.simulated_terminal import COPIER_MAGIC, TerminalHeldBroker, create_terminal
-from tradeguard.bridges.simulator.broker import Fill, Order
+from tradeguard.bridges.simulated_terminal import TerminalHeldBroker, create_terminal
+from tradeguard.bridges.simulator.broker import COPIER_MAGIC, Fill, Order
 from tradeguard.bridges.simulator.clock import BrokerClock
 from tradeguard.domain.model import CloseReason, Side
 
