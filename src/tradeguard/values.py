@@ -4,6 +4,7 @@ Every body and parameter is built from these, so a value that passes validation 
 and one that does not is a 422 naming the field instead of a database error:
 
 - `Text`, `text(max_length)`: PostgreSQL's text cannot hold the NUL character;
+- `printable_text(max_length)`: text a person reads, without any control character;
 - `Numeric`: the NUMERIC(28, 10) columns hold 18 digits before the point and 10 after;
 - `UtcTime`: a time with a zone, converted to UTC, within the years 1 to 9999 that the columns and
   Python hold;
@@ -21,6 +22,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, WithJsonSchema
 
+from tradeguard.domain.model import has_control_character
+
 MAX_BIGINT = 2**63 - 1
 """The largest BIGINT: a larger id cannot exist, and SQLite refuses to even compare with it."""
 
@@ -30,6 +33,12 @@ EXTERNAL_ID_MAX_LENGTH = 64
 def _without_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
+def _without_control_characters(value: str) -> str:
+    if has_control_character(value):
+        raise ValueError("must not contain a control character (U+0000 to U+001F, U+007F to U+009F)")
     return value
 
 
@@ -58,6 +67,11 @@ Text = Annotated[str, _NUL_FREE]
 def text(max_length: int, *, min_length: int = 0) -> Any:
     """`Text` of the column's length; a length given beside `Text` would lose pydantic's message about strings."""
     return Annotated[str, Field(min_length=min_length, max_length=max_length), _NUL_FREE]
+
+
+def printable_text(max_length: int) -> Any:
+    """Text shown as sent, on one line: no NUL, no line break, no escape sequence."""
+    return Annotated[str, Field(max_length=max_length), AfterValidator(_without_control_characters)]
 
 
 Numeric = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=28, decimal_places=10)]

@@ -19,12 +19,17 @@ from pathlib import Path
 
 from tradeguard.bridges.mt5 import standin
 from tradeguard.bridges.mt5.standin_terminal import PositionNotOpen, StandinTerminal
-from tradeguard.bridges.simulator.broker import CENT, LOT, ClosedPosition, Order, Position, SimulatedBroker
+from tradeguard.bridges.simulator.broker import (
+    CENT,
+    COPIER_MAGIC,
+    LOT,
+    ClosedPosition,
+    Order,
+    Position,
+    SimulatedBroker,
+)
 from tradeguard.bridges.simulator.market import ACCOUNT_CURRENCY, SYMBOLS, Market, SymbolSpec
 from tradeguard.domain.model import CloseReason
-
-COPIER_MAGIC = 770001
-"""The magic number of the simulated trade copier's orders: not the bridge's."""
 
 _DEAL_REASONS = {
     CloseReason.STOP_LOSS: standin.DEAL_REASON_SL,

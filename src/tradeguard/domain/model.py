@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -39,9 +40,26 @@ class ExpectedTrade:
         return self.opened_at or self.received_at
 
 
+MAX_MAGIC = 2**63 - 1
+"""The largest magic number a position keeps: MetaTrader's is a ulong, a BIGINT holds half of its range."""
+MAX_COMMENT_LENGTH = 64
+"""An MT5 comment holds 31 characters at most; an exchange's client order id can run to 36 and more."""
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def has_control_character(text: str) -> bool:
+    """Whether `text` holds a C0 or C1 control character or DEL: nothing a person reads, or a display shows."""
+    return _CONTROL_CHARACTER.search(text) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerPosition:
-    """An open position as the broker reports it in a snapshot."""
+    """An open position as the broker reports it in a snapshot.
+
+    `magic` is the number of the expert (program) that opened it, 0 for a trade placed by hand
+    (MetaTrader's own meaning); `comment` the text the opening order carried (an exchange's client
+    order id). None for either: the bridge did not say.
+    """
 
     ticket: str
     symbol: str

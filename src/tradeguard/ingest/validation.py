@@ -9,8 +9,16 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from tradeguard.bodies import Location, RequestBody, invalid_fields
 from tradeguard.domain.instruments import normalize_symbol
-from tradeguard.domain.model import BrokerPosition, ClosedDeal, CloseReason, Quote, Side
-from tradeguard.values import ExternalId, Numeric, SentTime, ServerClock, text
+from tradeguard.domain.model import (
+    MAX_COMMENT_LENGTH,
+    MAX_MAGIC,
+    BrokerPosition,
+    ClosedDeal,
+    CloseReason,
+    Quote,
+    Side,
+)
+from tradeguard.values import ExternalId, Numeric, SentTime, ServerClock, printable_text, text
 
 MAX_POSITIONS = 1000
 MAX_QUOTES = 500
@@ -25,6 +33,8 @@ def _zero_means_none(value):
 
 Positive = Annotated[Numeric, Field(gt=0)]
 OptionalLevel = Annotated[Positive | None, BeforeValidator(_zero_means_none)]
+# Strict: `true` and `"1234"` name no expert.
+Magic = Annotated[int, Field(ge=0, le=MAX_MAGIC, strict=True)]
 Symbol = Annotated[
     str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._#\-]+$"), AfterValidator(normalize_symbol)
 ]
@@ -43,6 +53,13 @@ class PositionIn(RequestBody):
     swap: Numeric = Decimal(0)
     commission: Numeric = Decimal(0)
     opened_at: SentTime
+    magic: Magic | None = Field(
+        None,
+        description="the magic number of the expert that opened it; 0: no expert (MT5 reports a trade placed by hand with 0); absent or null: not known",
+    )
+    comment: printable_text(MAX_COMMENT_LENGTH) | None = Field(
+        None, description="the opening order's comment or client order id; absent or null: not known"
+    )
 
     def to_domain(self) -> BrokerPosition:
         return BrokerPosition(
@@ -58,6 +75,8 @@ class PositionIn(RequestBody):
             take_profit=self.take_profit,
             swap=self.swap,
             commission=self.commission,
+            magic=self.magic,
+            comment=self.comment,
         )
 
 

@@ -32,6 +32,8 @@ def position_out(row: BrokerPosition) -> PositionOut:
         status="open",
         matched_with_bot=row.matched_trade_id is not None,
         divergence=row.divergence,
+        magic=row.magic,
+        comment=row.comment,
         last_updated_at=row.last_updated_at,
     )
 

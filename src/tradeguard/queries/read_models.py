@@ -71,6 +71,12 @@ class PositionOut(BaseModel):
     status: Literal["open"]
     matched_with_bot: bool
     divergence: str | None
+    magic: int | None = Field(
+        description="the magic number of the expert that opened it, 0 for none; null: its bridge did not say"
+    )
+    comment: str | None = Field(
+        description="the opening order's comment or client order id; null: its bridge did not say"
+    )
     last_updated_at: datetime
 
 

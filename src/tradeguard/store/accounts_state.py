@@ -135,6 +135,8 @@ _STORED_POSITION_COLUMNS = tuple(
         "take_profit",
         "swap",
         "commission",
+        "magic",
+        "comment",
     )
 )
 # Its SET clause is the keys of the rows given: a position that only moved with the market sets
@@ -313,6 +315,8 @@ async def store_positions(
             "profit": position.profit,
             "swap": position.swap,
             "commission": position.commission,
+            "magic": position.magic,
+            "comment": position.comment,
             "opened_at": position.opened_at,
             "last_updated_at": taken_at,
             "matched_trade_id": finding.matched_trade_id,
@@ -523,6 +527,8 @@ def _stored_position_of(values: Sequence) -> StoredPosition:
         take_profit,
         swap,
         commission,
+        magic,
+        comment,
     ) = values
     return StoredPosition(
         row_id,
@@ -541,5 +547,7 @@ def _stored_position_of(values: Sequence) -> StoredPosition:
             take_profit=take_profit,
             swap=swap,
             commission=commission,
+            magic=magic,
+            comment=comment,
         ),
     )

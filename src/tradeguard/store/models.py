@@ -221,6 +221,10 @@ class BrokerPosition(Base):
     last_updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     matched_trade_id: Mapped[str | None] = mapped_column(String(64))
     divergence: Mapped[str | None] = mapped_column(String(255))
+    magic: Mapped[int | None] = mapped_column(BigInteger)
+    """The opening expert's magic number, 0 for none; NULL: the bridge did not say."""
+    comment: Mapped[str | None] = mapped_column(String(64))
+    """The opening order's comment or client order id; NULL: the bridge did not say."""
 
 
 class AccountSnapshot(Base):

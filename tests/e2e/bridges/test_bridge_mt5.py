@@ -177,7 +177,7 @@ async def rearm(follower: Follower) -> None:
 async def scenario_trades_matched_and_a_manual_trade_unexpected(
     follower: Follower, terminal: StandinTerminal
 ):
-    copied = terminal.open_position("EURUSD", "buy", "1.00", comment="copier")
+    copied = terminal.open_position("EURUSD", "buy", "1.00", magic=770001, comment="copier")
     manual = terminal.open_position("EURUSD", "sell", "2.00", reason=mt5.POSITION_REASON_CLIENT)
     await follower.expect("T-1", volume="1.00", entry_price=BASE_ASK, opened_at=datetime.now(UTC).isoformat())
 
@@ -197,6 +197,9 @@ async def scenario_trades_matched_and_a_manual_trade_unexpected(
     assert abs(opened - datetime.now(UTC)) < timedelta(seconds=30)
     assert held[str(copied)]["matched_with_bot"] is True and held[str(manual)]["matched_with_bot"] is False
     assert Decimal(str(held[str(manual)]["volume"])) == Decimal("2.00")
+    # The terminal's magic and comment, as the bridge sent them; a trade by hand has magic 0.
+    assert (held[str(copied)]["magic"], held[str(copied)]["comment"]) == (770001, "copier")
+    assert (held[str(manual)]["magic"], held[str(manual)]["comment"]) == (0, "")
     return copied, manual
 
 

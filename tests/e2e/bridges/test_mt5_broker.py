@@ -80,6 +80,28 @@ def test_a_reading_is_exact_decimals_in_utc(terminal):
     assert reading.closed_deals == []
 
 
+def test_a_positions_magic_and_comment_are_sent_as_the_terminal_reports_them(terminal):
+    by_expert = terminal.open_position("EURUSD", "buy", "0.10", magic=20261201, comment="grid #3")
+    by_hand = terminal.open_position("EURUSD", "sell", "0.10", reason=mt5.POSITION_REASON_CLIENT)
+
+    sent = {item["ticket"]: item for item in broker_of(terminal).read(now()).snapshot["positions"]}
+
+    assert (sent[by_expert]["magic"], sent[by_expert]["comment"]) == (20261201, "grid #3")
+    assert (sent[by_hand]["magic"], sent[by_hand]["comment"]) == (0, "")
+
+
+def test_a_comment_tradeguard_would_refuse_is_left_out_so_the_snapshot_is_still_taken(terminal):
+    broken = terminal.open_position("EURUSD", "buy", "0.10", magic=7, comment="line\nbreak")
+    too_long = terminal.open_position("EURUSD", "buy", "0.10", magic=8, comment="x" * 65)
+    longest = terminal.open_position("EURUSD", "buy", "0.10", magic=9, comment="x" * 64)
+
+    sent = {item["ticket"]: item for item in broker_of(terminal).read(now()).snapshot["positions"]}
+
+    assert "comment" not in sent[broken] and "comment" not in sent[too_long]
+    assert [sent[ticket]["magic"] for ticket in (broken, too_long, longest)] == [7, 8, 9]
+    assert sent[longest]["comment"] == "x" * 64
+
+
 def test_held_and_watched_symbols_are_quoted_and_selected_first(terminal):
     broker = broker_of(terminal, watch=("EURUSD", "XAUUSD"))
     quotes = broker.read(now()).snapshot["quotes"]

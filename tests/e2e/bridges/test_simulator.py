@@ -27,7 +27,7 @@ from tests.support.markets import quiet_market
 from tests.support.net import free_port
 from tradeguard.bridges.client import BridgeClient
 from tradeguard.bridges.simulator.bridge import SimulatedBridge
-from tradeguard.bridges.simulator.broker import Fill, Order, SimulatedBroker
+from tradeguard.bridges.simulator.broker import COPIER_MAGIC, Fill, Order, SimulatedBroker
 from tradeguard.bridges.simulator.clock import BrokerClock
 from tradeguard.bridges.simulator.market import SYMBOLS, Market
 from tradeguard.bridges.simulator.scenario import DEMO_SCENARIO, Gap, Role, Scenario
@@ -149,6 +149,20 @@ def test_a_snapshot_reports_tickets_and_missing_stops_as_metatrader_does():
     assert position["stop_loss"] == 0 and position["take_profit"] == 0
     assert snapshot["equity"] == snapshot["balance"] + position["profit"]
     assert {quote["symbol"] for quote in snapshot["quotes"]} == set(SYMBOLS)
+
+
+def test_a_snapshot_reports_the_copiers_magic_and_trade_id_and_a_trade_by_hand_as_magic_0():
+    broker = broker_on(quiet_market())
+    broker.place(
+        Order("t-7", "EURUSD", Side.BUY, Decimal("0.10"), Decimal("1.08500")), Fill.CLEAN, due_step=1
+    )
+    [(copied, _, _)] = broker.fill_due_orders(1, NOW)
+    by_hand = broker.open_by_hand("EURUSD", Side.SELL, Decimal("0.10"), NOW)
+
+    sent = {item["ticket"]: item for item in broker.snapshot(NOW)["positions"]}
+
+    assert (sent[copied.ticket]["magic"], sent[copied.ticket]["comment"]) == (COPIER_MAGIC, "t-7")
+    assert (sent[by_hand.ticket]["magic"], sent[by_hand.ticket]["comment"]) == (0, "")
 
 
 def test_the_broker_clock_steps_in_broker_time_but_never_ahead_of_the_real_clock():

@@ -62,6 +62,18 @@ async def test_each_snapshot_reads_back_as_if_it_were_the_first(api):
                 2, symbol="USDJPY", current_price="1.08410", profit="-2.10", swap="-0.2", opened_at=opened_at
             ),
         ],
+        # The bridge tells the magic numbers and comments: more than the market.
+        [
+            position(1, stop_loss="1.07900", magic=1234, comment="T1", opened_at=opened_at),
+            position(2, symbol="USDJPY", magic=0, comment="", opened_at=opened_at),
+        ],
+        # One comment changed, prices moved.
+        [
+            position(
+                1, stop_loss="1.07900", magic=1234, comment="T1 [sl]", profit="12.00", opened_at=opened_at
+            ),
+            position(2, symbol="USDJPY", magic=0, comment="", profit="-1.10", opened_at=opened_at),
+        ],
     ]
     for index, positions in enumerate(steps):
         body = snapshot(*positions, taken_at=start + timedelta(milliseconds=index))

@@ -163,8 +163,8 @@ UNKNOWN_FIELDS = {
     ),
     "snapshot": (lambda f: send_snapshot(f, snapshot(server="Broker-Live")), ["body", "server"]),
     "position": (
-        lambda f: send_snapshot(f, snapshot(position(1, magic=7))),
-        ["body", "positions", 0, "magic"],
+        lambda f: send_snapshot(f, snapshot(position(1, external_id="X-7"))),
+        ["body", "positions", 0, "external_id"],
     ),
     "quote": (
         lambda f: send_snapshot(

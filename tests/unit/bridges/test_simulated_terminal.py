@@ -18,7 +18,7 @@ from tradeguard.bridges.mt5 import standin as mt5
 from tradeguard.bridges.mt5.settings import Mt5Settings
 from tradeguard.bridges.mt5.terminal_broker import TerminalBroker
 from tradeguard.bridges.simulated_terminal import TerminalHeldBroker, create_terminal
-from tradeguard.bridges.simulator.broker import Fill, Order
+from tradeguard.bridges.simulator.broker import COPIER_MAGIC, Fill, Order
 from tradeguard.bridges.simulator.clock import BrokerClock
 from tradeguard.domain.model import CloseReason, Side
 
@@ -121,6 +121,23 @@ def test_a_close_sent_with_order_send_is_taken_in_as_a_close_command(broker, mar
     assert broker.positions == {}
     assert broker.balance == Decimal("10020.00") == terminal.totals()["balance"]
     assert broker.history == [closed]
+
+
+def test_the_bridge_reports_the_copiers_magic_and_trade_id_and_a_trade_by_hand_as_magic_0(broker, terminal):
+    broker.place(
+        Order("sim-1-00007", "EURUSD", Side.BUY, Decimal("0.10"), Decimal("1.08500")), Fill.CLEAN, due_step=1
+    )
+    [(copied, _, _)] = broker.fill_due_orders(1, NOW)
+    by_hand = broker.open_by_hand("GBPUSD", Side.SELL, Decimal("0.20"), NOW)
+    bridge_side = TerminalBroker(
+        mt5, Mt5Settings(login=LOGIN, path=str(terminal.path), server_utc_offset_seconds=7200)
+    )
+    bridge_side.connect()
+
+    sent = {item["ticket"]: item for item in bridge_side.read(datetime.now(UTC)).snapshot["positions"]}
+
+    assert (sent[copied.ticket]["magic"], sent[copied.ticket]["comment"]) == (COPIER_MAGIC, "sim-1-00007")
+    assert (sent[by_hand.ticket]["magic"], sent[by_hand.ticket]["comment"]) == (0, "")
 
 
 def test_the_real_time_clock_follows_the_wall_clock_and_never_repeats_itself():

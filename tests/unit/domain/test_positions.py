@@ -26,6 +26,8 @@ STORED = BrokerPosition(
     take_profit=None,
     swap=Decimal("-0.20"),
     commission=Decimal("-0.70"),
+    magic=1234,
+    comment="copier T-1",
 )
 
 
@@ -58,6 +60,11 @@ def test_price_profit_swap_and_commission_are_the_market_s(moved):
         {"stop_loss": None},
         {"stop_loss": Decimal("1.07900")},
         {"take_profit": Decimal("1.09000")},
+        {"magic": 0},
+        {"magic": None},
+        {"comment": "copier T-2"},
+        {"comment": ""},
+        {"comment": None},
         {"volume": Decimal("0.05"), "current_price": Decimal("1.08700")},
     ],
 )
@@ -95,6 +102,8 @@ _readings = st.builds(
     take_profit=_levels,
     swap=_amounts,
     commission=_amounts,
+    magic=st.sampled_from([None, 0, 1234]),
+    comment=st.sampled_from([None, "", "copier T-1"]),
 )
 
 

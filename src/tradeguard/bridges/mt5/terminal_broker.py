@@ -29,6 +29,7 @@ from tradeguard.bridges.broker import (
     ReadFailed,
 )
 from tradeguard.bridges.mt5.settings import Mt5Settings
+from tradeguard.domain.model import MAX_COMMENT_LENGTH, MAX_MAGIC, has_control_character
 
 logger = logging.getLogger("tradeguard.bridges.mt5")
 
@@ -228,6 +229,13 @@ class TerminalBroker:
             item["stop_loss"] = _exact(position.sl, symbol.digits)
         if position.tp > 0:
             item["take_profit"] = _exact(position.tp, symbol.digits)
+        # What tradeguard would refuse is left out (not known), as a refusal would be the whole
+        # snapshot's: a magic past a BIGINT, a comment too long or with a control character.
+        magic, comment = int(position.magic), str(position.comment)
+        if magic <= MAX_MAGIC:
+            item["magic"] = magic
+        if len(comment) <= MAX_COMMENT_LENGTH and not has_control_character(comment):
+            item["comment"] = comment
         return item
 
     def _quote(self, name: str, tick: Any) -> dict[str, Any]:

@@ -22,6 +22,10 @@ CENT = Decimal("0.01")
 LOT = Decimal("0.01")
 
 
+COPIER_MAGIC = 770001
+"""The magic number of the simulated trade copier's orders: not the bridge's."""
+
+
 @dataclass(frozen=True, slots=True)
 class Order:
     """A trade to open at the broker: one the platform sent (tradeguard expects it), or one by hand."""
@@ -221,6 +225,9 @@ class SimulatedBroker:
                     "swap": Decimal(0),
                     "commission": Decimal(0),
                     "opened_at": position.opened_at,
+                    # As the copier opens in a terminal: its magic, the trade id as the comment.
+                    "magic": COPIER_MAGIC if position.trade_id else 0,
+                    "comment": position.trade_id or "",
                 }
                 for position in self.positions.values()
             ],
