@@ -262,3 +262,33 @@ async def test_a_signals_rule_closes_only_the_positions_of_its_signal(api):
 
     assert [command["ticket"] for command in answer["commands"]] == ["1"]
     assert {command["cause"] for command in answer["commands"]} == {"drawdown"}
+
+
+async def test_a_strategys_rule_closes_its_magic_and_a_manual_rule_only_the_followers_own_trades(api):
+    follower = await register_follower(api)
+    strategy = {
+        "id": "ea-42",
+        "metric": "floating",
+        "scope": {"kind": "strategy", "magics": [42]},
+        "steps": [{"tier": "close_scope", "threshold": {"amount": "150"}}],
+    }
+    manual = {
+        "id": "by-hand",
+        "metric": "floating",
+        "scope": {"kind": "manual"},
+        "steps": [{"tier": "close_scope", "threshold": {"amount": "150"}}],
+    }
+    await follower.owner.put(rules_of(follower.account_id), json={"rules": [strategy, manual]})
+    expert = position("1", magic=42, comment="ea 42", profit="-200")
+    other_expert = position("2", magic=7, profit="-100")
+    by_hand = position("3", magic=0, profit="-20")
+
+    losing_expert = await at(follower, "9680", expert, other_expert, by_hand)
+    losing_hand = await at(
+        follower, "9580", position("2", magic=7, profit="-100"), position("3", magic=0, profit="-320")
+    )
+
+    assert [command["ticket"] for command in losing_expert["commands"]] == ["1"]
+    assert [command["ticket"] for command in losing_hand["commands"]] == ["3"]
+    [ea, hand] = (await follower.owner.get(rules_of(follower.account_id))).json()["standings"]
+    assert (ea["rule"], ea["loss"], hand["rule"], hand["loss"]) == ("ea-42", 0, "by-hand", 320)
