@@ -10,15 +10,17 @@ and one that does not is a 422 naming the field instead of a database error:
   Python hold;
 - `ExternalId`: a ticket or login as brokers and exchanges number them, stored as text;
 - `SentTime`: a `UtcTime` that may not lie ahead of the server's clock (see `ServerClock`);
+- `TimeZoneName`: an IANA zone name the zone database knows; `ClockTime`: a time of day as HH:MM;
 - `BigInt`: the BIGINT of every id.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, WithJsonSchema
 
@@ -130,3 +132,22 @@ def _not_ahead_of_the_server(value: datetime, info: ValidationInfo) -> datetime:
 
 
 SentTime = Annotated[UtcTime, AfterValidator(_not_ahead_of_the_server)]
+
+
+def _known_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+def _clock_time(value: str) -> str:
+    try:
+        return time.fromisoformat(value).strftime("%H:%M")
+    except ValueError as exc:
+        raise ValueError("must be a time of day as HH:MM") from exc
+
+
+TimeZoneName = Annotated[str, AfterValidator(_known_time_zone)]
+ClockTime = Annotated[str, AfterValidator(_clock_time)]

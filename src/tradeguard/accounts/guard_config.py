@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import time
 from decimal import Decimal
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from tradeguard.bodies import invalid_fields
-from tradeguard.values import Numeric
+from tradeguard.values import ClockTime, Numeric, TimeZoneName
 
 # Exact inside, a JSON number at the edge, like every number the API sends.
 _AS_NUMBER = PlainSerializer(float, return_type=float, when_used="json")
@@ -25,8 +23,8 @@ class GuardConfig(BaseModel):
     min_equity: Annotated[Numeric, Field(ge=0), _AS_NUMBER] = Decimal("100")
     daily_loss_limit_pct: Percent | None = None
     daily_loss_anchor: Literal["balance", "equity"] = "balance"
-    daily_reset_time: str = Field(default="00:00", description="HH:MM in daily_reset_tz")
-    daily_reset_tz: str = "UTC"
+    daily_reset_time: ClockTime = Field(default="00:00", description="HH:MM in daily_reset_tz")
+    daily_reset_tz: TimeZoneName = "UTC"
     critical_confirmations: Annotated[int, Field(ge=1, le=100)] = 1
     auto_close_drawdown: bool = True
     auto_close_market: bool = True
@@ -38,24 +36,6 @@ class GuardConfig(BaseModel):
     grace_seconds: Annotated[int, Field(ge=0, le=3_600)] = 30
     match_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
     entry_slippage_pips: Annotated[Numeric, Field(ge=0, le=10_000), _AS_NUMBER] = Decimal("2")
-
-    @field_validator("daily_reset_time")
-    @classmethod
-    def _is_clock_time(cls, value: str) -> str:
-        try:
-            parsed = time.fromisoformat(value)
-        except ValueError as exc:
-            raise ValueError("must be a time of day as HH:MM") from exc
-        return parsed.strftime("%H:%M")
-
-    @field_validator("daily_reset_tz")
-    @classmethod
-    def _is_time_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @model_validator(mode="after")
     def _warning_below_critical(self) -> GuardConfig:

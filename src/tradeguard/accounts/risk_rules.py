@@ -14,10 +14,9 @@ from dataclasses import replace
 from datetime import time, timedelta
 from functools import lru_cache
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from pydantic import Field, PlainSerializer, ValidationError, field_validator, model_validator
+from pydantic import Field, PlainSerializer, ValidationError, model_validator
 
 from tradeguard.bodies import Location, RequestBody, invalid_fields
 from tradeguard.domain.guards.drawdown import settings_rule_set
@@ -38,7 +37,7 @@ from tradeguard.domain.guards.rules import (
     Tier,
 )
 from tradeguard.domain.periods import InvalidPeriod, Period, PeriodKind
-from tradeguard.values import Numeric
+from tradeguard.values import ClockTime, Numeric, TimeZoneName
 
 SERVER_TIME = "server"
 _AS_NUMBER = PlainSerializer(float, return_type=float, when_used="json")
@@ -64,15 +63,7 @@ class StepIn(RequestBody):
 class PeriodIn(RequestBody):
     kind: PeriodKind
     time_zone: str = Field(description='an IANA zone name, or "server" for the set\'s server_time_zone')
-    reset: str = Field(default="00:00", description="HH:MM, local to time_zone")
-
-    @field_validator("reset")
-    @classmethod
-    def _is_clock_time(cls, value: str) -> str:
-        try:
-            return time.fromisoformat(value).strftime("%H:%M")
-        except ValueError as exc:
-            raise ValueError("must be a time of day as HH:MM") from exc
+    reset: ClockTime = Field(default="00:00", description="HH:MM, local to time_zone")
 
 
 class ScopeIn(RequestBody):
@@ -112,20 +103,10 @@ class RuleSetIn(RequestBody):
     rules: list[RuleIn] = Field(default_factory=list, max_length=20)
     initial_balance: Annotated[Numeric, Field(gt=0), _AS_NUMBER] | None = None
     confirmations: Annotated[int, Field(ge=1, le=100)] = 1
-    server_time_zone: str | None = None
+    server_time_zone: TimeZoneName | None = None
     buffer: Annotated[Numeric, Field(gt=0, le=1), _AS_NUMBER] | None = Field(
         default=None, description="the buffer of every rule that has none of its own"
     )
-
-    @field_validator("server_time_zone")
-    @classmethod
-    def _is_time_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @model_validator(mode="after")
     def _builds_a_rule_set(self) -> RuleSetIn:

@@ -292,27 +292,50 @@ async def _resume(
         return
     cancelled = await cancel_live(session, account.id, cause=guard.name, why=reason, now=now)
     store_trading_state(state, trading.rearm())
-    message = f"account {account.id} re-armed: {reason}"
-    raise_alert(
+    _announce_rearm(
         session,
         account.id,
+        f"account {account.id} re-armed: {reason}",
+        cancelled,
+        now=now,
+        policy=policy,
+        reset_peak=False,
+        audited={"automatic": True},
+    )
+
+
+def _announce_rearm(
+    session: AsyncSession,
+    account_id: int,
+    message: str,
+    cancelled: list[CloseCommand],
+    *,
+    now: datetime,
+    policy: GuardPolicy,
+    reset_peak: bool,
+    audited: dict[str, Any],
+) -> None:
+    """The `rearmed` alert and audit entry, with who or what re-armed (`audited`) and what it cancelled."""
+    raise_alert(
+        session,
+        account_id,
         kind="rearmed",
         level="info",
         message=message,
         now=now,
         notifiers=policy.notifiers,
-        details={"trading_allowed": True, "reset_peak": False},
+        details={"trading_allowed": True, "reset_peak": reset_peak},
     )
     audit_event(
         session,
-        account.id,
+        account_id,
         "rearmed",
         message,
         at=now,
-        reason=guard.name,
+        reason=DrawdownGuard.name,
         details={
             "trading_allowed": True,
-            "automatic": True,
+            **audited,
             "cancelled_commands": [command.id for command in cancelled],
         },
     )
@@ -347,28 +370,14 @@ async def rearm_account(
     message = f"account {account.id} re-armed by user {by_user_id}" + (
         " with a new peak" if reset_peak else ""
     )
-    raise_alert(
+    _announce_rearm(
         session,
         account.id,
-        kind="rearmed",
-        level="info",
-        message=message,
-        now=now,
-        notifiers=policy.notifiers,
-        details={"trading_allowed": True, "reset_peak": reset_peak},
-    )
-    audit_event(
-        session,
-        account.id,
-        "rearmed",
         message,
-        at=now,
-        reason=DrawdownGuard.name,
-        details={
-            "trading_allowed": True,
-            "user_id": by_user_id,
-            "reset_peak": reset_peak,
-            "cancelled_commands": [command.id for command in cancelled],
-        },
+        cancelled,
+        now=now,
+        policy=policy,
+        reset_peak=reset_peak,
+        audited={"user_id": by_user_id, "reset_peak": reset_peak},
     )
     return state
