@@ -22,6 +22,7 @@ BENCHMARKS = {
     "overlap": "steady snapshots in process with 1, 2, 4 ... batches in flight: rate, CPU, commits",
     "fast_path": "what a cache hit costs inside the app, in process",
     "history_month": "a simulated month of equity history: table sizes, the ingest's insert, a month's chart",
+    "rules_decide": "the drawdown guard's decision per snapshot, pure, for rule sets of growing size",
 }
 
 
