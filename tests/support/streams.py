@@ -57,9 +57,11 @@ class EventReader:
 
 
 @contextlib.asynccontextmanager
-async def open_stream(http: httpx.AsyncClient, token: str, **headers) -> AsyncIterator[EventReader]:
+async def open_stream(
+    http: httpx.AsyncClient, token: str, path: str = "/api/v1/stream", **headers
+) -> AsyncIterator[EventReader]:
     request_headers = {"Authorization": f"Bearer {token}", **headers}
-    async with http.stream("GET", "/api/v1/stream", headers=request_headers) as response:
+    async with http.stream("GET", path, headers=request_headers) as response:
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
         reader = EventReader(response)

@@ -39,7 +39,9 @@ _END = StreamEvent(kind="end", account_id=0, data=b"")
 
 
 class Subscription:
-    def __init__(self, bus: LocalFanout, account_ids: frozenset[int]) -> None:
+    """`account_ids` None: every account's events, the operator's platform-wide stream."""
+
+    def __init__(self, bus: LocalFanout, account_ids: frozenset[int] | None) -> None:
         self.account_ids = account_ids
         self.queue: asyncio.Queue[StreamEvent] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE_LIMIT)
         self.overflowed = False
@@ -66,20 +68,23 @@ class Subscription:
 
 
 class LocalFanout:
-    """Subscribers of this process, by account."""
+    """Subscribers of this process, by account, and those of every account."""
 
     def __init__(self) -> None:
         self._by_account: dict[int, set[Subscription]] = defaultdict(set)
+        self._of_every_account: set[Subscription] = set()
         self._open: set[Subscription] = set()
         self._ending = False
 
-    def subscribe(self, account_ids: Iterable[int]) -> Subscription:
-        subscription = Subscription(self, frozenset(account_ids))
+    def subscribe(self, account_ids: Iterable[int] | None) -> Subscription:
+        subscription = Subscription(self, None if account_ids is None else frozenset(account_ids))
         if self._ending:
             subscription.end()
             return subscription
         self._open.add(subscription)
-        for account_id in subscription.account_ids:
+        if subscription.account_ids is None:
+            self._of_every_account.add(subscription)
+        for account_id in subscription.account_ids or ():
             self._by_account[account_id].add(subscription)
         return subscription
 
@@ -96,7 +101,8 @@ class LocalFanout:
 
     def remove(self, subscription: Subscription) -> None:
         self._open.discard(subscription)
-        for account_id in subscription.account_ids:
+        self._of_every_account.discard(subscription)
+        for account_id in subscription.account_ids or ():
             subscribers = self._by_account.get(account_id)
             if subscribers is not None:
                 subscribers.discard(subscription)
@@ -106,6 +112,8 @@ class LocalFanout:
     def deliver(self, event: StreamEvent) -> None:
         for subscription in tuple(self._by_account.get(event.account_id, ())):
             subscription.offer(event)
+        for subscription in tuple(self._of_every_account):
+            subscription.offer(event)
 
 
 class EventBus(Protocol):
@@ -113,7 +121,7 @@ class EventBus(Protocol):
 
     async def publish(self, events: Iterable[StreamEvent]) -> None: ...
 
-    def subscribe(self, account_ids: Iterable[int]) -> Subscription: ...
+    def subscribe(self, account_ids: Iterable[int] | None) -> Subscription: ...
 
     def end_streams(self) -> None:
         """End this process's subscriptions now, so open streams do not hold a stopping server open."""
@@ -131,7 +139,7 @@ class MemoryBus:
         for event in events:
             self.local.deliver(event)
 
-    def subscribe(self, account_ids: Iterable[int]) -> Subscription:
+    def subscribe(self, account_ids: Iterable[int] | None) -> Subscription:
         return self.local.subscribe(account_ids)
 
     def end_streams(self) -> None:
@@ -191,7 +199,7 @@ class RedisBus:
             for event in events:
                 self.local.deliver(event)
 
-    def subscribe(self, account_ids: Iterable[int]) -> Subscription:
+    def subscribe(self, account_ids: Iterable[int] | None) -> Subscription:
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen())
         return self.local.subscribe(account_ids)

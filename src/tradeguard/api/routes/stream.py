@@ -11,7 +11,8 @@ from fastapi.responses import StreamingResponse
 
 from tradeguard.api.deps import ServicesDep, verified_principal
 from tradeguard.api.params import MAX_ID
-from tradeguard.errors import NotAuthenticated
+from tradeguard.auth.tokens import Principal
+from tradeguard.errors import NotAuthenticated, NotFound
 from tradeguard.stream.bus import StreamEvent, Subscription
 from tradeguard.stream.replay import stream_accounts, stream_start
 from tradeguard.values import BigInt
@@ -57,6 +58,40 @@ async def stream(
     """Events as they happen. With `Last-Event-ID`, what happened since that id is sent first."""
     principal = await verified_principal(services, _bearer(request, access_token))
     account_ids = await stream_accounts(services.reads, services.sessions, principal, account_id)
+    return await _open_stream(services, principal, account_ids, last_event_id)
+
+
+@router.get(
+    "/platform/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "hello, then every account's sync, log and alert events",
+        },
+        404: {"description": "the caller is not the platform's operator (owner or admin)"},
+    },
+)
+async def platform_stream(
+    request: Request,
+    services: ServicesDep,
+    access_token: Annotated[
+        str | None, Query(description="For EventSource, which cannot send headers.")
+    ] = None,
+    last_event_id: Annotated[BigInt | None, Header(alias="Last-Event-ID")] = None,
+):
+    """Every account's events on one connection, for the platform's operator; resumable with
+    `Last-Event-ID` as the account stream is. It opens without the accounts' states: read those
+    from the platform's views."""
+    principal = await verified_principal(services, _bearer(request, access_token))
+    if not principal.sees_every_account:
+        raise NotFound("no platform stream")
+    return await _open_stream(services, principal, None, last_event_id)
+
+
+async def _open_stream(
+    services: ServicesDep, principal: Principal, account_ids: list[int] | None, last_event_id: int | None
+) -> StreamingResponse:
     subscription = services.bus.subscribe(account_ids)
     try:
         opening = await stream_start(services.sessions, principal, account_ids, last_event_id)
