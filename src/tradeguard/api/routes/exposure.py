@@ -23,7 +23,7 @@ async def exposure(principal: PrincipalDep, reads: ReadsDep):
 
 
 @router.get("/divergence-rates", response_model=DivergenceRates, responses=OPERATORS_ONLY)
-async def rates(principal: PrincipalDep, reads: ReadsDep, since: UtcTime | None = None):
+async def divergence_rates(principal: PrincipalDep, reads: ReadsDep, since: UtcTime | None = None):
     """The trades received since `since` (7 days ago by default) and how many of them diverged."""
     since = since or datetime.now(UTC) - DEFAULT_WINDOW
     return JSONBytes(await reads.divergence_rates(principal, since))
