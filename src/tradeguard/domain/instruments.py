@@ -87,6 +87,19 @@ def default_instrument(symbol: str) -> Instrument:
     return Instrument(name, Decimal("1"), Decimal("1"))
 
 
+def quote_currency(symbol: str) -> str | None:
+    """The currency a symbol's price is quoted in, when its name tells: EURUSD → USD, XAUUSD → USD,
+    BTCEUR → EUR; None for indices and other CFDs, whose names do not."""
+    base = symbol_root(symbol)
+    if base.startswith(("XAU", "XAG")) or (len(base) >= 6 and base[:3] in _CRYPTO_BASES):
+        quote = base[3:6]
+    elif len(base) == 6 and base[:3] in _FX_CURRENCIES:
+        quote = base[3:]
+    else:
+        return None
+    return quote if quote in _FX_CURRENCIES else None
+
+
 @dataclass(frozen=True, slots=True)
 class InstrumentTable:
     """Per-deployment overrides on top of the conventions of `default_instrument`."""

@@ -234,3 +234,60 @@ class TradePage(BaseModel):
     account_id: int
     trades: list[TradeOut]
     next_cursor: int | None
+
+
+class SymbolExposureOut(BaseModel):
+    symbol: str = Field(description="the instrument, whatever the brokers call it")
+    broker_symbols: list[str] = Field(description="the names the brokers hold it under")
+    net_volume: Number = Field(description="lots bought minus lots sold")
+    gross_volume: Number = Field(description="lots bought plus lots sold")
+    floating_pnl: dict[str, Number] = Field(
+        description="profit + swap + commission of the open positions, per account currency"
+    )
+    positions: int
+    accounts: int
+    one_percent_move_cost: Number = Field(
+        description="what the positions lose if the price moves 1 % against their net side, in cost_currency"
+    )
+    cost_currency: str | None = Field(
+        description="the instrument's quote currency; null when its name does not tell (indices, CFDs)"
+    )
+    cost_currency_differs: bool = Field(
+        description="some account holding it keeps its books in another currency than cost_currency"
+    )
+
+
+class SignalExposureOut(BaseModel):
+    signal_id: str
+    symbols: list[SymbolExposureOut]
+
+
+class PlatformExposure(BaseModel):
+    symbols: list[SymbolExposureOut]
+    signals: list[SignalExposureOut] = Field(
+        description="the same, over the positions matched to each signal's trades"
+    )
+
+
+class DivergenceTally(BaseModel):
+    expected: int = Field(description="trades received in the window")
+    missing: int = Field(description="of them, logged missing on the broker")
+    partial: int = Field(description="of them, held with another volume (partial fill or volume mismatch)")
+    slipped: int = Field(description="of them, entered beyond the slippage tolerance")
+    missing_rate: Number
+    partial_rate: Number
+    slipped_rate: Number
+
+
+class SignalDivergence(DivergenceTally):
+    signal_id: str | None = Field(description="null: the trades sent without a signal")
+
+
+class BrokerDivergence(DivergenceTally):
+    broker: str | None = Field(description="null: accounts without a broker named")
+
+
+class DivergenceRates(BaseModel):
+    since: datetime
+    signals: list[SignalDivergence]
+    brokers: list[BrokerDivergence]

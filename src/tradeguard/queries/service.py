@@ -25,6 +25,7 @@ from tradeguard.auth.tokens import Principal
 from tradeguard.cache import ReadThrough, ResponseCache, WarmFields, account_scope, user_scope
 from tradeguard.domain.history import Resolution
 from tradeguard.errors import NotFound
+from tradeguard.queries.exposure import divergence_rates, platform_exposure
 from tradeguard.queries.guards import guard_status_fields
 from tradeguard.queries.history import alerts_page, equity_series
 from tradeguard.queries.positions import find_position, open_positions_fields, position_out
@@ -260,6 +261,25 @@ class ReadService:
         if resolution is not None:
             params["resolution"] = resolution.value
         return await self._cached(principal, account_id, "equity", params, build)
+
+    async def platform_exposure(self, principal: Principal) -> bytes:
+        """Every account's positions: built on each request, since no write drops a platform-wide copy."""
+        _refuse_followers(principal, "exposure")
+        async with self._sessions() as session:
+            model = await platform_exposure(session)
+        return model.__pydantic_serializer__.to_json(model)
+
+    async def divergence_rates(self, principal: Principal, since: datetime) -> bytes:
+        _refuse_followers(principal, "divergence rates")
+        async with self._sessions() as session:
+            model = await divergence_rates(session, since)
+        return model.__pydantic_serializer__.to_json(model)
+
+
+def _refuse_followers(principal: Principal, view: str) -> None:
+    """A platform-wide view does not exist for a follower: their numbers would include other people's."""
+    if not principal.sees_every_account:
+        raise NotFound(f"{view} not found")
 
 
 async def _reconciliation_status(
