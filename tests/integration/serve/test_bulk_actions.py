@@ -9,6 +9,7 @@ import uuid
 
 from tests.support.bridging import Follower, position, register_follower, snapshot
 from tests.support.builders import Caller, sign_up
+from tradeguard.auth.users import set_role
 
 HALT = "/api/v1/platform/halt"
 REARM = "/api/v1/platform/rearm"
@@ -202,4 +203,17 @@ async def test_a_body_that_is_wrong_is_refused_at_its_field_and_nothing_is_done(
         "symbol": {("body", "symbol")},
         "no symbol": {("body", "symbol")},
     }
+    assert await trading_allowed(follower)
+
+
+async def test_an_operator_whose_role_is_taken_away_is_refused_from_the_next_request_on(api):
+    operator = await sign_up(api, role="admin")
+    signal = unique("sig-")
+    follower = await follower_of(api, signal)
+    async with api.session() as session:
+        await set_role(session, api.services.cache, operator.email, "user")
+
+    response = await operator.post(HALT, json={"signal": signal})
+
+    assert response.status_code == 401, response.text
     assert await trading_allowed(follower)
