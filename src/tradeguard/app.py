@@ -22,6 +22,7 @@ from tradeguard.api.openapi import install_openapi
 from tradeguard.api.routes import (
     accounts,
     auth,
+    bulk_actions,
     dashboard,
     devices,
     exposure,
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reads.router,
         stream.router,
         exposure.router,
+        bulk_actions.router,
     ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(health.router)

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
 
 import orjson
 from sqlalchemy import ColumnElement, Exists, and_, bindparam, case, exists, func, or_, select
@@ -149,12 +151,14 @@ async def issue_close_commands(
     now: datetime,
     max_attempts: int,
     delivered_with_timeout: timedelta | None = None,
+    audited: Mapping[str, Any] = MappingProxyType({}),
 ) -> list[CloseCommand]:
     """One command per position unless one is already live for it and this cause.
 
     Positions that already had `max_attempts` commands for this cause get no new one. With
     `delivered_with_timeout`, the commands go out in the answer being built (an ingest's): they
-    are born delivered with their time-out started, both steps audited, in one write.
+    are born delivered with their time-out started, both steps audited, in one write. `audited`
+    adds to each new command's first audit entry (who asked for it).
     """
     targets = list(targets)
     if not targets:
@@ -205,6 +209,7 @@ async def issue_close_commands(
             f"attempt {command.attempts}",
             now,
             state=PENDING.state.value,
+            **audited,
         )
     if delivered:
         for command in commands:

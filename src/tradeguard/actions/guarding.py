@@ -115,7 +115,9 @@ async def run_guards(
         _remember(state, verdict.remember)
         _write_records(session, account.id, verdict, now=now, notifiers=policy.notifiers)
         if verdict.halt is not None:
-            _halt(session, account, state, guard, verdict.halt, now=now, policy=policy)
+            halt_account(
+                session, account.id, state, verdict.halt, by=guard.name, now=now, notifiers=policy.notifiers
+            )
         if verdict.resume is not None:
             await _resume(session, account, state, guard, verdict.resume, now=now, policy=policy)
         verdicts[guard.name] = verdict
@@ -239,41 +241,47 @@ def _write_records(
             )
 
 
-def _halt(
+def halt_account(
     session: AsyncSession,
-    account: Account,
+    account_id: int,
     state: AccountState,
-    guard: Guard,
     reason: str,
     *,
+    by: str,
     now: datetime,
-    policy: GuardPolicy,
-) -> None:
-    """A halt latches: an account already halted keeps its first reason and says nothing again."""
+    notifiers: list[str],
+    audited: Mapping[str, Any] = MappingProxyType({}),
+) -> bool:
+    """Halt with the `halt` alert and the `halted` audit entry, whose reason is `by` (a guard's name,
+    or `operator`) and whose details add `audited`; whether the account was halted by this call.
+
+    A halt latches: an account already halted keeps its first reason and says nothing again.
+    """
     trading = trading_state_of(state)
     if trading.halted:
-        return
+        return False
     store_trading_state(state, trading.halt(reason, since=now))
-    message = f"account {account.id} halted: {reason}; trading_allowed is false until re-armed"
+    message = f"account {account_id} halted: {reason}; trading_allowed is false until re-armed"
     raise_alert(
         session,
-        account.id,
+        account_id,
         kind="halt",
         level="critical",
         message=message,
         now=now,
-        notifiers=policy.notifiers,
+        notifiers=notifiers,
         details={"trading_allowed": False, "reason": reason},
     )
     audit_event(
         session,
-        account.id,
+        account_id,
         "halted",
         message,
         at=now,
-        reason=guard.name,
-        details={"trading_allowed": False},
+        reason=by,
+        details={"trading_allowed": False, **audited},
     )
+    return True
 
 
 async def _resume(
@@ -349,11 +357,13 @@ async def rearm_account(
     reset_peak: bool,
     now: datetime,
     policy: GuardPolicy,
+    audited: Mapping[str, Any] = MappingProxyType({}),
 ) -> AccountState:
     """The owner lets a halted account trade again; its next breach alerts, closes and halts anew.
 
     The drawdown's close commands not yet carried out are cancelled: the owner's decision to
-    trade on overrides the halt's. Returns the account's state as re-armed.
+    trade on overrides the halt's. `audited` adds to the `rearmed` entry's details (an operator's
+    bulk action id). Returns the account's state as re-armed.
     """
     state = await session.get(AccountState, account.id, with_for_update=True)
     cancelled = await cancel_live(
@@ -378,6 +388,6 @@ async def rearm_account(
         now=now,
         policy=policy,
         reset_peak=reset_peak,
-        audited={"user_id": by_user_id, "reset_peak": reset_peak},
+        audited={"user_id": by_user_id, "reset_peak": reset_peak, **audited},
     )
     return state

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tradeguard.auth.credentials import CurrentCredentials
 from tradeguard.auth.tokens import Principal, TokenCache
 from tradeguard.cache import ResponseCache
-from tradeguard.errors import NotAuthenticated
+from tradeguard.errors import NotAuthenticated, NotFound
 from tradeguard.ingest.step import BridgeServices
 from tradeguard.queries.service import ReadService
 from tradeguard.settings import Settings
@@ -95,7 +95,15 @@ class AuthenticatedRoute(APIRoute):
         return authenticated_first
 
 
+async def current_operator(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """The caller, who must be the platform's operator: to anyone else the operator's endpoints do not exist."""
+    if not principal.sees_every_account:
+        raise NotFound("not found")
+    return principal
+
+
 ServicesDep = Annotated[AppServices, Depends(get_services)]
 ReadsDep = Annotated[ReadService, Depends(get_reads)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+OperatorDep = Annotated[Principal, Depends(current_operator)]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from tradeguard.accounts.guard_config import GuardConfig
 from tradeguard.accounts.risk_rules import RuleIn, RuleSetIn
-from tradeguard.bodies import RequestBody
+from tradeguard.actions.bulk import Selection
+from tradeguard.bodies import RequestBody, invalid_fields
+from tradeguard.ingest.validation import Symbol
 from tradeguard.queries.read_models import Number, SyncStatus
 from tradeguard.values import ExternalId, Text, text
 
@@ -200,3 +202,63 @@ class SyncSummary(BaseModel):
         description="tickets that left the broker since the previous snapshot"
     )
     commands: list[CommandOut]
+
+
+SignalId = text(64, min_length=1)
+Broker = text(120, min_length=1)
+
+
+class AccountSelector(RequestBody):
+    """Exactly one of `signal` (the accounts holding an open expected trade of it) and `broker`
+    (the accounts registered with that broker name, exactly as given)."""
+
+    signal: SignalId | None = None
+    broker: Broker | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AccountSelector:
+        if (self.signal is None) == (self.broker is None):
+            problem = "give exactly one of signal and broker"
+            raise invalid_fields(
+                type(self), [(("signal",), problem, self.signal), (("broker",), problem, self.broker)]
+            )
+        return self
+
+    def selection(self) -> Selection:
+        return Selection(signal=self.signal, broker=self.broker)
+
+
+class BulkHalt(AccountSelector):
+    reason: text(500, min_length=1) | None = Field(
+        default=None, description="the halt's reason; by default `halted by user {id}`"
+    )
+
+
+class BulkCloseSymbol(RequestBody):
+    symbol: Symbol
+    signal: SignalId | None = Field(
+        default=None, description="only the positions matched to an expected trade of this signal"
+    )
+
+
+class TradingChangeOut(BaseModel):
+    account_id: int
+    outcome: Literal["halted", "already_halted", "rearmed", "not_halted"]
+
+
+class BulkTradingOut(BaseModel):
+    bulk_action_id: str
+    accounts: list[TradingChangeOut]
+
+
+class SymbolCloseOut(BaseModel):
+    account_id: int
+    commands: list[CommandOut] = Field(description="the close commands issued")
+    not_issued: list[str] = Field(
+        description="tickets given no new command: one of cause `operator` is still live, or it had its attempts"
+    )
+
+
+class BulkCloseOut(BaseModel):
+    bulk_action_id: str
+    accounts: list[SymbolCloseOut]
