@@ -19,7 +19,18 @@ from tradeguard.api.errors import install_error_handlers
 from tradeguard.api.fast_reads import FastReadsAPI
 from tradeguard.api.metrics_middleware import RequestMetrics
 from tradeguard.api.openapi import install_openapi
-from tradeguard.api.routes import accounts, auth, dashboard, devices, health, ingest, reads, stream, trades
+from tradeguard.api.routes import (
+    accounts,
+    auth,
+    dashboard,
+    devices,
+    health,
+    ingest,
+    platform,
+    reads,
+    stream,
+    trades,
+)
 from tradeguard.cache import NearCache
 from tradeguard.services import Services
 from tradeguard.settings import Settings, get_settings
@@ -126,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         trades.router,
         ingest.router,
         reads.router,
+        platform.router,
         stream.router,
     ):
         app.include_router(router, prefix="/api/v1")

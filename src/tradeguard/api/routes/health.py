@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 
@@ -11,9 +13,14 @@ from tradeguard import __version__
 from tradeguard.api.deps import ServicesDep
 from tradeguard.api.responses import model_response
 from tradeguard.api.schemas import ComponentCheck, Health
-from tradeguard.metrics import exposition
+from tradeguard.metrics import business_metrics, exposition
+from tradeguard.queries.business_metrics import BusinessNumbers, business_numbers
+
+BUSINESS_METRICS_TIMEOUT_SECONDS = 2.0
+"""A scrape waits no longer for the database: a slow database must not make /metrics time out."""
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 
 @router.get("/api/v1/trading/health", response_model=Health, tags=["health"])
@@ -49,6 +56,16 @@ async def _check_database(services: ServicesDep) -> ComponentCheck:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics():
-    body, content_type = exposition()
+async def metrics(services: ServicesDep):
+    body, content_type = exposition(business_metrics(await _business_numbers(services)))
     return Response(body, media_type=content_type)
+
+
+async def _business_numbers(services: ServicesDep) -> BusinessNumbers | None:
+    try:
+        async with asyncio.timeout(BUSINESS_METRICS_TIMEOUT_SECONDS):
+            async with services.sessions() as session:
+                return await business_numbers(session, datetime.now(UTC))
+    except Exception as exc:  # noqa: BLE001 - the process's own metrics are still worth serving
+        log.warning("the business metrics' queries failed: %r", exc)
+        return None
