@@ -59,6 +59,6 @@ async def business_numbers(session: AsyncSession, now: datetime) -> BusinessNumb
         halted_accounts=halted,
         stale_feeds=stale,
         commands_by_state=commands,
-        failed_deliveries_by_notifier=dict(delivery_rows.tuples().all()),
+        failed_deliveries_by_notifier=dict(delivery_rows.all()),
         oldest_sent_command_age_seconds=max((now - oldest_sent).total_seconds(), 0.0) if oldest_sent else 0.0,
     )

@@ -8,36 +8,13 @@ from decimal import Decimal
 from sqlalchemy import event
 
 from tests.support.builders import NOW, PASSWORD, Caller, sign_up, write_state
+from tests.support.platform import ACCOUNTS_BY_ATTENTION, add_commands
 from tradeguard.auth.users import set_role
 from tradeguard.cache import invalidate_accounts
-from tradeguard.store.models import Account, CloseCommand, ExpectedTrade
+from tradeguard.store.models import Account, ExpectedTrade
 
 PLATFORM = "/api/v1/platform/accounts"
 
-# The order the view must rank them in: (name, state, commands, open signal trades).
-ACCOUNTS_BY_ATTENTION = [
-    (
-        "halted deep",
-        {
-            "trading_allowed": False,
-            "halted_at": NOW,
-            "halt_reason": "drawdown 25% >= critical 20%",
-            "drawdown_level": "critical",
-            "drawdown_pct": Decimal("25"),
-        },
-        [],
-    ),
-    ("halted shallow", {"trading_allowed": False, "halted_at": NOW, "drawdown_pct": Decimal("2")}, []),
-    ("critical", {"drawdown_level": "critical", "drawdown_pct": Decimal("21"), "feed_stale": True}, []),
-    ("stale", {"feed_stale": True}, []),
-    ("divergent", {"divergences_detected": 2}, ["failed"]),
-    ("outstanding", {}, ["pending", "sent", "executed"]),
-    ("failed", {}, ["failed", "expired"]),
-    ("warning deep", {"drawdown_level": "warning", "drawdown_pct": Decimal("17.5")}, []),
-    ("warning shallow", {"drawdown_level": "warning", "drawdown_pct": Decimal("15.5")}, []),
-    ("fine", {"drawdown_pct": Decimal("1")}, ["executed", "cancelled"]),
-    ("fine never synced", {}, []),
-]
 EXPECTED_STATUS = {
     "halted deep": ["halted", "critical"],
     "halted shallow": ["halted"],
@@ -55,28 +32,6 @@ EXPECTED_STATUS = {
 
 async def _operator(api, role: str = "owner") -> Caller:
     return await sign_up(api, role=role)
-
-
-async def _add_commands(api, account_id: int, states: list[str]) -> None:
-    async with api.session() as session:
-        for index, state in enumerate(states):
-            session.add(
-                CloseCommand(
-                    id=str(uuid.uuid4()),
-                    account_id=account_id,
-                    ticket=str(900 + index),
-                    symbol="EURUSD",
-                    volume=Decimal("0.10"),
-                    cause="drawdown",
-                    state=state,
-                    created_at=NOW,
-                    updated_at=NOW,
-                    sent_at=None if state == "pending" else NOW,
-                )
-            )
-        owner_id = (await session.get(Account, account_id)).owner_id
-        await session.commit()
-    await invalidate_accounts(api.services.cache, {account_id: owner_id})
 
 
 async def _add_trade(api, account_id: int, signal_id: str, status: str) -> None:
@@ -110,7 +65,7 @@ async def _platform_of_one_follower(api, broker: str = "ICMarkets") -> tuple[Cal
         if state:
             await write_state(api, ids[name], **state)
         if commands:
-            await _add_commands(api, ids[name], commands)
+            await add_commands(api, ids[name], commands)
     return follower, ids
 
 
