@@ -18,6 +18,7 @@ from tradeguard.auth.users import create_user
 
 HEALTH = "/api/v1/trading/health"
 REQUESTS = 40
+SCRAPER = {"Authorization": "Bearer the-scrapers-token"}
 
 
 @pytest.fixture
@@ -55,6 +56,7 @@ async def test_business_metrics_from_any_worker_are_the_databases_counted_once(t
     settings = {
         "TRADEGUARD_REDIS_URL": REDIS_URL,
         "TRADEGUARD_CACHE_NAMESPACE": f"tg:test:{uuid.uuid4().hex}:",
+        "TRADEGUARD_METRICS_TOKEN": "the-scrapers-token",
     }
     async with serve_workers(tmp_path, settings) as (url, database):
         engine = create_async_engine(database)
@@ -79,7 +81,7 @@ async def test_business_metrics_from_any_worker_are_the_databases_counted_once(t
         scraped = []
         for _ in range(4):
             async with httpx.AsyncClient(base_url=url) as client:
-                text = (await client.get("/metrics")).text
+                text = (await client.get("/metrics", headers=SCRAPER)).text
             scraped.append(re.findall(r'^tradeguard_accounts\{status="ok"\} (\S+)$', text, re.MULTILINE))
 
     assert scraped == [["3.0"]] * 4

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from tests.support.builders import NOW, sign_up, write_state
+from tests.support.builders import NOW, Caller, sign_up, write_state
 from tests.support.platform import ACCOUNTS_BY_ATTENTION, add_commands
 from tradeguard.api.routes import health
 from tradeguard.store.models import Alert, AlertDelivery, CloseCommand
@@ -32,8 +32,8 @@ STATUSES = (
 )
 
 
-async def _scrape(api) -> dict[tuple[str, tuple], float]:
-    text = (await api.http.get("/metrics")).text
+async def _scrape(api, operator: Caller) -> dict[tuple[str, tuple], float]:
+    text = (await api.http.get("/metrics", headers=operator.headers)).text
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)
@@ -77,7 +77,8 @@ def _delta(after: dict, before: dict, name: str, **labels) -> float:
 
 
 async def test_accounts_commands_and_failures_in_every_state(api):
-    before = await _scrape(api)
+    operator = await sign_up(api, role="owner")
+    before = await _scrape(api, operator)
     follower = await sign_up(api)
     ids = {}
     for name, state, commands in ACCOUNTS_BY_ATTENTION:
@@ -89,7 +90,7 @@ async def test_accounts_commands_and_failures_in_every_state(api):
     await _send_long_ago(api, ids["outstanding"])
     await _fail_deliveries(api, ids["halted deep"], ["telegram", "webhook"])
 
-    after = await _scrape(api)
+    after = await _scrape(api, operator)
 
     assert after[("tradeguard_business_metrics_up", ())] == 1
     by_status = {status: _delta(after, before, "tradeguard_accounts", status=status) for status in STATUSES}
@@ -119,8 +120,33 @@ async def test_accounts_commands_and_failures_in_every_state(api):
 async def test_a_database_too_slow_leaves_the_process_metrics_and_says_so(api, monkeypatch):
     monkeypatch.setattr(health, "BUSINESS_METRICS_TIMEOUT_SECONDS", 0)
 
-    text = (await api.http.get("/metrics")).text
+    operator = await sign_up(api, role="admin")
+
+    text = (await api.http.get("/metrics", headers=operator.headers)).text
 
     assert "tradeguard_business_metrics_up 0.0" in text
     assert "tradeguard_accounts{" not in text
     assert 'tradeguard_cache_hits_total{view="alerts"}' in text
+
+
+async def test_only_an_operators_scrape_gets_the_platforms_numbers(api, monkeypatch):
+    follower = await sign_up(api)
+    await follower.new_account()
+    monkeypatch.setattr(api.services.settings, "metrics_token", "the-scrapers-token")
+
+    anonymous = await api.http.get("/metrics")
+    as_follower = await api.http.get("/metrics", headers=follower.headers)
+    with_metrics_token = await api.http.get(
+        "/metrics", headers={"Authorization": "Bearer the-scrapers-token"}
+    )
+    with_a_wrong_token = await api.http.get("/metrics", headers={"Authorization": "Bearer not-a-token"})
+
+    for response in (anonymous, as_follower):
+        assert response.status_code == 200
+        assert 'tradeguard_cache_hits_total{view="alerts"}' in response.text
+        assert "tradeguard_accounts" not in response.text
+        assert "tradeguard_business_metrics_up" not in response.text
+    assert with_metrics_token.status_code == 200
+    assert "tradeguard_business_metrics_up 1.0" in with_metrics_token.text
+    assert 'tradeguard_accounts{status="ok"}' in with_metrics_token.text
+    assert with_a_wrong_token.status_code == 401
