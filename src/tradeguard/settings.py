@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="First retry delay; doubles each time."
     )
     notify_timeout_seconds: float = Field(default=5.0, gt=0)
+    metrics_token: str = Field(
+        default="",
+        description="A bearer token that lets a scraper read the business metrics on /metrics; empty: "
+        "only an operator's access token does.",
+    )
     auto_migrate: bool = Field(default=True, description="Upgrade the schema when serving starts.")
     log_level: str = "INFO"
     access_log: bool = Field(

@@ -4,13 +4,22 @@ Every write path calls `ResponseCache.invalidate` through `invalidate_accounts` 
 nothing else drops entries, and nothing on the hot path lists keys.
 """
 
-from tradeguard.cache.base import CacheLookup, Peek, ResponseCache, WarmFields, account_scope, user_scope
+from tradeguard.cache.base import (
+    PLATFORM_SCOPE,
+    CacheLookup,
+    Peek,
+    ResponseCache,
+    WarmFields,
+    account_scope,
+    user_scope,
+)
 from tradeguard.cache.memory import MemoryCache
 from tradeguard.cache.near import NearCache
 from tradeguard.cache.read_through import ReadThrough, invalidate_accounts
 from tradeguard.cache.redis import RedisCache
 
 __all__ = [
+    "PLATFORM_SCOPE",
     "CacheLookup",
     "MemoryCache",
     "NearCache",

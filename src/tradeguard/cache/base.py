@@ -22,6 +22,10 @@ def user_scope(user_id: int) -> str:
     return f"u:{user_id}"
 
 
+PLATFORM_SCOPE = "p"
+"""The views over every account: any account's write drops them."""
+
+
 @dataclass(frozen=True, slots=True)
 class CacheLookup:
     value: bytes | None

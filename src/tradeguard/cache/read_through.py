@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
-from tradeguard.cache.base import CacheLookup, ResponseCache, WarmFields, account_scope, user_scope
+from tradeguard.cache.base import (
+    PLATFORM_SCOPE,
+    CacheLookup,
+    ResponseCache,
+    WarmFields,
+    account_scope,
+    user_scope,
+)
 from tradeguard.metrics import CACHE_HITS, CACHE_MISSES, CACHE_REFRESHES, CACHED_VIEWS
 
 _HITS = {view: CACHE_HITS.labels(view) for view in CACHED_VIEWS}
@@ -74,9 +81,11 @@ class ReadThrough:
 
 
 async def invalidate_accounts(cache: ResponseCache, owners: Mapping[int, int]) -> dict[int, WarmFields]:
-    """Drop every cached view of each account (id → owner id), its owner's all-accounts views
-    included, in one invalidation; per account, what its scopes held."""
+    """Drop every cached view of each account (id → owner id), its owner's all-accounts views and
+    the platform's views included, in one invalidation; per account, what its own scopes held."""
     scopes = {account: (account_scope(account), user_scope(owner)) for account, owner in owners.items()}
-    warm = await cache.invalidate(list(dict.fromkeys(scope for pair in scopes.values() for scope in pair)))
+    own = dict.fromkeys(scope for pair in scopes.values() for scope in pair)
+    # The platform's views are no one account's: nothing of theirs is rebuilt ahead of a reader.
+    warm = await cache.invalidate([*own, PLATFORM_SCOPE])
     # An owner's scope shared by several of the accounts goes to the first: its views are rebuilt once.
     return {account: {scope: warm.pop(scope, []) for scope in pair} for account, pair in scopes.items()}

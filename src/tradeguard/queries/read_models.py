@@ -291,3 +291,50 @@ class DivergenceRates(BaseModel):
     since: datetime
     signals: list[SignalDivergence]
     brokers: list[BrokerDivergence]
+
+
+AttentionName = Literal[
+    "halted",
+    "critical",
+    "stale_feed",
+    "divergent",
+    "commands_outstanding",
+    "commands_failed",
+    "warning",
+    "ok",
+]
+
+
+class PlatformAccount(BaseModel):
+    """An account as the operator's platform view lists it."""
+
+    account_id: int
+    name: str
+    owner_id: int
+    broker: str | None
+    login: str | None
+    currency: str
+    status: AttentionName = Field(description="the most urgent of `attention`; ok when it is empty")
+    attention: list[AttentionName] = Field(description="everything that needs attention, most urgent first")
+    trading_allowed: bool
+    halted_at: datetime | None
+    halt_reason: str | None
+    drawdown_level: GuardLevelName
+    drawdown_pct: Number | None
+    equity: Number | None
+    balance: Number | None
+    last_sync_at: datetime | None
+    feed_stale: bool
+    open_positions: int
+    open_divergences: int
+    outstanding_commands: int = Field(description="close commands pending or sent")
+    failed_commands: int
+
+
+class PlatformAccountPage(BaseModel):
+    accounts: list[PlatformAccount]
+    counts: dict[AttentionName, int] = Field(
+        description="accounts per status among those the other filters select, whatever the status filter"
+    )
+    total: int = Field(description="accounts matching every filter, on every page")
+    next_cursor: int | None

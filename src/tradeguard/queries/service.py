@@ -4,7 +4,8 @@ Without `account_id` a read covers all the caller's own accounts (an admin's too
 own, not the whole platform's) and is cached under the caller's scope; with one, it is cached under
 that account's scope. Both scopes are dropped by `invalidate_accounts` on every write to the account,
 and the hot views their owner had cached there are rebuilt right away (`rewrite`), so the next
-read is still a hit.
+read is still a hit. The operator's platform view is cached under the platform's scope, which every
+write to any account drops; it is rebuilt by its next reader.
 """
 
 from __future__ import annotations
@@ -22,12 +23,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradeguard.accounts.service import account_ids_of, may_see
 from tradeguard.auth.tokens import Principal
-from tradeguard.cache import ReadThrough, ResponseCache, WarmFields, account_scope, user_scope
+from tradeguard.cache import (
+    PLATFORM_SCOPE,
+    ReadThrough,
+    ResponseCache,
+    WarmFields,
+    account_scope,
+    user_scope,
+)
 from tradeguard.domain.history import Resolution
 from tradeguard.errors import NotFound
 from tradeguard.queries.exposure import divergence_rates, platform_exposure
 from tradeguard.queries.guards import guard_status_fields
 from tradeguard.queries.history import alerts_page, equity_series
+from tradeguard.queries.platform import PlatformFilters, platform_accounts_page
 from tradeguard.queries.positions import find_position, open_positions_fields, position_out
 from tradeguard.queries.read_models import (
     AlertPage,
@@ -263,17 +272,40 @@ class ReadService:
         return await self._cached(principal, account_id, "equity", params, build)
 
     async def platform_exposure(self, principal: Principal) -> bytes:
-        """Every account's positions: built on each request, since no write drops a platform-wide copy."""
+        """Every account's positions, summed: one answer for every operator, dropped by every write."""
         _refuse_followers(principal, "exposure")
-        async with self._sessions() as session:
-            model = await platform_exposure(session)
-        return model.__pydantic_serializer__.to_json(model)
+
+        async def build() -> bytes:
+            async with self._sessions() as session:
+                model = await platform_exposure(session)
+            return model.__pydantic_serializer__.to_json(model)
+
+        field = view_field("platform_exposure", "operators", {})
+        return await self._read_through.read(PLATFORM_SCOPE, "platform_exposure", field, build)
 
     async def divergence_rates(self, principal: Principal, since: datetime) -> bytes:
+        """Built on each request: its window moves with the clock, so no two answers are the same view."""
         _refuse_followers(principal, "divergence rates")
         async with self._sessions() as session:
             model = await divergence_rates(session, since)
         return model.__pydantic_serializer__.to_json(model)
+
+    async def platform_accounts(
+        self, principal: Principal, filters: PlatformFilters, *, limit: int, cursor: int | None
+    ) -> bytes:
+        """Every account, for an operator; to anyone else there is no such thing (404)."""
+        _refuse_followers(principal, "platform view")
+        offset = cursor or 0
+
+        async def build() -> bytes:
+            async with self._sessions() as session:
+                model = await platform_accounts_page(session, filters, limit=limit, offset=offset)
+            return model.__pydantic_serializer__.to_json(model)
+
+        params = {"limit": limit, "cursor": cursor, **vars(filters)}
+        # One answer for every operator, shared by all of them.
+        field = view_field("platform_accounts", "operators", params)
+        return await self._read_through.read(PLATFORM_SCOPE, "platform_accounts", field, build)
 
 
 def _refuse_followers(principal: Principal, view: str) -> None:
@@ -313,9 +345,14 @@ HOT_VIEWS: dict[str, HotBuild] = {
 def cache_key(user_id: int, account_id: int | None, view: str, params: dict) -> tuple[str, str]:
     """(scope, field) of a read: the scope is what a write invalidates, the field what was asked."""
     scope = account_scope(account_id) if account_id is not None else user_scope(user_id)
+    return scope, view_field(view, str(user_id), params)
+
+
+def view_field(view: str, reader: str, params: dict) -> str:
+    """What was asked of a scope, by whom: the same parameters in any order are the same field."""
     present = {name: _param_text(value) for name, value in params.items() if value is not None}
     query = urlencode(sorted(present.items())) if present else ""
-    return scope, f"{view}:{user_id}?{query}"
+    return f"{view}:{reader}?{query}"
 
 
 def parse_hot_field(field: str) -> tuple[str, int, dict[str, str]] | None:
