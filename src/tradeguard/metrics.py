@@ -30,6 +30,7 @@ CACHED_VIEWS = (
     "equity",
     "credentials",
     "platform_accounts",
+    "platform_exposure",
 )
 CACHE_HITS = Counter("tradeguard_cache_hits_total", "Read responses served from the cache", ["view"])
 CACHE_MISSES = Counter("tradeguard_cache_misses_total", "Read responses built from the database", ["view"])
