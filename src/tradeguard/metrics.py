@@ -8,7 +8,7 @@ written where the workers' values are added up, so several workers never count t
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -48,6 +48,13 @@ REQUEST_LATENCY = Histogram(
 )
 
 
+def _labelled(name: str, documentation: str, label: str, counts: Mapping[str, int]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for value, count in counts.items():
+        family.add_metric([value], count)
+    return family
+
+
 def business_metrics(numbers: BusinessNumbers | None) -> list[Metric]:
     """The platform's numbers as gauges; None (the database did not answer in time): only `up` at 0."""
     up = GaugeMetricFamily(
@@ -57,27 +64,24 @@ def business_metrics(numbers: BusinessNumbers | None) -> list[Metric]:
     up.add_metric([], 0 if numbers is None else 1)
     if numbers is None:
         return [up]
-    by_status = GaugeMetricFamily(
+    by_status = _labelled(
         "tradeguard_accounts",
         "Accounts per attention status, as the platform view ranks them",
-        labels=["status"],
+        "status",
+        numbers.accounts_by_status,
     )
-    for status, count in numbers.accounts_by_status.items():
-        by_status.add_metric([status], count)
-    commands = GaugeMetricFamily(
+    commands = _labelled(
         "tradeguard_close_commands",
         "Close commands pending, sent (unacknowledged) or failed",
-        labels=["state"],
+        "state",
+        numbers.commands_by_state,
     )
-    for state, count in numbers.commands_by_state.items():
-        commands.add_metric([state], count)
-    deliveries = GaugeMetricFamily(
+    deliveries = _labelled(
         "tradeguard_alert_deliveries_failed",
         "Alert deliveries a notifier gave up on",
-        labels=["notifier"],
+        "notifier",
+        numbers.failed_deliveries_by_notifier,
     )
-    for notifier, count in numbers.failed_deliveries_by_notifier.items():
-        deliveries.add_metric([notifier], count)
     return [
         up,
         by_status,
