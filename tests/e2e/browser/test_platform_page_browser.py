@@ -9,17 +9,11 @@ import time
 import uuid
 from decimal import Decimal
 
+import httpx
 import pytest
 from sqlalchemy import insert
 
-from tests.e2e.browser.test_dashboard_browser import (  # noqa: F401 (fixtures)
-    TIMEOUT_MS,
-    Served,
-    _sqlite_settings,
-    browser,
-    chromium_path,
-    serving,
-)
+from tests.e2e.browser.test_dashboard_browser import TIMEOUT_MS, Served, _sqlite_settings, serving
 from tests.support.apps import Api
 from tests.support.bridging import position, register_follower, snapshot
 from tests.support.builders import NOW, PASSWORD, sign_up, write_state
@@ -35,8 +29,6 @@ MANY = 1_000
 
 @pytest.fixture
 async def served(tmp_path):
-    import httpx
-
     port = free_port()
     async with serving(_sqlite_settings(tmp_path), port) as app:
         url = f"http://127.0.0.1:{port}"
@@ -97,7 +89,9 @@ async def test_the_operator_sees_the_platform_ranked_and_halts_a_signals_followe
         await expect(rows.nth(0)).to_contain_text("critical")  # its attention reasons
         await expect(rows.nth(1)).to_have_attribute("data-account-id", str(trading.account_id))
         await expect(rows.nth(1)).to_contain_text("$10,050.00")
-        await expect(page.locator('#platform-counts [data-status="halted"]')).to_have_attribute("data-count", "1")
+        await expect(page.locator('#platform-counts [data-status="halted"]')).to_have_attribute(
+            "data-count", "1"
+        )
         await expect(page.locator('#platform-counts [data-status="ok"]')).to_have_attribute("data-count", "1")
         await expect(page.locator("#platform-total")).to_have_text("2")
         exposure = page.locator('#exposure tr[data-symbol="EURUSD"]')
@@ -128,7 +122,9 @@ async def test_the_operator_sees_the_platform_ranked_and_halts_a_signals_followe
         assert len(dialogs) == 1 and f"#{trading.account_id}" in dialogs[0] and signal in dialogs[0], dialogs
         assert f"#{halted.account_id}" not in dialogs[0]
         assert not await _trading_allowed(trading)
-        await expect(page.locator('#platform-counts [data-status="halted"]')).to_have_attribute("data-count", "2")
+        await expect(page.locator('#platform-counts [data-status="halted"]')).to_have_attribute(
+            "data-count", "2"
+        )
 
         await page.screenshot(path=SCREENSHOT, full_page=True)
         await rows.nth(0).click()
@@ -166,19 +162,34 @@ async def _seed_many(api: Api, count: int) -> list[int]:
     owner = await sign_up(api)
     config = GuardConfig().model_dump()
     rows = [
-        {"owner_id": owner.user_id, "name": f"Bulk {index:04d}", "broker": "Many", "login": None,
-         "currency": "USD", "created_at": NOW, **config}
+        {
+            "owner_id": owner.user_id,
+            "name": f"Bulk {index:04d}",
+            "broker": "Many",
+            "login": None,
+            "currency": "USD",
+            "created_at": NOW,
+            **config,
+        }
         for index in range(count)
     ]
     async with api.session() as session:
-        ids = list((await session.execute(insert(Account).returning(Account.id, sort_by_parameter_order=True), rows)).scalars())
+        ids = list(
+            (
+                await session.execute(
+                    insert(Account).returning(Account.id, sort_by_parameter_order=True), rows
+                )
+            ).scalars()
+        )
         states = []
         for index, account_id in enumerate(ids):
             state = initial_state(account_id)
             if index % 10 == 0:
                 state.trading_allowed = False
                 state.halted_at = NOW
-            states.append({column.key: getattr(state, column.key) for column in AccountState.__table__.columns})
+            states.append(
+                {column.key: getattr(state, column.key) for column in AccountState.__table__.columns}
+            )
         await session.execute(insert(AccountState), states)
         await session.commit()
     await invalidate_accounts(api.services.cache, dict.fromkeys(ids, owner.user_id))
@@ -204,7 +215,9 @@ async def test_a_platform_of_a_thousand_accounts_shows_its_first_page(served, br
         shown = time.perf_counter() - started
         print(f"\nplatform page of {MANY} accounts: first page shown {shown * 1000:.0f} ms after the click")
         await expect(rows.first).to_have_attribute("data-status", "halted")
-        await expect(page.locator('#platform-counts [data-status="halted"]')).to_have_attribute("data-count", "100")
+        await expect(page.locator('#platform-counts [data-status="halted"]')).to_have_attribute(
+            "data-count", "100"
+        )
         await expect(page.locator("#platform-range")).to_have_text(f"1–50 of {MANY}")
         await page.locator("#platform-next").click()
         await expect(page.locator("#platform-range")).to_have_text(f"51–100 of {MANY}")
