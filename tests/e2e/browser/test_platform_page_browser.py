@@ -25,6 +25,8 @@ from tradeguard.store.models import Account, AccountState
 
 SCREENSHOT = "/tmp/platform-page.png"
 MANY = 1_000
+BURST = 20
+PLATFORM_READ = "/api/v1/platform/accounts"
 
 
 @pytest.fixture
@@ -103,6 +105,20 @@ async def test_the_operator_sees_the_platform_ranked_and_halts_a_signals_followe
         moved = position("5001", volume="1.00", current_price="1.08000", profit="-50.00")
         assert (await trading.bridge.send_snapshot(snapshot(moved, equity="9950")))["applied"]
         await expect(rows.nth(1)).to_contain_text("$9,950.00")
+
+        # A burst of snapshots is read at most once a second, not once per event.
+        reads: list[str] = []
+        page.on(
+            "request", lambda request: reads.append(request.url) if PLATFORM_READ in request.url else None
+        )
+        started = time.perf_counter()
+        for step in range(BURST):
+            body = snapshot(moved, equity=str(9900 - step))
+            assert (await trading.bridge.send_snapshot(body))["applied"]
+        await expect(rows.nth(1)).to_contain_text(f"${9900 - BURST + 1:,}.00")
+        await page.wait_for_timeout(1500)  # the last throttled read, if one was still due
+        elapsed = time.perf_counter() - started
+        assert 1 <= len(reads) <= int(elapsed) + 2 < BURST, (len(reads), elapsed)
 
         dialogs: list[str] = []
 
