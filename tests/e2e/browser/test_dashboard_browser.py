@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,44 +27,15 @@ from tests.support.bridging import Follower, position, register_follower, snapsh
 from tests.support.builders import PASSWORD, store_snapshots
 from tests.support.net import SHORT_KEEPALIVE, free_port, wait_for_port
 from tests.support.paths import REPO_ROOT
-from tests.support.services import IN_CI
 from tests.support.waiting import eventually
 from tradeguard.app import create_app
 
-CHROMIUM = Path(os.environ.get("TRADEGUARD_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 TIMEOUT_MS = 15_000  # a guard against hanging, not a performance claim: the page shows changes in ~0.3 s
 
 # An account that climbed to a peak of 10,400 and then lost into the drawdown guard's warning band.
 HISTORY = [10000, 10120, 10250, 10180, 10400, 10310, 10150, 9800, 9620, 9400, 9150, 8980, 8820]
 BALANCE = 10000
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason}; CI=true requires it (the test set-up installs Debian's chromium)")
-    pytest.skip(f"{reason}; install it with `apt-get install chromium` (CI=true makes this a failure)")
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> Path:
-    if not CHROMIUM.exists():
-        _unavailable(f"Chromium is not installed at {CHROMIUM}")
-    try:
-        import playwright.async_api  # noqa: F401
-    except ImportError:
-        _unavailable("the playwright package is not installed (it is in the `test` extra)")
-    return CHROMIUM
 
 
 @dataclass
@@ -113,20 +83,6 @@ async def served(tmp_path_factory) -> AsyncIterator[Served]:
         url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=url, timeout=10, limits=SHORT_KEEPALIVE) as http:
             yield Served(url, Api(app=app, http=http))
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium_path):
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 def _minutes_ago(minutes: float) -> datetime:

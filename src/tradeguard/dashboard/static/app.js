@@ -308,7 +308,13 @@ function signOut(message) {
   state.lastEventId = null;
   sessionStorage.removeItem(TOKEN_KEY);
   stream.stop();
+  platformStream.stop();
   debounced.clear();
+  platform.answer = null;
+  platform.exposure = null;
+  renderPlatform();
+  $('platform').hidden = true;
+  $('platform-link').hidden = true;
   $('accounts').replaceChildren();
   $('account').hidden = true;
   showSignIn(message);
@@ -326,6 +332,7 @@ async function start() {
     return;
   }
   setText('user-email', state.me.email, `${state.me.email} (${state.me.role})`);
+  showView();
   await quietly(loadAccounts());
   stream.start();
 }
@@ -429,7 +436,7 @@ function selectAccount(id) {
   const changed = state.selected !== id;
   state.selected = id;
   state.accounts.get(id).unseenAlerts = 0;
-  if (location.hash !== `#account-${id}`) history.replaceState(null, '', `#account-${id}`);
+  if (!onPlatformView() && location.hash !== `#account-${id}`) history.replaceState(null, '', `#account-${id}`);
   for (const card of $('accounts').children) {
     card.setAttribute('aria-current', card.dataset.accountId === String(id) ? 'true' : 'false');
   }
@@ -1402,6 +1409,307 @@ function renderCommands() {
   $('commands-empty').hidden = !state.detail || commands.length > 0;
 }
 
+// ---------------------------------------------------------------- platform (the operator's view)
+
+const PLATFORM_PAGE_SIZE = 50;
+const PLATFORM_REFRESH_MS = 1000; // stream events refresh the platform page at most this often
+const PLATFORM_RECONNECT_MS = 5000;
+const PLATFORM_STATUSES = ['halted', 'critical', 'stale_feed', 'divergent', 'commands_outstanding', 'commands_failed', 'warning', 'ok'];
+const PLATFORM_TONE = {
+  halted: 'critical',
+  critical: 'critical',
+  stale_feed: 'stale',
+  divergent: 'warning',
+  commands_outstanding: 'info',
+  commands_failed: 'critical',
+  warning: 'warning',
+  ok: 'ok',
+};
+
+const platform = {
+  filters: { status: '', broker: '', signal: '' },
+  cursors: [null], // the cursor of each page seen so far, for Previous
+  page: 0,
+  answer: null,
+  exposure: null,
+  ticket: 0,
+};
+
+function isOperator() {
+  return Boolean(state.me) && (state.me.role === 'owner' || state.me.role === 'admin');
+}
+
+function onPlatformView() {
+  return location.hash === '#platform';
+}
+
+function query(params) {
+  const pairs = Object.entries(params).filter(([, value]) => value !== null && value !== undefined && value !== '');
+  return pairs.length ? `?${new URLSearchParams(pairs)}` : '';
+}
+
+// Which page the hash asks for: the platform's, or the accounts' (with the account it names).
+function showView() {
+  if (!state.me) return;
+  const onPlatform = onPlatformView();
+  $('platform').hidden = !onPlatform;
+  $('dashboard').hidden = onPlatform;
+  $('platform-link').hidden = !isOperator();
+  $('accounts-link').setAttribute('aria-current', onPlatform ? 'false' : 'page');
+  $('platform-link').setAttribute('aria-current', onPlatform ? 'page' : 'false');
+  if (onPlatform) {
+    quietly(loadPlatform());
+    platformStream.start();
+    return;
+  }
+  platformStream.stop();
+  const id = accountFromHash();
+  if (id && id !== state.selected) selectAccount(id);
+  else if (state.selected && location.hash !== `#account-${state.selected}`) history.replaceState(null, '', `#account-${state.selected}`);
+}
+
+async function loadPlatform() {
+  const ticket = ++platform.ticket;
+  const cursor = platform.cursors[platform.page];
+  let answer;
+  let exposure;
+  try {
+    [answer, exposure] = await Promise.all([
+      api(`/platform/accounts${query({ ...platform.filters, limit: PLATFORM_PAGE_SIZE, cursor })}`),
+      api('/platform/exposure'),
+    ]);
+  } catch (error) {
+    if (ticket !== platform.ticket) return;
+    if (error.status === 404) {
+      platform.answer = null;
+      platform.exposure = null;
+      renderPlatform();
+      return;
+    }
+    throw error;
+  }
+  if (ticket !== platform.ticket) return; // a newer read (another page, other filters) was asked for
+  platform.answer = answer;
+  platform.exposure = exposure;
+  renderPlatform();
+}
+
+function schedulePlatform() {
+  debounced.run('platform', () => {
+    if (onPlatformView()) quietly(loadPlatform());
+  }, PLATFORM_REFRESH_MS);
+}
+
+function renderPlatform() {
+  const { answer, exposure } = platform;
+  $('platform-unavailable').hidden = Boolean(answer);
+  $('platform-body').hidden = !answer;
+  if (!answer) {
+    $('platform-counts').replaceChildren();
+    $('platform-accounts').tBodies[0].replaceChildren();
+    $('exposure').tBodies[0].replaceChildren();
+    setText('platform-summary', '');
+    setText('platform-total', '');
+    return;
+  }
+  const needing = PLATFORM_STATUSES.filter((status) => status !== 'ok').reduce((sum, status) => sum + (answer.counts[status] || 0), 0);
+  const counted = PLATFORM_STATUSES.reduce((sum, status) => sum + (answer.counts[status] || 0), 0);
+  setText('platform-summary', `${counted} accounts, ${needing} needing attention.`);
+  renderPlatformCounts(answer.counts);
+  renderPlatformAccounts(answer);
+  renderExposure(exposure?.symbols || []);
+}
+
+function renderPlatformCounts(counts) {
+  $('platform-counts').replaceChildren(
+    ...PLATFORM_STATUSES.map((status) => h('button', {
+      type: 'button',
+      class: 'button subtle status-count',
+      dataset: { status, count: counts[status] || 0 },
+      'aria-pressed': platform.filters.status === status ? 'true' : 'false',
+      title: `Show only the accounts of status ${label(status)}`,
+      onclick: () => filterPlatform({ ...platform.filters, status: platform.filters.status === status ? '' : status }),
+    }, badge(status, PLATFORM_TONE[status]), h('strong', {}, String(counts[status] || 0)))),
+  );
+}
+
+function renderPlatformAccounts(answer) {
+  const rows = answer.accounts;
+  const first = platform.page * PLATFORM_PAGE_SIZE;
+  setText('platform-total', String(answer.total));
+  $('platform-accounts-empty').hidden = rows.length > 0;
+  $('platform-accounts').tBodies[0].replaceChildren(...rows.map((row) => {
+    const open = () => { location.hash = `#account-${row.account_id}`; };
+    return h('tr', { dataset: { accountId: row.account_id, status: row.status }, onclick: open },
+      h('td', { 'data-label': 'Account' },
+        h('a', { href: `#account-${row.account_id}` }, h('strong', {}, row.name)),
+        h('span', { class: 'ticket' }, `#${row.account_id}`),
+        h('div', { class: 'muted small' }, [row.broker, row.login && `login ${row.login}`, `owner ${row.owner_id}`].filter(Boolean).join(' · '))),
+      h('td', { 'data-label': 'Status' }, badge(row.status, PLATFORM_TONE[row.status] || 'muted', { title: row.halt_reason || '' })),
+      h('td', { 'data-label': 'Needs attention for' },
+        h('span', { class: 'badges' }, ...row.attention.map((reason) => badge(reason, 'outline')))),
+      h('td', { class: 'num', 'data-label': 'Equity' }, money(row.equity, row.currency)),
+      h('td', { class: `num level-${row.drawdown_level || 'normal'}`, 'data-label': 'Drawdown' }, pct(row.drawdown_pct)),
+      h('td', { 'data-label': 'Last sync' }, row.last_sync_at ? relativeTime(row.last_sync_at) : 'never'));
+  }));
+  setText('platform-range', rows.length ? `${first + 1}–${first + rows.length} of ${answer.total}` : '');
+  $('platform-prev').disabled = platform.page === 0;
+  $('platform-next').disabled = answer.next_cursor === null;
+}
+
+function renderExposure(symbols) {
+  $('exposure-empty').hidden = symbols.length > 0;
+  $('exposure').tBodies[0].replaceChildren(...symbols.map((row) => h('tr', { dataset: { symbol: row.symbol } },
+    h('td', { 'data-label': 'Instrument' },
+      h('strong', {}, row.symbol),
+      row.broker_symbols.some((name) => name !== row.symbol) ? h('div', { class: 'muted small' }, row.broker_symbols.join(', ')) : null),
+    h('td', { class: 'num', 'data-label': 'Net lots' }, volume(row.net_volume)),
+    h('td', { class: 'num', 'data-label': 'Gross lots' }, volume(row.gross_volume)),
+    h('td', { class: 'num', 'data-label': 'Floating P&L' },
+      ...Object.entries(row.floating_pnl).map(([currency, amount]) => {
+        const value = num(amount);
+        return h('div', { class: `pnl ${value > 0 ? 'up' : value < 0 ? 'down' : ''}` }, signedMoney(amount, currency));
+      })),
+    h('td', { class: 'num', 'data-label': '1 % move costs' },
+      row.cost_currency ? money(row.one_percent_move_cost, row.cost_currency) : `${formatNumber(num(row.one_percent_move_cost), 2, 2)} (in the quote currency)`,
+      row.cost_currency_differs ? h('div', { class: 'muted small', title: 'tradeguard has no exchange rates and does not convert' }, 'some accounts keep other currencies') : null),
+    h('td', { class: 'num', 'data-label': 'Positions / accounts' }, `${row.positions} / ${row.accounts}`),
+  )));
+}
+
+function filterPlatform(filters) {
+  platform.filters = filters;
+  platform.cursors = [null];
+  platform.page = 0;
+  $('filter-status').value = filters.status;
+  $('filter-broker').value = filters.broker;
+  $('filter-signal').value = filters.signal;
+  quietly(loadPlatform());
+}
+
+function turnPlatformPage(step) {
+  if (step > 0) {
+    const next = platform.answer?.next_cursor;
+    if (next === null || next === undefined) return;
+    platform.cursors[platform.page + 1] = next;
+  }
+  platform.page = Math.max(0, platform.page + step);
+  quietly(loadPlatform());
+}
+
+function showBulkAnswer(title, lines) {
+  $('bulk-result').replaceChildren(h('p', {}, h('strong', {}, title)), h('ul', { class: 'feed' }, ...lines.map((line) => h('li', { class: 'feed-item' }, line))));
+}
+
+function accountName(id) {
+  return state.accounts.get(id)?.account.name ?? platform.answer?.accounts.find((row) => row.account_id === id)?.name ?? `#${id}`;
+}
+
+// Halt or re-arm every account of a signal or a broker, once the operator saw which accounts those are.
+async function onBulkTrading(event) {
+  event.preventDefault();
+  const action = $('bulk-action').value;
+  const by = $('bulk-by').value;
+  const target = $('bulk-target').value.trim();
+  if (!target) return;
+  const reason = $('bulk-reason').value.trim();
+  const selected = await api(`/platform/accounts${query({ [by]: target, limit: 10 })}`);
+  const names = selected.accounts.map((row) => `${row.name} (#${row.account_id}, ${label(row.status)})`);
+  const more = selected.total > names.length ? ` and ${selected.total - names.length} more` : '';
+  const verb = action === 'halt' ? 'Halt' : 'Re-arm';
+  const question = selected.total
+    ? `${verb} trading for the ${selected.total} account(s) of ${by} ${target}: ${names.join(', ')}${more}?${action === 'halt' && reason ? ` Reason: ${reason}.` : ''}`
+    : `No account is of ${by} ${target} now. ${verb} anyway?`;
+  if (!window.confirm(question)) return;
+  const body = { [by]: target };
+  if (action === 'halt' && reason) body.reason = reason;
+  const button = $('bulk-trading-submit');
+  button.disabled = true;
+  try {
+    const answer = await api(`/platform/${action}`, { method: 'POST', json: body });
+    showBulkAnswer(`${verb} by ${by} ${target}: ${answer.accounts.length} account(s)`,
+      answer.accounts.map((entry) => [h('span', {}, `${accountName(entry.account_id)} (#${entry.account_id}) `), badge(entry.outcome, entry.outcome === 'halted' ? 'critical' : entry.outcome === 'rearmed' ? 'ok' : 'muted')]));
+    quietly(loadPlatform());
+  } catch (error) {
+    if (error.status !== 401 && error.status !== 0) showBulkAnswer(`Could not ${verb.toLowerCase()}: ${error.message}`, []);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function onBulkClose(event) {
+  event.preventDefault();
+  const symbol = $('bulk-symbol').value.trim();
+  if (!symbol) return;
+  const held = platform.exposure?.symbols.find((row) => row.symbol === symbol || row.broker_symbols.includes(symbol));
+  const question = held
+    ? `Send a close command for every open ${symbol} position on the platform: ${held.positions} position(s) on ${held.accounts} account(s)?`
+    : `No account is known to hold ${symbol} now. Send close commands for any ${symbol} position anyway?`;
+  if (!window.confirm(question)) return;
+  const button = $('bulk-close-submit');
+  button.disabled = true;
+  try {
+    const answer = await api('/platform/close-symbol', { method: 'POST', json: { symbol } });
+    const issued = answer.accounts.reduce((sum, entry) => sum + entry.commands.length, 0);
+    showBulkAnswer(`Close ${symbol}: ${issued} command(s) issued on ${answer.accounts.length} account(s)`,
+      answer.accounts.map((entry) => `${accountName(entry.account_id)} (#${entry.account_id}): ${entry.commands.length} issued` +
+        (entry.not_issued.length ? `, not issued for ${entry.not_issued.map((ticket) => `#${ticket}`).join(' ')}` : '')));
+    quietly(loadPlatform());
+  } catch (error) {
+    if (error.status !== 401 && error.status !== 0) showBulkAnswer(`Could not close ${symbol}: ${error.message}`, []);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// Every account's events, while the platform page is shown: each one refreshes the page (throttled).
+const platformStream = {
+  controller: null,
+  reconnectTimer: null,
+  lastEventId: null,
+
+  start() {
+    if (this.controller || !isOperator()) return;
+    this.connect();
+  },
+
+  stop() {
+    if (this.controller) this.controller.abort();
+    this.controller = null;
+    clearTimeout(this.reconnectTimer);
+  },
+
+  async connect() {
+    const generation = state.generation;
+    const controller = new AbortController();
+    this.controller = controller;
+    try {
+      const headers = { Accept: 'text/event-stream', Authorization: `Bearer ${state.token}` };
+      if (this.lastEventId !== null) headers['Last-Event-ID'] = this.lastEventId;
+      const response = await fetch(`${API}/platform/stream`, { headers, signal: controller.signal, cache: 'no-store' });
+      if (!response.ok || !(response.headers.get('content-type') || '').startsWith('text/event-stream')) {
+        quietly(response.body ? response.body.cancel() : Promise.resolve());
+        if (response.status === 404 || response.status === 401) {
+          this.controller = null;
+          return; // not the operator (any more): the page reads once, and shows what the API says
+        }
+      } else {
+        await readEvents(response.body, controller.signal, {
+          onEvent: (type, data, id) => {
+            if (id !== null) this.lastEventId = id;
+            if (data !== null) schedulePlatform();
+          },
+        });
+      }
+    } catch {
+      /* the connection broke: reconnect below */
+    }
+    if (controller.signal.aborted || generation !== state.generation) return;
+    this.controller = null;
+    this.reconnectTimer = setTimeout(() => this.start(), PLATFORM_RECONNECT_MS);
+  },
+};
+
 // ---------------------------------------------------------------- live updates
 
 const debounced = {
@@ -1589,44 +1897,17 @@ const stream = {
   },
 
   async read(body, controller) {
-    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-    controller.signal.addEventListener('abort', () => reader.cancel().catch(() => {}));
-    let buffer = '';
-    let type = '';
-    let data = [];
-    let id = null;
     this.armStall(controller);
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      this.armStall(controller);
-      buffer += value;
-      for (;;) {
-        const match = /\r\n|\r|\n/.exec(buffer);
-        if (!match) break;
-        // A lone CR at the very end may be the first half of a CRLF: wait for more.
-        if (match[0] === '\r' && match.index === buffer.length - 1) break;
-        const line = buffer.slice(0, match.index);
-        buffer = buffer.slice(match.index + match[0].length);
-        if (line === '') {
-          if (id !== null) state.lastEventId = id;
-          if (data.length) onStreamEvent(type || 'message', data.join('\n'), id);
-          type = '';
-          data = [];
-          id = null;
-          continue;
-        }
-        if (line.startsWith(':')) continue; // a comment: keepalive
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        let text = colon < 0 ? '' : line.slice(colon + 1);
-        if (text.startsWith(' ')) text = text.slice(1);
-        if (field === 'event') type = text;
-        else if (field === 'data') data.push(text);
-        else if (field === 'id' && !text.includes('\0')) id = text;
-        else if (field === 'retry' && /^\d+$/.test(text)) this.retryMs = Math.max(RETRY_MIN_MS, Number(text));
-      }
-    }
+    await readEvents(body, controller.signal, {
+      onChunk: () => this.armStall(controller),
+      onEvent: (type, data, id) => {
+        if (id !== null) state.lastEventId = id;
+        if (data !== null) onStreamEvent(type, data, id);
+      },
+      onRetry: (ms) => {
+        this.retryMs = Math.max(RETRY_MIN_MS, ms);
+      },
+    });
   },
 
   startPolling(mode) {
@@ -1640,6 +1921,47 @@ const stream = {
     this.pollTimer = null;
   },
 };
+
+// A Server-Sent Events body, parsed: onEvent(type, data or null, id or null) at the end of each event,
+// onChunk() as bytes arrive, onRetry(ms) when the server asks for another reconnection delay.
+async function readEvents(body, signal, { onEvent, onChunk = () => {}, onRetry = () => {} }) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  signal.addEventListener('abort', () => reader.cancel().catch(() => {}));
+  let buffer = '';
+  let type = '';
+  let data = [];
+  let id = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    onChunk();
+    buffer += value;
+    for (;;) {
+      const match = /\r\n|\r|\n/.exec(buffer);
+      if (!match) break;
+      // A lone CR at the very end may be the first half of a CRLF: wait for more.
+      if (match[0] === '\r' && match.index === buffer.length - 1) break;
+      const line = buffer.slice(0, match.index);
+      buffer = buffer.slice(match.index + match[0].length);
+      if (line === '') {
+        if (id !== null || data.length) onEvent(type || 'message', data.length ? data.join('\n') : null, id);
+        type = '';
+        data = [];
+        id = null;
+        continue;
+      }
+      if (line.startsWith(':')) continue; // a comment: keepalive
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let text = colon < 0 ? '' : line.slice(colon + 1);
+      if (text.startsWith(' ')) text = text.slice(1);
+      if (field === 'event') type = text;
+      else if (field === 'data') data.push(text);
+      else if (field === 'id' && !text.includes('\0')) id = text;
+      else if (field === 'retry' && /^\d+$/.test(text)) onRetry(Number(text));
+    }
+  }
+}
 
 async function poll() {
   if (document.hidden || !state.token) return;
@@ -1674,10 +1996,17 @@ function main() {
     if (button) showRange(button.dataset.range);
   });
   $('chart-reset').addEventListener('click', resetZoom);
-  window.addEventListener('hashchange', () => {
-    const id = accountFromHash();
-    if (id && id !== state.selected) selectAccount(id);
+  window.addEventListener('hashchange', showView);
+  $('filter-status').append(...PLATFORM_STATUSES.map((status) => h('option', { value: status }, label(status))));
+  $('platform-filters').addEventListener('submit', (event) => {
+    event.preventDefault();
+    filterPlatform({ status: $('filter-status').value, broker: $('filter-broker').value.trim(), signal: $('filter-signal').value.trim() });
   });
+  $('filter-clear').addEventListener('click', () => filterPlatform({ status: '', broker: '', signal: '' }));
+  $('platform-prev').addEventListener('click', () => turnPlatformPage(-1));
+  $('platform-next').addEventListener('click', () => turnPlatformPage(1));
+  $('bulk-trading').addEventListener('submit', (event) => quietly(onBulkTrading(event)));
+  $('bulk-close').addEventListener('submit', (event) => quietly(onBulkClose(event)));
   let chartWidth = 0;
   new ResizeObserver((entries) => {
     const width = Math.floor(entries[0].contentRect.width);
