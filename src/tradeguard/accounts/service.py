@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 from sqlalchemy import select
@@ -102,8 +103,14 @@ def may_see(principal: Principal, owner_id: int) -> bool:
     return principal.sees_every_account or owner_id == principal.user_id
 
 
+def stored_guard_config(account: Account) -> dict[str, Any]:
+    """The account's guard configuration by field name, as stored: only a validated `GuardConfig`
+    writes it, so reading it needs no validation (the guards read it on every snapshot)."""
+    return {name: getattr(account, name) for name in GUARD_CONFIG_FIELDS}
+
+
 def guard_config_of(account: Account) -> GuardConfig:
-    return GuardConfig.model_validate({name: getattr(account, name) for name in GUARD_CONFIG_FIELDS})
+    return GuardConfig.model_validate(stored_guard_config(account))
 
 
 async def update_guard_config(session: AsyncSession, account: Account, changes: dict) -> GuardConfig:
@@ -132,7 +139,7 @@ def guard_rules_source(account: Account) -> str:
 
 
 def guard_rules_of(account: Account) -> RuleSet:
-    return rule_set_of(account.guard_rules, guard_config_of(account).model_dump())
+    return rule_set_of(account.guard_rules, stored_guard_config(account))
 
 
 def change_guard_rules(

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradeguard.accounts.guard_config import GUARD_CONFIG_FIELDS
 from tradeguard.accounts.risk_rules import rule_set_of
+from tradeguard.accounts.service import stored_guard_config
 from tradeguard.accounts.trading import store_trading_state, trading_state_of
 from tradeguard.actions.alerts import raise_alert
 from tradeguard.actions.audit import audit_event
@@ -75,7 +75,7 @@ def guard_inputs(
     quotes: Iterable[Quote] = (),
     matched_signals: Mapping[str, str | None] = MappingProxyType({}),
 ) -> GuardInputs:
-    config = {name: getattr(account, name) for name in GUARD_CONFIG_FIELDS}
+    config = stored_guard_config(account)
     config["rule_set"] = rule_set_of(account.guard_rules, config)
     return GuardInputs(
         account_id=account.id,

@@ -10,8 +10,9 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tradeguard.accounts.risk_rules import RuleSetIn, rule_set_of
-from tradeguard.accounts.service import guard_config_of
+from tradeguard.accounts.risk_rules import RuleSetIn
+from tradeguard.accounts.service import stored_guard_config
+from tradeguard.domain.guards.drawdown import settings_rule_set
 from tradeguard.domain.guards.rules import RuleSet
 from tradeguard.domain.history import Resolution
 from tradeguard.domain.replay import HistoryPoint
@@ -98,7 +99,7 @@ async def rules_in_force(session: AsyncSession, account: Account, entry: Reconci
         return RulesInForce(
             rule_set, f"the rules set by audit entry {change.id} at {change.created_at:%Y-%m-%d %H:%M:%S}"
         )
-    settings = rule_set_of(None, guard_config_of(account).model_dump())
+    settings = settings_rule_set(stored_guard_config(account))
     if change is None:
         why = "no rules were set before the entry"
     else:
