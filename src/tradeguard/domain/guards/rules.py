@@ -328,9 +328,3 @@ class RuleSet:
             raise InvalidRule(
                 None, "confirmations", f"must be an integer of at least 1, got {confirmations!r}"
             )
-
-    def rule(self, rule_id: str) -> Rule:
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
-        raise KeyError(rule_id)
