@@ -26,6 +26,12 @@ round(1000 * share / (1 - share)) (0.02 → 20, i.e. 1.96 % of tasks). When it i
 over TG_INGEST_WEIGHT. Users wait TG_WAIT_MIN..TG_WAIT_MAX seconds (default
 0.5..1.5) between tasks.
 
+TG_OPERATORS (default 0) adds that many operators (the seed's users of role owner) beside the
+followers, each with the dashboard's platform page open: every TG_OPERATOR_PERIOD seconds
+(default 1, the page's refresh when events keep arriving) it reads the first page of
+`/api/v1/platform/accounts` (50 accounts, ranked) and `/api/v1/platform/exposure`, as the page
+does. Operators are spawned first and count in `-u`.
+
 At the end it prints p50/p95/p99, throughput and errors, and the server's cache hit rate over
 the run, from `tradeguard_cache_hits_total` / `tradeguard_cache_misses_total` read before and
 after, over HTTP from /metrics (which adds up every worker when the server runs with
@@ -46,7 +52,7 @@ import urllib.request
 from pathlib import Path
 
 import gevent
-from locust import FastHttpUser, between, events, task
+from locust import FastHttpUser, between, constant_pacing, events, task
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(CHECKOUT), str(CHECKOUT / "src")]
@@ -73,9 +79,14 @@ STATUS_WEIGHT, POSITIONS_WEIGHT, GUARDS_WEIGHT = 5 * READ_SCALE, 3 * READ_SCALE,
 WAIT_MIN = float(os.environ.get("TG_WAIT_MIN", "0.5"))
 WAIT_MAX = float(os.environ.get("TG_WAIT_MAX", "1.5"))
 WARMUP_SECONDS = float(os.environ.get("TG_WARMUP") or 0)
+OPERATORS = int(os.environ.get("TG_OPERATORS") or 0)
+OPERATOR_PERIOD = float(os.environ.get("TG_OPERATOR_PERIOD") or 1.0)
+PLATFORM_PAGE = "/api/v1/platform/accounts?limit=50"
+PLATFORM_EXPOSURE = "/api/v1/platform/exposure"
 
 _seed = Seed.load(SEED_PATH)
 _next_user = itertools.count()
+_next_operator = itertools.count()
 _lock = threading.Lock()
 _counts: dict[str, CacheCounts] = {}
 
@@ -102,6 +113,20 @@ def _end_warmup(environment) -> None:
 def _after(environment, **_kwargs) -> None:
     _counts["after"] = _cache_counts(environment.host)
     _report(environment)
+
+
+def _followers_views(cache: dict) -> dict:
+    """The hit rate of the views followers read, the platform's left out."""
+    views = {
+        view: counts for view, counts in cache.get("by_view", {}).items() if not view.startswith("platform")
+    }
+    hits = sum(counts["hits"] for counts in views.values())
+    misses = sum(counts["misses"] for counts in views.values())
+    return {
+        "hits": hits,
+        "misses": misses,
+        "hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
+    }
 
 
 def _report(environment) -> None:
@@ -148,7 +173,10 @@ def _report(environment) -> None:
         "p99_ms": total.get_response_time_percentile(0.99),
         "by_request": by_name,
         "warmup_seconds": WARMUP_SECONDS,
+        "operators": OPERATORS,
+        "operator_period_seconds": OPERATOR_PERIOD if OPERATORS else None,
         "cache": cache,
+        "cache_followers_views": _followers_views(cache),
         "cache_whole_run": whole_run,
     }
     RESULT_PATH.parent.mkdir(parents=True, exist_ok=True)
@@ -217,3 +245,23 @@ class Follower(FastHttpUser):
     @task(INGEST_WEIGHT)
     def ingest(self) -> None:
         self._send(self.bridges[random.choice(self.accounts)])
+
+
+class Operator(FastHttpUser):
+    """One of the seed's operators, with the dashboard's platform page open."""
+
+    fixed_count = OPERATORS
+    weight = 0  # without operators, Locust leaves the class out rather than weigh it as a follower
+    wait_time = constant_pacing(OPERATOR_PERIOD)
+
+    def on_start(self) -> None:
+        if not _seed.operators:
+            raise SystemExit("TG_OPERATORS needs a seed with operators: python -m bench seed --operators 1")
+        with _lock:
+            index = next(_next_operator)
+        self.auth = {"Authorization": f"Bearer {_seed.operators[index % len(_seed.operators)].token}"}
+
+    @task
+    def platform_page(self) -> None:
+        self.client.get(PLATFORM_PAGE, headers=self.auth, name=PLATFORM_PAGE)
+        self.client.get(PLATFORM_EXPOSURE, headers=self.auth, name=PLATFORM_EXPOSURE)

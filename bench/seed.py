@@ -106,11 +106,14 @@ class Seed:
     positions_per_account: int
     users: list[SeededUser] = field(default_factory=list)
     accounts: list[SeededAccount] = field(default_factory=list)
+    operators: list[SeededUser] = field(default_factory=list)
+    """Users of role `owner`, with no accounts of their own: the platform's operators."""
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {name: getattr(self, name) for name in _SCALARS}
         payload["users"] = [asdict(user) for user in self.users]
+        payload["operators"] = [asdict(user) for user in self.operators]
         payload["accounts"] = [
             {"account_id": a.account_id, "owner_id": a.owner_id, "device_id": a.device_id, "secret": a.secret}
             for a in self.accounts
@@ -126,6 +129,8 @@ class Seed:
         seed.users = [
             SeededUser(**{**user, "accounts": tuple(user["accounts"])}) for user in payload["users"]
         ]
+        # Seeds written before operators were seeded have none.
+        seed.operators = [SeededUser(**{**user, "accounts": ()}) for user in payload.get("operators", ())]
         seed.accounts = [
             SeededAccount(
                 **account,
@@ -145,6 +150,7 @@ class Seed:
     def extend(self, other: Seed) -> None:
         self.users += other.users
         self.accounts += other.accounts
+        self.operators += other.operators
 
     def server_env(self) -> dict[str, str]:
         """The settings of a production-mode server for this seed (no in-API worker, no migration)."""
@@ -219,6 +225,7 @@ async def seed_database(
     users: int,
     accounts_per_user: int,
     positions: int,
+    operators: int = 0,
     jwt_secret: str,
     secret_key: str,
     redis_url: str = "",
@@ -229,7 +236,8 @@ async def seed_database(
     on_progress=None,
 ) -> Seed:
     """Insert `users` users with `accounts_per_user` accounts each, a device per account, and
-    `positions` expected trades per account; return everything a load generator needs.
+    `positions` expected trades per account, and `operators` owners; return everything a load
+    generator needs.
 
     `stale_after_seconds` replaces the guard default (60 s) of how long without a snapshot makes
     the worker mark a feed stale: a benchmark that reaches each of 10,000 accounts less often
@@ -245,17 +253,22 @@ async def seed_database(
     step = on_progress or (lambda _name: None)
 
     async with engine.begin() as connection:
-        user_rows = [
-            {
-                "email": f"{label}-u{index}@bench.local",
+
+        def user_row(email: str, role: str) -> dict:
+            return {
+                "email": email,
                 "password_hash": password_hash,
-                "role": "user",
+                "role": role,
                 "is_active": True,
                 "created_at": now,
             }
-            for index in range(users)
-        ]
+
+        user_rows = [user_row(f"{label}-u{index}@bench.local", "user") for index in range(users)]
         user_ids = await _insert_returning_ids(connection, User, user_rows)
+        operator_rows = [
+            user_row(f"{label}-operator{index}@bench.local", "owner") for index in range(operators)
+        ]
+        operator_ids = await _insert_returning_ids(connection, User, operator_rows)
         step("users")
 
         config = GuardConfig().model_dump()
@@ -343,6 +356,9 @@ async def seed_database(
         seed.users.append(
             SeededUser(user_id, user_rows[index]["email"], token, tuple(accounts_of.get(user_id, ())))
         )
+    for index, user_id in enumerate(operator_ids):
+        token = issue_token(Principal(user_id, "owner"), secret=jwt_secret, now=now, lifetime=token_lifetime)
+        seed.operators.append(SeededUser(user_id, operator_rows[index]["email"], token, ()))
     for account_id, owner_id in zip(account_ids, owners, strict=True):
         seed.accounts.append(
             SeededAccount(
@@ -404,6 +420,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="the accounts' stale-feed limit instead of the default 60 s (scale and growth: 3600)",
     )
+    parser.add_argument(
+        "--operators",
+        type=int,
+        default=1,
+        help="users of role owner, without accounts (the platform view's readers)",
+    )
     parser.add_argument("--output", type=Path, default=harness.RESULTS / "seed.json")
     parser.add_argument("--recreate", action="store_true", help="drop and recreate the database first")
     parser.add_argument("--append", action="store_true", help="add to an existing seed file")
@@ -433,6 +455,7 @@ async def _seed_from_command_line(args: argparse.Namespace) -> None:
             users=args.users,
             accounts_per_user=args.accounts_per_user,
             positions=args.positions,
+            operators=args.operators,
             jwt_secret=jwt_secret,
             secret_key=secret_key,
             redis_url=args.redis_url,

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench standard_profile --run-time 90s      # bridges on a 5 s cadence, 30 s warm-up
     .venv/bin/python -m bench standard_profile --run-time 60s --bridge-cadence 0   # reads + 1/11 ingests
+    .venv/bin/python -m bench standard_profile --run-time 90s --operators 1   # and an operator's platform page
     .venv/bin/python -m bench standard_profile --run-time 60s --env TRADEGUARD_CACHE_TTL_SECONDS=60 \
         --ingest-share 0.02        # or TRADEGUARD_BENCH_INGEST_SHARE=0.02 in the environment
 
@@ -53,13 +54,24 @@ async def run(args) -> dict:
             "TG_WARMUP": str(args.warmup),
             "TG_WAIT_MIN": str(args.wait_min),
             "TG_WAIT_MAX": str(args.wait_max),
+            "TG_OPERATORS": str(args.operators),
+            "TG_OPERATOR_PERIOD": str(args.operator_period),
         }
         if args.ingest_share is not None:
             env["TRADEGUARD_BENCH_INGEST_SHARE"] = str(args.ingest_share)
         else:
             env.pop("TRADEGUARD_BENCH_INGEST_SHARE", None)
         argv = [str(Path(sys.executable).parent / "locust"), "-f", str(HERE / "locustfile.py"), "--headless"]
-        argv += ["-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time, "--host", server.url]
+        argv += [
+            "-u",
+            str(args.users + args.operators),
+            "-r",
+            str(args.spawn_rate),
+            "-t",
+            args.run_time,
+            "--host",
+            server.url,
+        ]
         argv += ["--only-summary", "--loglevel", "WARNING"]
         meter = CpuMeter(server.pids())
         began = time.perf_counter()
@@ -75,7 +87,14 @@ async def run(args) -> dict:
     result["environment"] = env_block
     locust_env = " ".join(
         f"{name}={env[name]}"
-        for name in ("TRADEGUARD_BENCH_INGEST_SHARE", "TG_BRIDGE_CADENCE", "TG_INGEST_WEIGHT", "TG_WARMUP")
+        for name in (
+            "TRADEGUARD_BENCH_INGEST_SHARE",
+            "TG_BRIDGE_CADENCE",
+            "TG_INGEST_WEIGHT",
+            "TG_WARMUP",
+            "TG_OPERATORS",
+            "TG_OPERATOR_PERIOD",
+        )
         if name in env
     )
     result["command"] = " ".join(
@@ -123,6 +142,15 @@ def main() -> int:
         type=float,
         default=30.0,
         help="seconds after which latencies and the hit rate are measured (0: the whole run)",
+    )
+    parser.add_argument(
+        "--operators",
+        type=int,
+        default=0,
+        help="operators polling the platform page beside the users (needs a seed with --operators)",
+    )
+    parser.add_argument(
+        "--operator-period", type=float, default=1.0, help="seconds between an operator's polls"
     )
     parser.add_argument("--wait-min", type=float, default=0.5)
     parser.add_argument("--wait-max", type=float, default=1.5)
