@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from tradeguard.domain.commands import LIVE_STATES
+from tradeguard.domain.sync import SyncEvent
 from tradeguard.store.types import ExactDecimal, UTCDateTime
 
 # SQLite only gives auto-increment to a column declared exactly INTEGER PRIMARY KEY.
@@ -287,6 +288,9 @@ class HistoryRetention(Base):
     )
 
 
+_DIVERGENCE_EVENT = f"event_type = '{SyncEvent.DIVERGENCE.value}'"
+
+
 class ReconciliationEvent(Base):
     """The append-only reconciliation log: changes only, never the same state again."""
 
@@ -295,6 +299,15 @@ class ReconciliationEvent(Base):
         Index("ix_reconciliation_log_account_id", "account_id", "id"),
         # The closes of a snapshot's deals are looked up by ticket (`ingest.closes`).
         Index("ix_reconciliation_log_account_ticket", "account_id", "ticket"),
+        # The divergence rates look up each recent trade's divergences: without it, every request
+        # would scan the whole trail, which only grows.
+        Index(
+            "ix_reconciliation_log_divergence_trade",
+            "account_id",
+            "trade_id",
+            postgresql_where=text(_DIVERGENCE_EVENT),
+            sqlite_where=text(_DIVERGENCE_EVENT),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
