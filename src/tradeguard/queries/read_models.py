@@ -338,3 +338,21 @@ class PlatformAccountPage(BaseModel):
     )
     total: int = Field(description="accounts matching every filter, on every page")
     next_cursor: int | None
+
+
+class DrawdownSeries(BaseModel):
+    account_id: int
+    warning_threshold_pct: Number
+    critical_threshold_pct: Number
+    points: list[Number | None] = Field(
+        description="the deepest drawdown_pct of each bucket, oldest first; null: the bucket holds no snapshot"
+    )
+
+
+class PlatformDrawdowns(BaseModel):
+    since: datetime
+    until: datetime = Field(description="the end of the last bucket, the one holding the time of the request")
+    bucket_seconds: float
+    accounts: list[DrawdownSeries] = Field(
+        description="the accounts asked for that have a snapshot in the window, by id; the others are absent"
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -16,7 +17,7 @@ from sqlalchemy import insert
 from tests.e2e.browser.test_dashboard_browser import TIMEOUT_MS, Served, _sqlite_settings, serving
 from tests.support.apps import Api
 from tests.support.bridging import position, register_follower, snapshot
-from tests.support.builders import NOW, PASSWORD, sign_up, write_state
+from tests.support.builders import NOW, PASSWORD, sign_up, store_snapshots, write_state
 from tests.support.net import SHORT_KEEPALIVE, free_port
 from tradeguard.accounts.guard_config import GuardConfig
 from tradeguard.accounts.service import initial_state
@@ -27,6 +28,7 @@ SCREENSHOT = "/tmp/platform-page.png"
 MANY = 1_000
 BURST = 20
 PLATFORM_READ = "/api/v1/platform/accounts"
+DRAWDOWNS_READ = "/api/v1/platform/drawdowns"
 
 
 @pytest.fixture
@@ -146,6 +148,61 @@ async def test_the_operator_sees_the_platform_ranked_and_halts_a_signals_followe
         await rows.nth(0).click()
         await expect(page.locator("#account-meta")).to_contain_text(f"#{halted.account_id}")
         await expect(page.locator("#platform")).to_be_hidden()
+        assert problems == [], problems
+    finally:
+        await context.close()
+
+
+async def test_each_row_draws_its_drawdowns_of_the_last_hour_read_once_per_bucket(served, browser):
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    dipped = await register_follower(served.api)
+    now = datetime.now(UTC)
+    peak = Decimal("10000")
+    # 16.5 % deep 30 minutes ago (the warning band), 4 % five minutes ago.
+    await store_snapshots(
+        served.api,
+        dipped.account_id,
+        [
+            (now - timedelta(minutes=30), Decimal("8350"), peak),
+            (now - timedelta(minutes=5), Decimal("9600"), peak),
+        ],
+    )
+    quiet = await register_follower(served.api)
+    operator = await sign_up(served.api, role="owner")
+
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
+    try:
+        page, problems = await _signed_in(context, served, operator.email)
+        reads: list[str] = []
+        page.on(
+            "request", lambda request: reads.append(request.url) if DRAWDOWNS_READ in request.url else None
+        )
+        await page.get_by_role("link", name="Platform").click()
+        line = page.locator(f'#platform-accounts tr[data-account-id="{dipped.account_id}"] svg.sparkline')
+        await expect(line).to_have_attribute("aria-label", "Deepest drawdown in the last hour: 16.50 %")
+        await expect(line).to_have_class("sparkline level-warning")
+        assert await line.locator("title").text_content() == "Deepest drawdown in the last hour: 16.50 %"
+        points = (await line.locator("polyline").get_attribute("points")).split()
+        assert len(points) == 2
+        depths = [float(point.split(",")[1]) for point in points]
+        assert depths[0] > depths[1]  # the deeper point is drawn lower
+        quiet_row = page.locator(f'#platform-accounts tr[data-account-id="{quiet.account_id}"]')
+        await expect(quiet_row).to_contain_text("no snapshots")
+        assert await quiet_row.locator("svg.sparkline").count() == 0
+        assert len(reads) == 1 and reads[0].count("account_id=") == 2, reads
+
+        # A snapshot refreshes the list through the stream; the sparklines are not read again.
+        list_reads: list[str] = []
+        page.on(
+            "request",
+            lambda request: list_reads.append(request.url) if PLATFORM_READ in request.url else None,
+        )
+        assert (await quiet.bridge.send_snapshot(snapshot(equity="9990")))["applied"]
+        await expect(quiet_row).to_contain_text("$9,990.00")
+        await page.wait_for_timeout(1500)
+        assert list_reads and len(reads) == 1, (list_reads, reads)
         assert problems == [], problems
     finally:
         await context.close()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import event
-
 from tests.support.builders import NOW, PASSWORD, Caller, sign_up, write_state
 from tests.support.platform import ACCOUNTS_BY_ATTENTION, add_commands
+from tests.support.statements import statements_sent
 from tradeguard.auth.users import set_role
 from tradeguard.cache import invalidate_accounts
 from tradeguard.store.models import Account, ExpectedTrade
@@ -206,18 +205,9 @@ async def test_a_role_taken_away_closes_the_view_on_the_next_request(api):
 async def test_built_in_two_statements_however_many_accounts(api):
     operator = await _operator(api)
     follower, _ = await _platform_of_one_follower(api)
-    statements = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    engine = api.services.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_sent(api) as statements:
         # A page nobody asked for yet: built from the database, not answered from the cache.
         response = await operator.get(PLATFORM, owner_id=follower.user_id, limit=7)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
     assert response.status_code == 200
     assert len(response.json()["accounts"]) == 7

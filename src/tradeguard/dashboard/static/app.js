@@ -312,6 +312,9 @@ function signOut(message) {
   debounced.clear();
   platform.answer = null;
   platform.exposure = null;
+  platform.drawdowns = new Map();
+  platform.drawdownsUntil = 0;
+  clearTimeout(platform.drawdownsTimer);
   renderPlatform();
   $('platform').hidden = true;
   $('platform-link').hidden = true;
@@ -1414,6 +1417,7 @@ function renderCommands() {
 const PLATFORM_PAGE_SIZE = 50;
 const PLATFORM_REFRESH_MS = 1000; // stream events refresh the platform page at most this often
 const PLATFORM_RECONNECT_MS = 5000;
+const SPARKLINE = { width: 96, height: 24, pad: 2 };
 const PLATFORM_STATUSES = ['halted', 'critical', 'stale_feed', 'divergent', 'commands_outstanding', 'commands_failed', 'warning', 'ok'];
 const PLATFORM_TONE = {
   halted: 'critical',
@@ -1433,6 +1437,9 @@ const platform = {
   answer: null,
   exposure: null,
   ticket: 0,
+  drawdowns: new Map(), // account id -> its drawdown series of the last hour
+  drawdownsUntil: 0, // the end of their last bucket: until then they are not read again
+  drawdownsTimer: null,
 };
 
 function isOperator() {
@@ -1492,6 +1499,45 @@ async function loadPlatform() {
   platform.answer = answer;
   platform.exposure = exposure;
   renderPlatform();
+  await loadDrawdowns(answer.accounts.map((row) => row.account_id));
+}
+
+// The sparklines change only when a bucket ends, or when the page shows other accounts: a list read
+// again on a stream event reads them no more often.
+async function loadDrawdowns(ids, { force = false } = {}) {
+  const known = ids.every((id) => platform.drawdowns.has(id));
+  if (!ids.length || (!force && known && Date.now() + clockOffsetMs < platform.drawdownsUntil)) return;
+  const ticket = platform.ticket;
+  const answer = await api(`/platform/drawdowns?${ids.map((id) => `account_id=${id}`).join('&')}`);
+  if (ticket !== platform.ticket) return;
+  // An account without a snapshot in the window is absent from the answer: it has nothing to draw.
+  platform.drawdowns = new Map(ids.map((id) => [id, null]));
+  for (const series of answer.accounts) platform.drawdowns.set(series.account_id, series);
+  platform.drawdownsUntil = Date.parse(answer.until);
+  clearTimeout(platform.drawdownsTimer);
+  platform.drawdownsTimer = setTimeout(() => {
+    if (onPlatformView() && platform.answer) quietly(loadDrawdowns(platform.answer.accounts.map((row) => row.account_id), { force: true }));
+  }, Math.max(1000, platform.drawdownsUntil - Date.now() - clockOffsetMs));
+  if (platform.answer) renderPlatformAccounts(platform.answer);
+}
+
+// The deepest drawdown of each bucket of the last hour, deeper further down, in its worst level's tone.
+function drawdownSparkline(series) {
+  if (!series) return h('span', { class: 'muted small' }, 'no snapshots');
+  const values = series.points.map(num);
+  const deepest = Math.max(...values.filter((value) => value !== null));
+  const warning = num(series.warning_threshold_pct);
+  const level = levelOf(deepest, warning, num(series.critical_threshold_pct));
+  const { width, height, pad } = SPARKLINE;
+  const scale = Math.max(deepest, warning, 1);
+  const step = (width - 2 * pad) / Math.max(values.length - 1, 1);
+  const drawn = values.flatMap((value, index) => (value === null ? [] : [[pad + index * step, pad + (value / scale) * (height - 2 * pad)]]));
+  const [lastX, lastY] = drawn[drawn.length - 1];
+  const text = `Deepest drawdown in the last hour: ${pct(deepest)}`;
+  return s('svg', { class: `sparkline level-${level}`, viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': text, dataset: { deepest } },
+    s('title', {}, text),
+    s('polyline', { points: drawn.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ') }),
+    s('circle', { cx: lastX.toFixed(1), cy: lastY.toFixed(1), r: 1.8 }));
 }
 
 function schedulePlatform() {
@@ -1550,6 +1596,7 @@ function renderPlatformAccounts(answer) {
         h('span', { class: 'badges' }, ...row.attention.map((reason) => badge(reason, 'outline')))),
       h('td', { class: 'num', 'data-label': 'Equity' }, money(row.equity, row.currency)),
       h('td', { class: `num level-${row.drawdown_level || 'normal'}`, 'data-label': 'Drawdown' }, pct(row.drawdown_pct)),
+      h('td', { class: 'trend', 'data-label': 'Drawdown, last hour' }, platform.drawdowns.has(row.account_id) ? drawdownSparkline(platform.drawdowns.get(row.account_id)) : null),
       h('td', { 'data-label': 'Last sync' }, row.last_sync_at ? relativeTime(row.last_sync_at) : 'never'));
   }));
   setText('platform-range', rows.length ? `${first + 1}–${first + rows.length} of ${answer.total}` : '');
