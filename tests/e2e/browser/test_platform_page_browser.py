@@ -208,6 +208,54 @@ async def test_each_row_draws_its_drawdowns_of_the_last_hour_read_once_per_bucke
         await context.close()
 
 
+async def test_closing_a_symbol_of_one_signal_says_so_and_closes_only_its_positions(served, browser):
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    signal = f"SIG-{uuid.uuid4().hex[:6]}"
+    copying = await register_follower(served.api)
+    await copying.expect("t-1", signal_id=signal, volume="1.00")
+    assert (await copying.bridge.send_snapshot(snapshot(position("7001", volume="1.00"))))["applied"]
+    by_hand = await register_follower(served.api)
+    assert (await by_hand.bridge.send_snapshot(snapshot(position("7002", volume="0.30"))))["applied"]
+    operator = await sign_up(served.api, role="owner")
+
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
+    try:
+        page, problems = await _signed_in(context, served, operator.email)
+        await page.get_by_role("link", name="Platform").click()
+        await expect(page.locator('#exposure tr[data-symbol="EURUSD"]')).to_contain_text("1.30")
+        dialogs: list[str] = []
+        bodies: list[dict] = []
+
+        async def accept(dialog):
+            dialogs.append(dialog.message)
+            await dialog.accept()
+
+        page.on("dialog", accept)
+        page.on(
+            "request",
+            lambda request: bodies.append(request.post_data_json) if "close-symbol" in request.url else None,
+        )
+        await page.locator("#bulk-symbol").fill("EURUSD")
+        await page.get_by_role("textbox", name="Only of signal").fill(signal)
+        await page.locator("#bulk-close-submit").click()
+        result = page.locator("#bulk-result")
+        await expect(result).to_contain_text(
+            f"Close EURUSD of signal {signal}: 1 command(s) issued on 1 account(s)"
+        )
+        await expect(result).to_contain_text(f"#{copying.account_id}): 1 issued")
+        assert dialogs == [
+            f"Send a close command for every open EURUSD position of signal {signal} on the platform: "
+            "1 position(s) on 1 account(s)?"
+        ], dialogs
+        assert bodies == [{"symbol": "EURUSD", "signal": signal}], bodies
+        assert f"#{by_hand.account_id}" not in await result.text_content()
+        assert problems == [], problems
+    finally:
+        await context.close()
+
+
 async def test_a_follower_sees_no_platform_link_and_nothing_platform_wide(served, browser):
     from playwright.async_api import expect
 

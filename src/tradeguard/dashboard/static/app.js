@@ -1688,17 +1688,21 @@ async function onBulkClose(event) {
   event.preventDefault();
   const symbol = $('bulk-symbol').value.trim();
   if (!symbol) return;
-  const held = platform.exposure?.symbols.find((row) => row.symbol === symbol || row.broker_symbols.includes(symbol));
+  const signal = $('bulk-close-signal').value.trim();
+  // With a signal, only the positions matched to its trades: the exposure says how many per signal too.
+  const symbols = signal ? platform.exposure?.signals.find((row) => row.signal_id === signal)?.symbols : platform.exposure?.symbols;
+  const held = symbols?.find((row) => row.symbol === symbol || row.broker_symbols.includes(symbol));
+  const what = signal ? `${symbol} position of signal ${signal}` : `${symbol} position`;
   const question = held
-    ? `Send a close command for every open ${symbol} position on the platform: ${held.positions} position(s) on ${held.accounts} account(s)?`
-    : `No account is known to hold ${symbol} now. Send close commands for any ${symbol} position anyway?`;
+    ? `Send a close command for every open ${what} on the platform: ${held.positions} position(s) on ${held.accounts} account(s)?`
+    : `No account is known to hold a ${what} now. Send the close commands anyway?`;
   if (!window.confirm(question)) return;
   const button = $('bulk-close-submit');
   button.disabled = true;
   try {
-    const answer = await api('/platform/close-symbol', { method: 'POST', json: { symbol } });
+    const answer = await api('/platform/close-symbol', { method: 'POST', json: signal ? { symbol, signal } : { symbol } });
     const issued = answer.accounts.reduce((sum, entry) => sum + entry.commands.length, 0);
-    showBulkAnswer(`Close ${symbol}: ${issued} command(s) issued on ${answer.accounts.length} account(s)`,
+    showBulkAnswer(`Close ${symbol}${signal ? ` of signal ${signal}` : ''}: ${issued} command(s) issued on ${answer.accounts.length} account(s)`,
       answer.accounts.map((entry) => `${accountName(entry.account_id)} (#${entry.account_id}): ${entry.commands.length} issued` +
         (entry.not_issued.length ? `, not issued for ${entry.not_issued.map((ticket) => `#${ticket}`).join(' ')}` : '')));
     quietly(loadPlatform());
