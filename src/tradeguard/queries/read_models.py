@@ -320,10 +320,17 @@ class PlatformAccount(BaseModel):
     halted_at: datetime | None
     halt_reason: str | None
     drawdown_level: GuardLevelName
+    market_level: GuardLevelName = Field(
+        description="the market guard's worst level over the account's symbols"
+    )
     drawdown_pct: Number | None
     equity: Number | None
     balance: Number | None
     last_sync_at: datetime | None
+    sync_status: SyncStatus = Field(
+        description="the account's reconciliation status, as /reconciliation/status"
+    )
+    total_syncs: int
     feed_stale: bool
     open_positions: int
     open_divergences: int

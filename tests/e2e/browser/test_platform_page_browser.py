@@ -29,6 +29,8 @@ MANY = 1_000
 BURST = 20
 PLATFORM_READ = "/api/v1/platform/accounts"
 DRAWDOWNS_READ = "/api/v1/platform/drawdowns"
+API = "/api/v1/"
+SIGN_IN_REQUESTS = 40  # two summaries for each of the 1,000 accounts would be 2,000
 
 
 @pytest.fixture
@@ -326,8 +328,24 @@ async def test_a_platform_of_a_thousand_accounts_shows_its_first_page(served, br
 
     context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
     try:
+        requests: list[str] = []
+        context.on("request", lambda request: requests.append(request.url) if API in request.url else None)
         page, problems = await _signed_in(context, served, operator.email)
         await expect(page.locator("#user-email")).to_have_text(operator.email)
+        # Every card filled, from the platform's pages: a tenth of the accounts halted.
+        cards = page.locator("#accounts .account-card")
+        await expect(cards).to_have_count(MANY)
+        await expect(page.locator('#accounts [data-status="unknown"]')).to_have_count(0)
+        await expect(page.locator('#accounts [data-status="critical"]')).to_have_count(MANY // 10)
+        await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+        await page.wait_for_timeout(1500)  # the reads the stream's hello starts, and any still due
+        summaries = [url for url in requests if "/reconciliation/status" in url or "/guards/status" in url]
+        selected = await page.locator('#accounts [aria-current="true"]').get_attribute("data-account-id")
+        assert {url.split("account_id=")[1] for url in summaries} == {selected}, summaries
+        # Sign-in, the account list and the platform's pages (twice: once more on the stream's hello),
+        # the selected account's detail (twice), the stream: not two reads per account.
+        assert len(requests) <= SIGN_IN_REQUESTS, (len(requests), requests)
+        print(f"\nan operator of {MANY} accounts signed in with {len(requests)} API requests")
         started = time.perf_counter()
         await page.get_by_role("link", name="Platform").click()
         rows = page.locator("#platform-accounts tbody tr")

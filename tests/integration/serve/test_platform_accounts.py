@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+import orjson
+
 from tests.support.builders import NOW, PASSWORD, Caller, sign_up, write_state
 from tests.support.platform import ACCOUNTS_BY_ATTENTION, add_commands
 from tests.support.statements import statements_sent
@@ -109,6 +111,30 @@ async def test_every_account_ranked_by_what_needs_attention_with_counts(api):
     assert rows["critical"]["feed_stale"] is True
     assert rows["fine never synced"]["last_sync_at"] is None
     assert rows["fine never synced"]["equity"] is None
+
+
+async def test_a_row_carries_what_an_account_card_shows_its_sync_and_market_guard(api):
+    operator = await _operator(api)
+    follower = await sign_up(api)
+    gapped = await follower.new_account("gapped")
+    quiet = await follower.new_account("quiet")
+    levels = {"XAUUSD": {"level": "warning", "gap_pct": 2.1}, "EURUSD": {"level": "critical"}}
+    await write_state(
+        api, gapped, status="warning", total_syncs=7, market_levels=orjson.dumps(levels).decode()
+    )
+
+    rows = {
+        row["name"]: row
+        for row in (await operator.get(PLATFORM, owner_id=follower.user_id)).json()["accounts"]
+    }
+
+    assert {
+        name: (row["sync_status"], row["total_syncs"], row["market_level"]) for name, row in rows.items()
+    } == {
+        "gapped": ("warning", 7, "critical"),
+        "quiet": ("idle", 0, "normal"),
+    }
+    assert quiet == rows["quiet"]["account_id"]
 
 
 async def test_filters_narrow_the_page_and_counts_ignore_only_the_status_filter(api):

@@ -15,6 +15,8 @@ const STREAM_PROBE_MS = 60000; // while polling, look for the stream again this 
 const STREAM_STALL_MS = 45000; // keepalives come every ~15 s; silence this long means a dead connection
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30000;
+const ACCOUNTS_PAGE = 500;
+const ACCOUNTS_MAX = 5000; // the accounts the page lists at most
 const FEED_LIMIT = 100;
 const ALERT_LIMIT = 50;
 const SEVERITY = { normal: 0, warning: 1, critical: 2 };
@@ -346,10 +348,10 @@ async function loadAccounts() {
   const accounts = [];
   let cursor = null;
   do {
-    const page = await api(`/accounts?limit=500${cursor !== null ? `&cursor=${cursor}` : ''}`);
+    const page = await api(`/accounts?limit=${ACCOUNTS_PAGE}${cursor !== null ? `&cursor=${cursor}` : ''}`);
     accounts.push(...page.accounts);
     cursor = page.next_cursor;
-  } while (cursor !== null && accounts.length < 5000);
+  } while (cursor !== null && accounts.length < ACCOUNTS_MAX);
 
   const seen = new Set();
   for (const account of accounts) {
@@ -369,7 +371,57 @@ async function loadAccounts() {
     state.selected = null;
     $('account').hidden = true;
   }
-  await inBatches(state.order, 6, (id) => quietly(refreshSummary(id)));
+  await refreshSummaries();
+}
+
+// Every card's summary. A follower's accounts are read two requests each; an operator, who may see
+// thousands, reads them from the platform's pages instead, and the selected account's own summary
+// comes with its detail.
+async function refreshSummaries(skipped = null) {
+  if (!isOperator()) {
+    await inBatches(state.order.filter((id) => id !== skipped), 6, (id) => quietly(refreshSummary(id)));
+    return;
+  }
+  const missed = new Set(state.accounts.keys());
+  let cursor = null;
+  let pages = 0;
+  do {
+    const page = await api(`/platform/accounts${query({ limit: ACCOUNTS_PAGE, cursor })}`);
+    for (const row of page.accounts) {
+      missed.delete(row.account_id);
+      applyPlatformRow(row);
+    }
+    cursor = page.next_cursor;
+    pages += 1;
+  } while (cursor !== null && pages * ACCOUNTS_PAGE < ACCOUNTS_MAX);
+  // The ranking moves with the writes between two pages: an account it moved past is read on its own
+  // (past the pages read, beyond ACCOUNTS_MAX, the stream's syncs fill the cards).
+  if (cursor === null) await inBatches([...missed].filter((id) => id !== skipped), 6, (id) => quietly(refreshSummary(id)));
+}
+
+// An account's row of the platform view into its card's summary, unless the summary is newer; the
+// fields only the full summary has (peak, matched positions, error) are kept.
+function applyPlatformRow(row) {
+  const entry = state.accounts.get(row.account_id);
+  if (!entry || (entry.summary && entry.summary.total_syncs > row.total_syncs)) return;
+  entry.marketLevel = row.market_level;
+  entry.summary = Object.assign(entry.summary || {}, {
+    status: row.sync_status,
+    total_syncs: row.total_syncs,
+    last_sync_at: row.last_sync_at,
+    open_positions_count: row.open_positions,
+    divergences_detected: row.open_divergences,
+    equity: row.equity,
+    balance: row.balance,
+    drawdown_pct: row.drawdown_pct,
+    drawdown_level: row.drawdown_level,
+    trading_allowed: row.trading_allowed,
+    system_status: worst(row.drawdown_level, row.market_level),
+    halt_reason: row.halt_reason,
+    halted_at: row.halted_at,
+  });
+  renderAccountCard(row.account_id);
+  if (row.account_id === state.selected) renderHeadline();
 }
 
 let requestCounter = 0;
@@ -1784,8 +1836,10 @@ function scheduleDetail(id) {
   });
 }
 
+// An operator reads another account's summary with all the others, once however many change.
 function scheduleSummary(id) {
-  debounced.run(`summary:${id}`, () => quietly(refreshSummary(id)));
+  if (isOperator() && id !== state.selected) debounced.run('summaries', () => quietly(refreshSummaries()), PLATFORM_REFRESH_MS);
+  else debounced.run(`summary:${id}`, () => quietly(refreshSummary(id)));
 }
 
 function scheduleAccounts() {
@@ -2018,7 +2072,7 @@ async function poll() {
   if (document.hidden || !state.token) return;
   const selected = state.selected;
   await Promise.all([
-    inBatches(state.order.filter((id) => id !== selected), 6, (id) => quietly(refreshSummary(id))),
+    quietly(refreshSummaries(selected)),
     selected ? quietly(refreshDetail(selected, { feeds: true })) : null,
   ]);
 }
