@@ -1492,6 +1492,7 @@ const platform = {
   drawdowns: new Map(), // account id -> its drawdown series of the last hour
   drawdownsUntil: 0, // the end of their last bucket: until then they are not read again
   drawdownsTimer: null,
+  drawdownsTicket: 0,
 };
 
 function isOperator() {
@@ -1559,9 +1560,9 @@ async function loadPlatform() {
 async function loadDrawdowns(ids, { force = false } = {}) {
   const known = ids.every((id) => platform.drawdowns.has(id));
   if (!ids.length || (!force && known && Date.now() + clockOffsetMs < platform.drawdownsUntil)) return;
-  const ticket = platform.ticket;
+  const ticket = ++platform.drawdownsTicket;
   const answer = await api(`/platform/drawdowns?${ids.map((id) => `account_id=${id}`).join('&')}`);
-  if (ticket !== platform.ticket) return;
+  if (ticket !== platform.drawdownsTicket) return; // the sparklines of another page were asked for since
   // An account without a snapshot in the window is absent from the answer: it has nothing to draw.
   platform.drawdowns = new Map(ids.map((id) => [id, null]));
   for (const series of answer.accounts) platform.drawdowns.set(series.account_id, series);
@@ -1586,7 +1587,7 @@ function drawdownSparkline(series) {
   const drawn = values.flatMap((value, index) => (value === null ? [] : [[pad + index * step, pad + (value / scale) * (height - 2 * pad)]]));
   const [lastX, lastY] = drawn[drawn.length - 1];
   const text = `Deepest drawdown in the last hour: ${pct(deepest)}`;
-  return s('svg', { class: `sparkline level-${level}`, viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': text, dataset: { deepest } },
+  return s('svg', { class: `sparkline level-${level}`, viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': text },
     s('title', {}, text),
     s('polyline', { points: drawn.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ') }),
     s('circle', { cx: lastX.toFixed(1), cy: lastY.toFixed(1), r: 1.8 }));
@@ -1648,7 +1649,7 @@ function renderPlatformAccounts(answer) {
         h('span', { class: 'badges' }, ...row.attention.map((reason) => badge(reason, 'outline')))),
       h('td', { class: 'num', 'data-label': 'Equity' }, money(row.equity, row.currency)),
       h('td', { class: `num level-${row.drawdown_level || 'normal'}`, 'data-label': 'Drawdown' }, pct(row.drawdown_pct)),
-      h('td', { class: 'trend', 'data-label': 'Drawdown, last hour' }, platform.drawdowns.has(row.account_id) ? drawdownSparkline(platform.drawdowns.get(row.account_id)) : null),
+      h('td', { 'data-label': 'Drawdown, last hour' }, platform.drawdowns.has(row.account_id) ? drawdownSparkline(platform.drawdowns.get(row.account_id)) : null),
       h('td', { 'data-label': 'Last sync' }, row.last_sync_at ? relativeTime(row.last_sync_at) : 'never'));
   }));
   setText('platform-range', rows.length ? `${first + 1}–${first + rows.length} of ${answer.total}` : '');
