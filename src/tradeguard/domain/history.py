@@ -80,6 +80,15 @@ def floor_to(moment: datetime, width: timedelta) -> datetime:
     return _UNIX_EPOCH + (moment - _UNIX_EPOCH) // width * width
 
 
+def recent_slots(now: datetime, span: timedelta, count: int) -> tuple[datetime, datetime, timedelta]:
+    """(since, until, width): the last `count` slots of width `span / count` on a grid aligned on the
+    Unix epoch, the last one holding `now`. The window moves a whole slot at a time, so a slot keeps
+    its edges from one read to the next and only the last one, still filling, changes."""
+    width = span / count
+    until = floor_to(now, width) + width
+    return until - count * width, until, width
+
+
 def _ceil_to(moment: datetime, width: timedelta) -> datetime:
     start = floor_to(moment, width)
     return start if start == moment else start + width

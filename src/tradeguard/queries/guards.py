@@ -58,6 +58,13 @@ def drawdown_out(account: Account, state: AccountState) -> DrawdownGuardOut:
     )
 
 
+def market_level_of(state: AccountState) -> str:
+    """The worst level the market guard holds for any of the account's symbols."""
+    return worst_level(
+        condition.get("level", "normal") for condition in orjson.loads(state.market_levels).values()
+    )
+
+
 def market_alerts_of(account: Account, state: AccountState) -> list[MarketGuardAlert]:
     alerts = []
     for symbol, condition in sorted(orjson.loads(state.market_levels).items()):

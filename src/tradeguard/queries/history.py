@@ -9,6 +9,7 @@ from decimal import Decimal
 import orjson
 from sqlalchemy import Integer, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Subquery
 
 from tradeguard.domain.history import (
     MINUTE,
@@ -19,7 +20,13 @@ from tradeguard.domain.history import (
     window_at,
 )
 from tradeguard.errors import InvalidInput
-from tradeguard.queries.read_models import AlertOut, EquityPoint, EquitySeries
+from tradeguard.queries.read_models import (
+    AlertOut,
+    DrawdownSeries,
+    EquityPoint,
+    EquitySeries,
+    PlatformDrawdowns,
+)
 from tradeguard.store.functions import decimal_max, decimal_min, time_bucket
 from tradeguard.store.models import Account, AccountSnapshot, Alert, EquityMinute, HistoryRetention
 
@@ -290,33 +297,14 @@ async def _minute_buckets(
     across the boundary reads as one series. With `latest`, only the latest that many buckets."""
     width_ms = width // _MILLISECOND
     origin_ms = _epoch_ms(since) // width_ms * width_ms if since is not None else 0
-    minute_part = select(
-        EquityMinute.last_taken_at.label("latest"),
-        EquityMinute.snapshots.label("snapshots"),
-        EquityMinute.equity_min.label("equity_min"),
-        EquityMinute.equity_max.label("equity_max"),
-        EquityMinute.drawdown_max_pct.label("drawdown_max_pct"),
-        time_bucket(EquityMinute.minute, origin_ms, width_ms).label("bucket"),
-    ).where(EquityMinute.account_id == account_id)
-    raw_part = select(
-        AccountSnapshot.taken_at,
-        literal(1, Integer),
-        AccountSnapshot.equity,
-        AccountSnapshot.equity,
-        AccountSnapshot.drawdown_pct,
-        time_bucket(AccountSnapshot.taken_at, origin_ms, width_ms),
-    ).where(AccountSnapshot.account_id == account_id)
-    if since is not None:
-        minute_part = minute_part.where(EquityMinute.minute >= since)
-        raw_part = raw_part.where(AccountSnapshot.taken_at >= since)
-    if until is not None:
-        minute_part = minute_part.where(EquityMinute.minute < until)
-        raw_part = raw_part.where(AccountSnapshot.taken_at < until)
-    if raw_kept_from is not None:
-        # Points that arrived after their day was rolled up wait for the next roll-up, rather than be
-        # counted in their minute twice.
-        raw_part = raw_part.where(AccountSnapshot.taken_at >= raw_kept_from)
-    combined = union_all(minute_part, raw_part).subquery()
+    combined = _minutes_and_raw_points(
+        [account_id],
+        since=since,
+        until=until,
+        origin_ms=origin_ms,
+        width_ms=width_ms,
+        raw_kept_from=raw_kept_from,
+    )
     newest = func.max(combined.c.latest)
     buckets = select(
         func.sum(combined.c.snapshots).label("snapshots"),
@@ -371,6 +359,91 @@ async def _minute_buckets(
         )
         for bucket in extremes
     ]
+
+
+async def deepest_drawdowns(
+    session: AsyncSession, account_ids: list[int], *, since: datetime, until: datetime, width: timedelta
+) -> PlatformDrawdowns:
+    """Per account, the deepest drawdown of each bucket of `width` from `since` to `until` (whole
+    minutes on the grid of minutes), beside its drawdown thresholds, from raw points and minute
+    aggregates alike, in one statement."""
+    width_ms = width // _MILLISECOND
+    buckets = (until - since) // width
+    # No raw point is left out: one already rolled up into its minute counts twice, which leaves
+    # the deepest drawdown as it is.
+    combined = _minutes_and_raw_points(
+        account_ids,
+        since=since,
+        until=until,
+        origin_ms=_epoch_ms(since),
+        width_ms=width_ms,
+        raw_kept_from=None,
+    )
+    thresholds = (Account.drawdown_warning_pct, Account.drawdown_critical_pct)
+    rows = await session.execute(
+        select(Account.id, *thresholds, combined.c.bucket, decimal_max(combined.c.drawdown_max_pct))
+        .join(Account, Account.id == combined.c.account_id)
+        .group_by(Account.id, *thresholds, combined.c.bucket)
+        .order_by(Account.id)
+    )
+    series: dict[int, DrawdownSeries] = {}
+    for account_id, warning, critical, bucket, deepest in rows:
+        held = series.get(account_id)
+        if held is None:
+            held = series[account_id] = DrawdownSeries(
+                account_id=account_id,
+                warning_threshold_pct=warning,
+                critical_threshold_pct=critical,
+                points=[None] * buckets,
+            )
+        # A time in the window's last half millisecond rounds to its end, one bucket too far.
+        held.points[min(bucket, buckets - 1)] = deepest
+    return PlatformDrawdowns(
+        since=since, until=until, bucket_seconds=width.total_seconds(), accounts=list(series.values())
+    )
+
+
+def _minutes_and_raw_points(
+    account_ids: list[int],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    origin_ms: int,
+    width_ms: int,
+    raw_kept_from: datetime | None,
+) -> Subquery:
+    """The accounts' minute aggregates and raw points in the window as one table, each row with its
+    bucket of a grid of `width_ms` from `origin_ms` (a raw point as a minute of one snapshot). With
+    `raw_kept_from`, only the raw points from there on."""
+    minute_part = select(
+        EquityMinute.account_id.label("account_id"),
+        EquityMinute.last_taken_at.label("latest"),
+        EquityMinute.snapshots.label("snapshots"),
+        EquityMinute.equity_min.label("equity_min"),
+        EquityMinute.equity_max.label("equity_max"),
+        EquityMinute.drawdown_max_pct.label("drawdown_max_pct"),
+        time_bucket(EquityMinute.minute, origin_ms, width_ms).label("bucket"),
+    ).where(EquityMinute.account_id.in_(account_ids))
+    raw_part = select(
+        AccountSnapshot.account_id,
+        AccountSnapshot.taken_at,
+        literal(1, Integer),
+        AccountSnapshot.equity,
+        AccountSnapshot.equity,
+        AccountSnapshot.drawdown_pct,
+        time_bucket(AccountSnapshot.taken_at, origin_ms, width_ms),
+    ).where(AccountSnapshot.account_id.in_(account_ids))
+    if since is not None:
+        minute_part = minute_part.where(EquityMinute.minute >= since)
+        raw_part = raw_part.where(AccountSnapshot.taken_at >= since)
+    if until is not None:
+        minute_part = minute_part.where(EquityMinute.minute < until)
+        raw_part = raw_part.where(AccountSnapshot.taken_at < until)
+    if raw_kept_from is not None:
+        # Points that arrived after their day was rolled up wait for the next roll-up, rather than be
+        # counted in their minute twice.
+        raw_part = raw_part.where(AccountSnapshot.taken_at >= raw_kept_from)
+    return union_all(minute_part, raw_part).subquery()
 
 
 def _point(

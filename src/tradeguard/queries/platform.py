@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from tradeguard.domain.commands import CommandState
+from tradeguard.queries.guards import market_level_of
 from tradeguard.queries.read_models import PlatformAccount, PlatformAccountPage
 from tradeguard.store.models import Account, AccountState, CloseCommand, ExpectedTrade
 
@@ -154,10 +155,13 @@ def _row_out(row) -> PlatformAccount:
         halted_at=state.halted_at,
         halt_reason=state.halt_reason,
         drawdown_level=state.drawdown_level,
+        market_level=market_level_of(state),
         drawdown_pct=state.drawdown_pct,
         equity=state.equity,
         balance=state.balance,
         last_sync_at=state.last_sync_at,
+        sync_status=state.status,
+        total_syncs=state.total_syncs,
         feed_stale=state.feed_stale,
         open_positions=state.open_positions_count,
         open_divergences=state.divergences_detected,

@@ -320,10 +320,17 @@ class PlatformAccount(BaseModel):
     halted_at: datetime | None
     halt_reason: str | None
     drawdown_level: GuardLevelName
+    market_level: GuardLevelName = Field(
+        description="the market guard's worst level over the account's symbols"
+    )
     drawdown_pct: Number | None
     equity: Number | None
     balance: Number | None
     last_sync_at: datetime | None
+    sync_status: SyncStatus = Field(
+        description="the account's reconciliation status, as /reconciliation/status"
+    )
+    total_syncs: int
     feed_stale: bool
     open_positions: int
     open_divergences: int
@@ -338,3 +345,21 @@ class PlatformAccountPage(BaseModel):
     )
     total: int = Field(description="accounts matching every filter, on every page")
     next_cursor: int | None
+
+
+class DrawdownSeries(BaseModel):
+    account_id: int
+    warning_threshold_pct: Number
+    critical_threshold_pct: Number
+    points: list[Number | None] = Field(
+        description="the deepest drawdown_pct of each bucket, oldest first; null: the bucket holds no snapshot"
+    )
+
+
+class PlatformDrawdowns(BaseModel):
+    since: datetime
+    until: datetime = Field(description="the end of the last bucket, the one holding the time of the request")
+    bucket_seconds: float
+    accounts: list[DrawdownSeries] = Field(
+        description="the accounts asked for that have a snapshot in the window, by id; the others are absent"
+    )

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
 
 from pydantic import BaseModel
@@ -31,11 +31,11 @@ from tradeguard.cache import (
     account_scope,
     user_scope,
 )
-from tradeguard.domain.history import Resolution
+from tradeguard.domain.history import Resolution, recent_slots
 from tradeguard.errors import NotFound
 from tradeguard.queries.exposure import divergence_rates, platform_exposure
 from tradeguard.queries.guards import guard_status_fields
-from tradeguard.queries.history import alerts_page, equity_series
+from tradeguard.queries.history import alerts_page, deepest_drawdowns, equity_series
 from tradeguard.queries.platform import PlatformFilters, platform_accounts_page
 from tradeguard.queries.positions import find_position, open_positions_fields, position_out
 from tradeguard.queries.read_models import (
@@ -52,6 +52,8 @@ Build = Callable[[AsyncSession, list[int]], Awaitable[BaseModel]]
 HotBuild = Callable[[AsyncSession, int, int | None, list[int], dict], Awaitable[BaseModel]]
 
 _MAX_REMEMBERED_OWNERS = 200_000
+DRAWDOWN_BUCKETS = 30
+"""How many buckets a platform drawdown series is cut into, whatever its span."""
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +290,17 @@ class ReadService:
         _refuse_followers(principal, "divergence rates")
         async with self._sessions() as session:
             model = await divergence_rates(session, since)
+        return model.__pydantic_serializer__.to_json(model)
+
+    async def platform_drawdowns(
+        self, principal: Principal, account_ids: list[int], span: timedelta
+    ) -> bytes:
+        """The accounts' drawdowns over the last `span` in `DRAWDOWN_BUCKETS` buckets: built on each
+        request, as its window moves with the clock."""
+        _refuse_followers(principal, "drawdowns")
+        since, until, width = recent_slots(datetime.now(UTC), span, DRAWDOWN_BUCKETS)
+        async with self._sessions() as session:
+            model = await deepest_drawdowns(session, account_ids, since=since, until=until, width=width)
         return model.__pydantic_serializer__.to_json(model)
 
     async def platform_accounts(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -16,7 +17,7 @@ from sqlalchemy import insert
 from tests.e2e.browser.test_dashboard_browser import TIMEOUT_MS, Served, _sqlite_settings, serving
 from tests.support.apps import Api
 from tests.support.bridging import position, register_follower, snapshot
-from tests.support.builders import NOW, PASSWORD, sign_up, write_state
+from tests.support.builders import NOW, PASSWORD, sign_up, store_snapshots, write_state
 from tests.support.net import SHORT_KEEPALIVE, free_port
 from tradeguard.accounts.guard_config import GuardConfig
 from tradeguard.accounts.service import initial_state
@@ -27,6 +28,9 @@ SCREENSHOT = "/tmp/platform-page.png"
 MANY = 1_000
 BURST = 20
 PLATFORM_READ = "/api/v1/platform/accounts"
+DRAWDOWNS_READ = "/api/v1/platform/drawdowns"
+API = "/api/v1/"
+SIGN_IN_REQUESTS = 40  # two summaries for each of the 1,000 accounts would be 2,000
 
 
 @pytest.fixture
@@ -151,6 +155,109 @@ async def test_the_operator_sees_the_platform_ranked_and_halts_a_signals_followe
         await context.close()
 
 
+async def test_each_row_draws_its_drawdowns_of_the_last_hour_read_once_per_bucket(served, browser):
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    dipped = await register_follower(served.api)
+    now = datetime.now(UTC)
+    peak = Decimal("10000")
+    # 16.5 % deep 30 minutes ago (the warning band), 4 % five minutes ago.
+    await store_snapshots(
+        served.api,
+        dipped.account_id,
+        [
+            (now - timedelta(minutes=30), Decimal("8350"), peak),
+            (now - timedelta(minutes=5), Decimal("9600"), peak),
+        ],
+    )
+    quiet = await register_follower(served.api)
+    operator = await sign_up(served.api, role="owner")
+
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
+    try:
+        page, problems = await _signed_in(context, served, operator.email)
+        reads: list[str] = []
+        page.on(
+            "request", lambda request: reads.append(request.url) if DRAWDOWNS_READ in request.url else None
+        )
+        await page.get_by_role("link", name="Platform").click()
+        line = page.locator(f'#platform-accounts tr[data-account-id="{dipped.account_id}"] svg.sparkline')
+        await expect(line).to_have_attribute("aria-label", "Deepest drawdown in the last hour: 16.50 %")
+        await expect(line).to_have_class("sparkline level-warning")
+        assert await line.locator("title").text_content() == "Deepest drawdown in the last hour: 16.50 %"
+        points = (await line.locator("polyline").get_attribute("points")).split()
+        assert len(points) == 2
+        depths = [float(point.split(",")[1]) for point in points]
+        assert depths[0] > depths[1]  # the deeper point is drawn lower
+        quiet_row = page.locator(f'#platform-accounts tr[data-account-id="{quiet.account_id}"]')
+        await expect(quiet_row).to_contain_text("no snapshots")
+        assert await quiet_row.locator("svg.sparkline").count() == 0
+        assert len(reads) == 1 and reads[0].count("account_id=") == 2, reads
+
+        # A snapshot refreshes the list through the stream; the sparklines are not read again.
+        list_reads: list[str] = []
+        page.on(
+            "request",
+            lambda request: list_reads.append(request.url) if PLATFORM_READ in request.url else None,
+        )
+        assert (await quiet.bridge.send_snapshot(snapshot(equity="9990")))["applied"]
+        await expect(quiet_row).to_contain_text("$9,990.00")
+        await page.wait_for_timeout(1500)
+        assert list_reads and len(reads) == 1, (list_reads, reads)
+        assert problems == [], problems
+    finally:
+        await context.close()
+
+
+async def test_closing_a_symbol_of_one_signal_says_so_and_closes_only_its_positions(served, browser):
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    signal = f"SIG-{uuid.uuid4().hex[:6]}"
+    copying = await register_follower(served.api)
+    await copying.expect("t-1", signal_id=signal, volume="1.00")
+    assert (await copying.bridge.send_snapshot(snapshot(position("7001", volume="1.00"))))["applied"]
+    by_hand = await register_follower(served.api)
+    assert (await by_hand.bridge.send_snapshot(snapshot(position("7002", volume="0.30"))))["applied"]
+    operator = await sign_up(served.api, role="owner")
+
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
+    try:
+        page, problems = await _signed_in(context, served, operator.email)
+        await page.get_by_role("link", name="Platform").click()
+        await expect(page.locator('#exposure tr[data-symbol="EURUSD"]')).to_contain_text("1.30")
+        dialogs: list[str] = []
+        bodies: list[dict] = []
+
+        async def accept(dialog):
+            dialogs.append(dialog.message)
+            await dialog.accept()
+
+        page.on("dialog", accept)
+        page.on(
+            "request",
+            lambda request: bodies.append(request.post_data_json) if "close-symbol" in request.url else None,
+        )
+        await page.locator("#bulk-symbol").fill("EURUSD")
+        await page.get_by_role("textbox", name="Only of signal").fill(signal)
+        await page.locator("#bulk-close-submit").click()
+        result = page.locator("#bulk-result")
+        await expect(result).to_contain_text(
+            f"Close EURUSD of signal {signal}: 1 command(s) issued on 1 account(s)"
+        )
+        await expect(result).to_contain_text(f"#{copying.account_id}): 1 issued")
+        assert dialogs == [
+            f"Send a close command for every open EURUSD position of signal {signal} on the platform: "
+            "1 position(s) on 1 account(s)?"
+        ], dialogs
+        assert bodies == [{"symbol": "EURUSD", "signal": signal}], bodies
+        assert f"#{by_hand.account_id}" not in await result.text_content()
+        assert problems == [], problems
+    finally:
+        await context.close()
+
+
 async def test_a_follower_sees_no_platform_link_and_nothing_platform_wide(served, browser):
     from playwright.async_api import expect
 
@@ -221,8 +328,24 @@ async def test_a_platform_of_a_thousand_accounts_shows_its_first_page(served, br
 
     context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
     try:
+        requests: list[str] = []
+        context.on("request", lambda request: requests.append(request.url) if API in request.url else None)
         page, problems = await _signed_in(context, served, operator.email)
         await expect(page.locator("#user-email")).to_have_text(operator.email)
+        # Every card filled, from the platform's pages: a tenth of the accounts halted.
+        cards = page.locator("#accounts .account-card")
+        await expect(cards).to_have_count(MANY)
+        await expect(page.locator('#accounts [data-status="unknown"]')).to_have_count(0)
+        await expect(page.locator('#accounts [data-status="critical"]')).to_have_count(MANY // 10)
+        await expect(page.locator("#connection")).to_have_attribute("data-mode", "live")
+        await page.wait_for_timeout(1500)  # the reads the stream's hello starts, and any still due
+        summaries = [url for url in requests if "/reconciliation/status" in url or "/guards/status" in url]
+        selected = await page.locator('#accounts [aria-current="true"]').get_attribute("data-account-id")
+        assert {url.split("account_id=")[1] for url in summaries} == {selected}, summaries
+        # Sign-in, the account list and the platform's pages (twice: once more on the stream's hello),
+        # the selected account's detail (twice), the stream: not two reads per account.
+        assert len(requests) <= SIGN_IN_REQUESTS, (len(requests), requests)
+        print(f"\nan operator of {MANY} accounts signed in with {len(requests)} API requests")
         started = time.perf_counter()
         await page.get_by_role("link", name="Platform").click()
         rows = page.locator("#platform-accounts tbody tr")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import event
+import orjson
 
 from tests.support.builders import NOW, PASSWORD, Caller, sign_up, write_state
 from tests.support.platform import ACCOUNTS_BY_ATTENTION, add_commands
+from tests.support.statements import statements_sent
 from tradeguard.auth.users import set_role
 from tradeguard.cache import invalidate_accounts
 from tradeguard.store.models import Account, ExpectedTrade
@@ -112,6 +113,30 @@ async def test_every_account_ranked_by_what_needs_attention_with_counts(api):
     assert rows["fine never synced"]["equity"] is None
 
 
+async def test_a_row_carries_what_an_account_card_shows_its_sync_and_market_guard(api):
+    operator = await _operator(api)
+    follower = await sign_up(api)
+    gapped = await follower.new_account("gapped")
+    quiet = await follower.new_account("quiet")
+    levels = {"XAUUSD": {"level": "warning", "gap_pct": 2.1}, "EURUSD": {"level": "critical"}}
+    await write_state(
+        api, gapped, status="warning", total_syncs=7, market_levels=orjson.dumps(levels).decode()
+    )
+
+    rows = {
+        row["name"]: row
+        for row in (await operator.get(PLATFORM, owner_id=follower.user_id)).json()["accounts"]
+    }
+
+    assert {
+        name: (row["sync_status"], row["total_syncs"], row["market_level"]) for name, row in rows.items()
+    } == {
+        "gapped": ("warning", 7, "critical"),
+        "quiet": ("idle", 0, "normal"),
+    }
+    assert quiet == rows["quiet"]["account_id"]
+
+
 async def test_filters_narrow_the_page_and_counts_ignore_only_the_status_filter(api):
     operator = await _operator(api, role="admin")
     follower, ids = await _platform_of_one_follower(api, broker=f"broker-{uuid.uuid4().hex[:8]}")
@@ -206,18 +231,9 @@ async def test_a_role_taken_away_closes_the_view_on_the_next_request(api):
 async def test_built_in_two_statements_however_many_accounts(api):
     operator = await _operator(api)
     follower, _ = await _platform_of_one_follower(api)
-    statements = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    engine = api.services.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_sent(api) as statements:
         # A page nobody asked for yet: built from the database, not answered from the cache.
         response = await operator.get(PLATFORM, owner_id=follower.user_id, limit=7)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
     assert response.status_code == 200
     assert len(response.json()["accounts"]) == 7

@@ -22,6 +22,7 @@ from tradeguard.domain.history import (
     partition_of,
     partitions_past,
     partitions_wanted,
+    recent_slots,
     resolution_for,
     retention_cutoff,
     roll_up,
@@ -196,3 +197,19 @@ def test_floor_to_keeps_a_moment_on_the_grid_where_it_is():
 
     assert floor_to(on_grid, MINUTE) == on_grid
     assert floor_to(on_grid - timedelta(microseconds=1), MINUTE) == on_grid - MINUTE
+
+
+def test_recent_slots_end_with_the_one_holding_now_and_keep_their_edges_as_now_moves_within_it():
+    now = datetime(2026, 11, 29, 10, 15, 30, tzinfo=UTC)
+
+    since, until, width = recent_slots(now, timedelta(hours=1), 30)
+    later = recent_slots(now + timedelta(seconds=29), timedelta(hours=1), 30)
+    next_slot = recent_slots(now + timedelta(seconds=30), timedelta(hours=1), 30)
+
+    assert width == timedelta(minutes=2)
+    assert (since, until) == (
+        datetime(2026, 11, 29, 9, 16, tzinfo=UTC),
+        datetime(2026, 11, 29, 10, 16, tzinfo=UTC),
+    )
+    assert later == (since, until, width)
+    assert next_slot == (since + width, until + width, width)

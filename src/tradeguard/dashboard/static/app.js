@@ -15,6 +15,8 @@ const STREAM_PROBE_MS = 60000; // while polling, look for the stream again this 
 const STREAM_STALL_MS = 45000; // keepalives come every ~15 s; silence this long means a dead connection
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30000;
+const ACCOUNTS_PAGE = 500;
+const ACCOUNTS_MAX = 5000; // the accounts the page lists at most
 const FEED_LIMIT = 100;
 const ALERT_LIMIT = 50;
 const SEVERITY = { normal: 0, warning: 1, critical: 2 };
@@ -312,6 +314,9 @@ function signOut(message) {
   debounced.clear();
   platform.answer = null;
   platform.exposure = null;
+  platform.drawdowns = new Map();
+  platform.drawdownsUntil = 0;
+  clearTimeout(platform.drawdownsTimer);
   renderPlatform();
   $('platform').hidden = true;
   $('platform-link').hidden = true;
@@ -343,10 +348,10 @@ async function loadAccounts() {
   const accounts = [];
   let cursor = null;
   do {
-    const page = await api(`/accounts?limit=500${cursor !== null ? `&cursor=${cursor}` : ''}`);
+    const page = await api(`/accounts?limit=${ACCOUNTS_PAGE}${cursor !== null ? `&cursor=${cursor}` : ''}`);
     accounts.push(...page.accounts);
     cursor = page.next_cursor;
-  } while (cursor !== null && accounts.length < 5000);
+  } while (cursor !== null && accounts.length < ACCOUNTS_MAX);
 
   const seen = new Set();
   for (const account of accounts) {
@@ -366,7 +371,57 @@ async function loadAccounts() {
     state.selected = null;
     $('account').hidden = true;
   }
-  await inBatches(state.order, 6, (id) => quietly(refreshSummary(id)));
+  await refreshSummaries();
+}
+
+// Every card's summary. A follower's accounts are read two requests each; an operator, who may see
+// thousands, reads them from the platform's pages instead, and the selected account's own summary
+// comes with its detail.
+async function refreshSummaries(skipped = null) {
+  if (!isOperator()) {
+    await inBatches(state.order.filter((id) => id !== skipped), 6, (id) => quietly(refreshSummary(id)));
+    return;
+  }
+  const missed = new Set(state.accounts.keys());
+  let cursor = null;
+  let pages = 0;
+  do {
+    const page = await api(`/platform/accounts${query({ limit: ACCOUNTS_PAGE, cursor })}`);
+    for (const row of page.accounts) {
+      missed.delete(row.account_id);
+      applyPlatformRow(row);
+    }
+    cursor = page.next_cursor;
+    pages += 1;
+  } while (cursor !== null && pages * ACCOUNTS_PAGE < ACCOUNTS_MAX);
+  // The ranking moves with the writes between two pages: an account it moved past is read on its own
+  // (past the pages read, beyond ACCOUNTS_MAX, the stream's syncs fill the cards).
+  if (cursor === null) await inBatches([...missed].filter((id) => id !== skipped), 6, (id) => quietly(refreshSummary(id)));
+}
+
+// An account's row of the platform view into its card's summary, unless the summary is newer; the
+// fields only the full summary has (peak, matched positions, error) are kept.
+function applyPlatformRow(row) {
+  const entry = state.accounts.get(row.account_id);
+  if (!entry || (entry.summary && entry.summary.total_syncs > row.total_syncs)) return;
+  entry.marketLevel = row.market_level;
+  entry.summary = Object.assign(entry.summary || {}, {
+    status: row.sync_status,
+    total_syncs: row.total_syncs,
+    last_sync_at: row.last_sync_at,
+    open_positions_count: row.open_positions,
+    divergences_detected: row.open_divergences,
+    equity: row.equity,
+    balance: row.balance,
+    drawdown_pct: row.drawdown_pct,
+    drawdown_level: row.drawdown_level,
+    trading_allowed: row.trading_allowed,
+    system_status: worst(row.drawdown_level, row.market_level),
+    halt_reason: row.halt_reason,
+    halted_at: row.halted_at,
+  });
+  renderAccountCard(row.account_id);
+  if (row.account_id === state.selected) renderHeadline();
 }
 
 let requestCounter = 0;
@@ -1414,6 +1469,7 @@ function renderCommands() {
 const PLATFORM_PAGE_SIZE = 50;
 const PLATFORM_REFRESH_MS = 1000; // stream events refresh the platform page at most this often
 const PLATFORM_RECONNECT_MS = 5000;
+const SPARKLINE = { width: 96, height: 24, pad: 2 };
 const PLATFORM_STATUSES = ['halted', 'critical', 'stale_feed', 'divergent', 'commands_outstanding', 'commands_failed', 'warning', 'ok'];
 const PLATFORM_TONE = {
   halted: 'critical',
@@ -1433,6 +1489,10 @@ const platform = {
   answer: null,
   exposure: null,
   ticket: 0,
+  drawdowns: new Map(), // account id -> its drawdown series of the last hour
+  drawdownsUntil: 0, // the end of their last bucket: until then they are not read again
+  drawdownsTimer: null,
+  drawdownsTicket: 0,
 };
 
 function isOperator() {
@@ -1492,6 +1552,45 @@ async function loadPlatform() {
   platform.answer = answer;
   platform.exposure = exposure;
   renderPlatform();
+  await loadDrawdowns(answer.accounts.map((row) => row.account_id));
+}
+
+// The sparklines change only when a bucket ends, or when the page shows other accounts: a list read
+// again on a stream event reads them no more often.
+async function loadDrawdowns(ids, { force = false } = {}) {
+  const known = ids.every((id) => platform.drawdowns.has(id));
+  if (!ids.length || (!force && known && Date.now() + clockOffsetMs < platform.drawdownsUntil)) return;
+  const ticket = ++platform.drawdownsTicket;
+  const answer = await api(`/platform/drawdowns?${ids.map((id) => `account_id=${id}`).join('&')}`);
+  if (ticket !== platform.drawdownsTicket) return; // the sparklines of another page were asked for since
+  // An account without a snapshot in the window is absent from the answer: it has nothing to draw.
+  platform.drawdowns = new Map(ids.map((id) => [id, null]));
+  for (const series of answer.accounts) platform.drawdowns.set(series.account_id, series);
+  platform.drawdownsUntil = Date.parse(answer.until);
+  clearTimeout(platform.drawdownsTimer);
+  platform.drawdownsTimer = setTimeout(() => {
+    if (onPlatformView() && platform.answer) quietly(loadDrawdowns(platform.answer.accounts.map((row) => row.account_id), { force: true }));
+  }, Math.max(1000, platform.drawdownsUntil - Date.now() - clockOffsetMs));
+  if (platform.answer) renderPlatformAccounts(platform.answer);
+}
+
+// The deepest drawdown of each bucket of the last hour, deeper further down, in its worst level's tone.
+function drawdownSparkline(series) {
+  if (!series) return h('span', { class: 'muted small' }, 'no snapshots');
+  const values = series.points.map(num);
+  const deepest = Math.max(...values.filter((value) => value !== null));
+  const warning = num(series.warning_threshold_pct);
+  const level = levelOf(deepest, warning, num(series.critical_threshold_pct));
+  const { width, height, pad } = SPARKLINE;
+  const scale = Math.max(deepest, warning, 1);
+  const step = (width - 2 * pad) / Math.max(values.length - 1, 1);
+  const drawn = values.flatMap((value, index) => (value === null ? [] : [[pad + index * step, pad + (value / scale) * (height - 2 * pad)]]));
+  const [lastX, lastY] = drawn[drawn.length - 1];
+  const text = `Deepest drawdown in the last hour: ${pct(deepest)}`;
+  return s('svg', { class: `sparkline level-${level}`, viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': text },
+    s('title', {}, text),
+    s('polyline', { points: drawn.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ') }),
+    s('circle', { cx: lastX.toFixed(1), cy: lastY.toFixed(1), r: 1.8 }));
 }
 
 function schedulePlatform() {
@@ -1550,6 +1649,7 @@ function renderPlatformAccounts(answer) {
         h('span', { class: 'badges' }, ...row.attention.map((reason) => badge(reason, 'outline')))),
       h('td', { class: 'num', 'data-label': 'Equity' }, money(row.equity, row.currency)),
       h('td', { class: `num level-${row.drawdown_level || 'normal'}`, 'data-label': 'Drawdown' }, pct(row.drawdown_pct)),
+      h('td', { 'data-label': 'Drawdown, last hour' }, platform.drawdowns.has(row.account_id) ? drawdownSparkline(platform.drawdowns.get(row.account_id)) : null),
       h('td', { 'data-label': 'Last sync' }, row.last_sync_at ? relativeTime(row.last_sync_at) : 'never'));
   }));
   setText('platform-range', rows.length ? `${first + 1}–${first + rows.length} of ${answer.total}` : '');
@@ -1641,17 +1741,21 @@ async function onBulkClose(event) {
   event.preventDefault();
   const symbol = $('bulk-symbol').value.trim();
   if (!symbol) return;
-  const held = platform.exposure?.symbols.find((row) => row.symbol === symbol || row.broker_symbols.includes(symbol));
+  const signal = $('bulk-close-signal').value.trim();
+  // With a signal, only the positions matched to its trades: the exposure says how many per signal too.
+  const symbols = signal ? platform.exposure?.signals.find((row) => row.signal_id === signal)?.symbols : platform.exposure?.symbols;
+  const held = symbols?.find((row) => row.symbol === symbol || row.broker_symbols.includes(symbol));
+  const what = signal ? `${symbol} position of signal ${signal}` : `${symbol} position`;
   const question = held
-    ? `Send a close command for every open ${symbol} position on the platform: ${held.positions} position(s) on ${held.accounts} account(s)?`
-    : `No account is known to hold ${symbol} now. Send close commands for any ${symbol} position anyway?`;
+    ? `Send a close command for every open ${what} on the platform: ${held.positions} position(s) on ${held.accounts} account(s)?`
+    : `No account is known to hold a ${what} now. Send the close commands anyway?`;
   if (!window.confirm(question)) return;
   const button = $('bulk-close-submit');
   button.disabled = true;
   try {
-    const answer = await api('/platform/close-symbol', { method: 'POST', json: { symbol } });
+    const answer = await api('/platform/close-symbol', { method: 'POST', json: signal ? { symbol, signal } : { symbol } });
     const issued = answer.accounts.reduce((sum, entry) => sum + entry.commands.length, 0);
-    showBulkAnswer(`Close ${symbol}: ${issued} command(s) issued on ${answer.accounts.length} account(s)`,
+    showBulkAnswer(`Close ${symbol}${signal ? ` of signal ${signal}` : ''}: ${issued} command(s) issued on ${answer.accounts.length} account(s)`,
       answer.accounts.map((entry) => `${accountName(entry.account_id)} (#${entry.account_id}): ${entry.commands.length} issued` +
         (entry.not_issued.length ? `, not issued for ${entry.not_issued.map((ticket) => `#${ticket}`).join(' ')}` : '')));
     quietly(loadPlatform());
@@ -1733,8 +1837,10 @@ function scheduleDetail(id) {
   });
 }
 
+// An operator reads another account's summary with all the others, once however many change.
 function scheduleSummary(id) {
-  debounced.run(`summary:${id}`, () => quietly(refreshSummary(id)));
+  if (isOperator() && id !== state.selected) debounced.run('summaries', () => quietly(refreshSummaries()), PLATFORM_REFRESH_MS);
+  else debounced.run(`summary:${id}`, () => quietly(refreshSummary(id)));
 }
 
 function scheduleAccounts() {
@@ -1967,7 +2073,7 @@ async function poll() {
   if (document.hidden || !state.token) return;
   const selected = state.selected;
   await Promise.all([
-    inBatches(state.order.filter((id) => id !== selected), 6, (id) => quietly(refreshSummary(id))),
+    quietly(refreshSummaries(selected)),
     selected ? quietly(refreshDetail(selected, { feeds: true })) : null,
   ]);
 }
