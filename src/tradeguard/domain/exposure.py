@@ -107,11 +107,12 @@ def _one_percent_move_cost(net: Decimal, lots: list[OpenLot], instruments: Instr
     contract size, since brokers quote the same instrument slightly apart and may size lots apart."""
     if net == 0:
         return Decimal(0)
+    # Looked up once per broker symbol: an instrument is held by many accounts under few names.
+    contract_sizes = {
+        symbol: instruments.get(symbol).contract_size for symbol in {lot.symbol for lot in lots}
+    }
     value = sum(
-        (
-            lot.side.sign * lot.volume * instruments.get(lot.symbol).contract_size * lot.current_price
-            for lot in lots
-        ),
+        (lot.side.sign * lot.volume * contract_sizes[lot.symbol] * lot.current_price for lot in lots),
         Decimal(0),
     )
     # Long on the net, the price falls and the positions lose 1 % of their signed value; short, it rises.

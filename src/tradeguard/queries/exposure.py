@@ -29,8 +29,10 @@ _PARTIAL_REASONS = (DivergenceReason.PARTIAL_FILL.value, DivergenceReason.VOLUME
 
 
 async def platform_exposure(session: AsyncSession) -> PlatformExposure:
-    # A position's signal is its matched trade's; the trade is the account's own, by trade id.
-    rows = await session.execute(
+    # A position's signal is its matched trade's; the trade is the account's own, by trade id. Read
+    # as plain rows, without the ORM's per-row bookkeeping: a platform holds thousands of positions.
+    connection = await session.connection()
+    rows = await connection.execute(
         select(
             BrokerPosition.account_id,
             Account.currency,
@@ -52,18 +54,19 @@ async def platform_exposure(session: AsyncSession) -> PlatformExposure:
             ),
         )
     )
+    sides = {side.value: side for side in Side}
     lots = [
         OpenLot(
-            account_id=row.account_id,
-            account_currency=row.currency,
-            symbol=row.symbol,
-            side=Side(row.side),
-            volume=row.volume,
-            current_price=row.current_price,
-            floating_pnl=row.profit + row.swap + row.commission,
-            signal_id=row.signal_id,
+            account_id=account_id,
+            account_currency=currency,
+            symbol=symbol,
+            side=sides[side],
+            volume=volume,
+            current_price=current_price,
+            floating_pnl=profit + swap + commission,
+            signal_id=signal_id,
         )
-        for row in rows
+        for account_id, currency, symbol, side, volume, current_price, profit, swap, commission, signal_id in rows
     ]
     instruments = await load_instrument_table(session)
     return PlatformExposure(
