@@ -5,6 +5,7 @@ Each test runs its own service on a SQLite file of its own, so the ranking and c
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,9 @@ from tradeguard.store.models import Account, AccountState
 SCREENSHOT = "/tmp/platform-page.png"
 MANY = 1_000
 BURST = 20
+BURST_PACE_S = 0.15  # the burst spans a few seconds: several list reads, fewer exposure reads
 PLATFORM_READ = "/api/v1/platform/accounts"
+EXPOSURE_READ = "/api/v1/platform/exposure"
 DRAWDOWNS_READ = "/api/v1/platform/drawdowns"
 API = "/api/v1/"
 SIGN_IN_REQUESTS = 40  # two summaries for each of the 1,000 accounts would be 2,000
@@ -109,20 +112,36 @@ async def test_the_operator_sees_the_platform_ranked_and_halts_a_signals_followe
         moved = position("5001", volume="1.00", current_price="1.08000", profit="-50.00")
         assert (await trading.bridge.send_snapshot(snapshot(moved, equity="9950")))["applied"]
         await expect(rows.nth(1)).to_contain_text("$9,950.00")
+        await expect(exposure).to_contain_text("-$50.00")
 
-        # A burst of snapshots is read at most once a second, not once per event.
+        # A burst of snapshots is read at most once a second, not once per event; the exposure, which
+        # sums every position of the platform, at most once in five, and its last read has the last P&L.
         reads: list[str] = []
-        page.on(
-            "request", lambda request: reads.append(request.url) if PLATFORM_READ in request.url else None
-        )
+        exposure_reads: list[str] = []
+
+        def note(request) -> None:
+            if PLATFORM_READ in request.url:
+                reads.append(request.url)
+            elif EXPOSURE_READ in request.url:
+                exposure_reads.append(request.url)
+
+        page.on("request", note)
         started = time.perf_counter()
         for step in range(BURST):
-            body = snapshot(moved, equity=str(9900 - step))
+            last = step == BURST - 1
+            body = snapshot(
+                position("5001", volume="1.00", current_price="1.08000", profit="-60.00") if last else moved,
+                equity=str(9900 - step),
+            )
             assert (await trading.bridge.send_snapshot(body))["applied"]
+            await asyncio.sleep(BURST_PACE_S)
         await expect(rows.nth(1)).to_contain_text(f"${9900 - BURST + 1:,}.00")
+        await expect(exposure).to_contain_text("-$60.00")
         await page.wait_for_timeout(1500)  # the last throttled read, if one was still due
         elapsed = time.perf_counter() - started
         assert 1 <= len(reads) <= int(elapsed) + 2 < BURST, (len(reads), elapsed)
+        assert 1 <= len(exposure_reads) <= int(elapsed / 5) + 2, (len(exposure_reads), len(reads), elapsed)
+        assert len(exposure_reads) < len(reads), (len(exposure_reads), len(reads), elapsed)
 
         dialogs: list[str] = []
 

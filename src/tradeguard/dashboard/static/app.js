@@ -1468,6 +1468,8 @@ function renderCommands() {
 
 const PLATFORM_PAGE_SIZE = 50;
 const PLATFORM_REFRESH_MS = 1000; // stream events refresh the platform page at most this often
+// The exposure sums every open position of the platform: it is read again at most this often.
+const EXPOSURE_REFRESH_MS = 5000;
 const PLATFORM_RECONNECT_MS = 5000;
 const SPARKLINE = { width: 96, height: 24, pad: 2 };
 const PLATFORM_STATUSES = ['halted', 'critical', 'stale_feed', 'divergent', 'commands_outstanding', 'commands_failed', 'warning', 'ok'];
@@ -1488,6 +1490,7 @@ const platform = {
   page: 0,
   answer: null,
   exposure: null,
+  exposureReadAt: 0,
   ticket: 0,
   drawdowns: new Map(), // account id -> its drawdown series of the last hour
   drawdownsUntil: 0, // the end of their last bucket: until then they are not read again
@@ -1518,7 +1521,7 @@ function showView() {
   $('accounts-link').setAttribute('aria-current', onPlatform ? 'false' : 'page');
   $('platform-link').setAttribute('aria-current', onPlatform ? 'page' : 'false');
   if (onPlatform) {
-    quietly(loadPlatform());
+    quietly(loadPlatform({ exposureNow: true }));
     platformStream.start();
     return;
   }
@@ -1528,15 +1531,23 @@ function showView() {
   else if (state.selected && location.hash !== `#account-${state.selected}`) history.replaceState(null, '', `#account-${state.selected}`);
 }
 
-async function loadPlatform() {
+async function loadPlatform({ exposureNow = false } = {}) {
   const ticket = ++platform.ticket;
   const cursor = platform.cursors[platform.page];
+  const sinceExposure = Date.now() - platform.exposureReadAt;
+  const readExposure = exposureNow || !platform.exposure || sinceExposure >= EXPOSURE_REFRESH_MS;
+  if (!readExposure) {
+    // The events that asked for this refresh are in the exposure at the latest this much later.
+    debounced.run('exposure', () => {
+      if (onPlatformView()) quietly(loadPlatform());
+    }, EXPOSURE_REFRESH_MS - sinceExposure);
+  }
   let answer;
   let exposure;
   try {
     [answer, exposure] = await Promise.all([
       api(`/platform/accounts${query({ ...platform.filters, limit: PLATFORM_PAGE_SIZE, cursor })}`),
-      api('/platform/exposure'),
+      readExposure ? api('/platform/exposure') : platform.exposure,
     ]);
   } catch (error) {
     if (ticket !== platform.ticket) return;
@@ -1550,6 +1561,7 @@ async function loadPlatform() {
   }
   if (ticket !== platform.ticket) return; // a newer read (another page, other filters) was asked for
   platform.answer = answer;
+  if (readExposure) platform.exposureReadAt = Date.now();
   platform.exposure = exposure;
   renderPlatform();
   await loadDrawdowns(answer.accounts.map((row) => row.account_id));
