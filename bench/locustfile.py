@@ -27,10 +27,10 @@ over TG_INGEST_WEIGHT. Users wait TG_WAIT_MIN..TG_WAIT_MAX seconds (default
 0.5..1.5) between tasks.
 
 TG_OPERATORS (default 0) adds that many operators (the seed's users of role owner) beside the
-followers, each with the dashboard's platform page open: every TG_OPERATOR_PERIOD seconds
-(default 1, the page's refresh when events keep arriving) it reads the first page of
-`/api/v1/platform/accounts` (50 accounts, ranked) and `/api/v1/platform/exposure`, as the page
-does. Operators are spawned first and count in `-u`.
+followers, each with the dashboard's platform page open, reading what the page reads while events
+keep arriving: every TG_OPERATOR_PERIOD seconds (default 1) the first page of
+`/api/v1/platform/accounts` (50 accounts, ranked), and every TG_OPERATOR_EXPOSURE_PERIOD seconds
+(default 5) `/api/v1/platform/exposure`. Operators are spawned first and count in `-u`.
 
 At the end it prints p50/p95/p99, throughput and errors, and the server's cache hit rate over
 the run, from `tradeguard_cache_hits_total` / `tradeguard_cache_misses_total` read before and
@@ -81,6 +81,7 @@ WAIT_MAX = float(os.environ.get("TG_WAIT_MAX", "1.5"))
 WARMUP_SECONDS = float(os.environ.get("TG_WARMUP") or 0)
 OPERATORS = int(os.environ.get("TG_OPERATORS") or 0)
 OPERATOR_PERIOD = float(os.environ.get("TG_OPERATOR_PERIOD") or 1.0)
+OPERATOR_EXPOSURE_PERIOD = float(os.environ.get("TG_OPERATOR_EXPOSURE_PERIOD") or 5.0)
 PLATFORM_PAGE = "/api/v1/platform/accounts?limit=50"
 PLATFORM_EXPOSURE = "/api/v1/platform/exposure"
 
@@ -175,6 +176,7 @@ def _report(environment) -> None:
         "warmup_seconds": WARMUP_SECONDS,
         "operators": OPERATORS,
         "operator_period_seconds": OPERATOR_PERIOD if OPERATORS else None,
+        "operator_exposure_period_seconds": OPERATOR_EXPOSURE_PERIOD if OPERATORS else None,
         "cache": cache,
         "cache_followers_views": _followers_views(cache),
         "cache_whole_run": whole_run,
@@ -260,8 +262,11 @@ class Operator(FastHttpUser):
         with _lock:
             index = next(_next_operator)
         self.auth = {"Authorization": f"Bearer {_seed.operators[index % len(_seed.operators)].token}"}
+        self.exposure_read_at = -OPERATOR_EXPOSURE_PERIOD
 
     @task
     def platform_page(self) -> None:
         self.client.get(PLATFORM_PAGE, headers=self.auth, name=PLATFORM_PAGE)
-        self.client.get(PLATFORM_EXPOSURE, headers=self.auth, name=PLATFORM_EXPOSURE)
+        if time.monotonic() - self.exposure_read_at >= OPERATOR_EXPOSURE_PERIOD:
+            self.exposure_read_at = time.monotonic()
+            self.client.get(PLATFORM_EXPOSURE, headers=self.auth, name=PLATFORM_EXPOSURE)
