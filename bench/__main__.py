@@ -23,6 +23,7 @@ BENCHMARKS = {
     "fast_path": "what a cache hit costs inside the app, in process",
     "history_month": "a simulated month of equity history: table sizes, the ingest's insert, a month's chart",
     "rules_decide": "the drawdown guard's decision per snapshot, pure, for rule sets of growing size",
+    "platform_views": "what building the operator's platform views costs, in process, on the seeded database",
 }
 
 
