@@ -61,8 +61,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Larger request bodies are refused with 413 before they are read.",
     )
-    db_pool_size: int = Field(default=10, gt=0)
-    db_max_overflow: int = Field(default=20, ge=0)
+    # Kept connections, not overflow, carry a busy worker: an overflow connection is closed on its
+    # return, so a worker past its pool reconnects (asyncpg's set-up and type introspection) for
+    # nearly every request, which under load queues the next ones behind it.
+    db_pool_size: int = Field(default=20, gt=0)
+    db_max_overflow: int = Field(default=10, ge=0)
     command_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
