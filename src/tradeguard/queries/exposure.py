@@ -54,13 +54,12 @@ async def platform_exposure(session: AsyncSession) -> PlatformExposure:
             ),
         )
     )
-    sides = {side.value: side for side in Side}
     lots = [
         OpenLot(
             account_id=account_id,
             account_currency=currency,
             symbol=symbol,
-            side=sides[side],
+            side=Side(side),
             volume=volume,
             current_price=current_price,
             floating_pnl=profit + swap + commission,

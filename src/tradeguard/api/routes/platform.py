@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import Field
@@ -12,13 +12,12 @@ from tradeguard.api.deps import PrincipalDep, ReadsDep
 from tradeguard.api.params import MAX_ID, CursorQuery
 from tradeguard.api.responses import JSONBytes
 from tradeguard.api.routes.exposure import OPERATORS_ONLY
-from tradeguard.queries.platform import STATUSES, PlatformFilters
-from tradeguard.queries.read_models import PlatformAccountPage, PlatformDrawdowns
+from tradeguard.queries.platform import PlatformFilters
+from tradeguard.queries.read_models import AttentionName, PlatformAccountPage, PlatformDrawdowns
 from tradeguard.values import text
 
 router = APIRouter(prefix="/platform", tags=["platform"])
 
-Status = Literal[STATUSES]
 MAX_DRAWDOWN_ACCOUNTS = 100
 
 
@@ -30,7 +29,7 @@ MAX_DRAWDOWN_ACCOUNTS = 100
 async def accounts(
     principal: PrincipalDep,
     reads: ReadsDep,
-    status: Annotated[Status | None, Query(description="the account's attention status")] = None,
+    status: Annotated[AttentionName | None, Query(description="the account's attention status")] = None,
     broker: text(120) | None = None,
     signal: Annotated[
         text(64, min_length=1) | None, Query(description="accounts holding an open trade of this signal")
